@@ -1,0 +1,52 @@
+"""Shared fixtures. Tests never touch the network: real data comes from ../shared/data/mnist,
+everything else from `tfds.testing.mock_data` or data the tests make."""
+
+import os
+import pathlib
+
+import keras
+import pytest
+import tensorflow_datasets as tfds
+
+from zoo.data import tfds_input
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+MNIST_DIR = pathlib.Path(os.environ.get("ZOO_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+  """Every test starts and ends under the float32 policy with a clean Keras session."""
+  keras.mixed_precision.set_global_policy("float32")
+  yield
+  keras.mixed_precision.set_global_policy("float32")
+  keras.backend.clear_session()
+
+
+@pytest.fixture
+def mock_manual_dir(tmp_path):
+  """A manual_dir with empty stand-ins for the MNIST files, for use under mock_data
+  (which makes download_and_prepare a no-op and invents the examples)."""
+  d = tmp_path / "manual"
+  d.mkdir()
+  for name in tfds_input.EXPECTED_FILES["mnist"]:
+    (d / name).write_bytes(b"")
+  return str(d)
+
+
+@pytest.fixture
+def mock_mnist():
+  with tfds.testing.mock_data(num_examples=64):
+    yield
+
+
+@pytest.fixture(scope="session")
+def real_mnist_data_dir(tmp_path_factory):
+  """A TFDS data_dir with the real MNIST, prepared once per session from ../shared/data/mnist
+  (about 25 s). Set ZOO_TEST_DATA_DIR to reuse a prepared one across sessions."""
+  if not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
+    pytest.fail(f"Real MNIST files not found in {MNIST_DIR}: the tests expect ../shared/data/mnist "
+                "beside the repo (or ZOO_MNIST_DIR).")
+  data_dir = os.environ.get("ZOO_TEST_DATA_DIR") or str(tmp_path_factory.mktemp("tfds"))
+  tfds_input.prepare_builder("mnist", data_dir=data_dir, manual_dir=str(MNIST_DIR))
+  return data_dir

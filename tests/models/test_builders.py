@@ -1,0 +1,66 @@
+"""Contract tests for every builder in zoo.models.MODELS, and their validation errors."""
+
+import pytest
+
+from tests.models.builder_contract import check_builder_contract
+from zoo import models
+
+# Exact weight counts, MNIST-shaped input (28, 28, 1), 10 classes. A changed count is a
+# changed architecture: update it knowingly.
+EXPECTED_PARAMS = {
+    "mlp": 784 * 1024 + 4 * 1024 + 1024 * 1024 + 4 * 1024 + 1024 * 10 + 10,
+    "mlp_tiny": 784 * 16 + 4 * 16 + 16 * 10 + 10,
+    "cnn": 5 * 5 * 32 + 4 * 32 + 3 * 3 * 32 * 64 + 4 * 64 + 7 * 7 * 64 * 10 + 10,
+    "cnn_tiny": 5 * 5 * 4 + 4 * 4 + 3 * 3 * 4 * 8 + 4 * 8 + 7 * 7 * 8 * 10 + 10,
+    "keras_example_cnn": 34826,  # As printed by the keras-io example's model.summary().
+}
+
+
+def test_every_builder_is_covered():
+  assert set(EXPECTED_PARAMS) == set(models.MODELS)
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_contract_float32(name, tmp_path):
+  check_builder_contract(models.MODELS[name], input_shape=(28, 28, 1), num_classes=10,
+                         expected_params=EXPECTED_PARAMS[name], tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("name", ["mlp_tiny", "cnn_tiny"])
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_contract_mixed_precision(name, policy, tmp_path):
+  check_builder_contract(models.MODELS[name], input_shape=(28, 28, 1), num_classes=10,
+                         expected_params=EXPECTED_PARAMS[name], tmp_path=tmp_path, policy=policy)
+
+
+@pytest.mark.parametrize("name", ["mlp_tiny", "cnn_tiny"])
+def test_other_shapes_and_classes(name, tmp_path):
+  model = models.MODELS[name](input_shape=(32, 32, 3), num_classes=5, name="x")
+  assert tuple(model.output.shape) == (None, 5)
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+@pytest.mark.parametrize("kwargs, message", [
+    ({"input_shape": (28, 28)}, r"Invalid value for `input_shape`: expected \(height, width, "
+                                r"channels\).*Received: input_shape=\(28, 28\)"),
+    ({"input_shape": (28, 0, 1)}, r"Invalid value for `input_shape`"),
+    ({"num_classes": 1}, r"Invalid value for `num_classes`: expected an integer >= 2\. "
+                         r"Received: num_classes=1"),
+])
+def test_shared_argument_errors(name, kwargs, message):
+  args = {"input_shape": (28, 28, 1), "num_classes": 10, **kwargs}
+  with pytest.raises(ValueError, match=message):
+    models.MODELS[name](**args)
+
+
+def test_mlp_errors():
+  with pytest.raises(ValueError, match=r"Invalid value for `hidden_units`.*Received: hidden_units=\(\)"):
+    models.mlp(hidden_units=())
+  with pytest.raises(ValueError, match=r"Invalid value for `dropout`: expected 0 <= dropout < 1\. "
+                                       r"Received: dropout=1\.5"):
+    models.mlp(dropout=1.5)
+
+
+def test_cnn_errors():
+  with pytest.raises(ValueError, match=r"Invalid value for `filters`.*Received: filters=\(8, -1\)"):
+    models.cnn(filters=(8, -1))

@@ -1,0 +1,26 @@
+"""Helpers shared by the builders."""
+
+import keras
+
+
+def check_builder_args(input_shape, num_classes):
+  """Validates the arguments every builder shares."""
+  if (not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3
+      or not all(isinstance(d, int) and d > 0 for d in input_shape)):
+    raise ValueError("Invalid value for `input_shape`: expected (height, width, channels) "
+                     f"of positive integers. Received: input_shape={input_shape!r}")
+  if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+    raise ValueError("Invalid value for `num_classes`: expected an integer >= 2. "
+                     f"Received: num_classes={num_classes!r}")
+
+
+def check_rate(name, value):
+  if not 0.0 <= value < 1.0:
+    raise ValueError(f"Invalid value for `{name}`: expected 0 <= {name} < 1. "
+                     f"Received: {name}={value!r}")
+
+
+def classifier_head(x, num_classes):
+  """Dense logits, then a float32 softmax: probabilities are float32 under any policy."""
+  x = keras.layers.Dense(num_classes, name="logits")(x)
+  return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
