@@ -1,0 +1,174 @@
+"""The training config shared by every recipe, and its command-line overrides.
+
+A recipe is a `TrainConfig` with the recipe's own defaults (see `zoo/configs/*.py`).
+Field names carry their units (`train_epochs`, `warmup_epochs`, `batch_size` in examples).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import typing
+from typing import Any
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Everything that decides what a training run computes.
+
+  Paths (model_dir, data_dir, manual_dir) are not part of it: they say where, not what.
+
+  Attributes:
+    model: name of the model builder in `zoo.models.MODELS`.
+    dataset: tensorflow-datasets name (`mnist`, `fashion_mnist`, ...).
+    train_split: TFDS split (slicing allowed, e.g. `train[:90%]`) used for training.
+    eval_split: TFDS split used for validation after every epoch and for the final
+      metrics in `metrics.json`.
+    batch_size: global batch size in examples per step, summed over all replicas.
+    eval_batch_size: global batch size in examples for evaluation.
+    train_epochs: number of passes over `train_split`.
+    optimizer: `adam`, `adamw` or `sgd` (SGD uses Nesterov momentum 0.9).
+    learning_rate: peak learning rate.
+    lr_schedule: `constant` or `cosine` (linear warmup, then cosine decay to 0 at the
+      end of the last epoch).
+    warmup_epochs: length of the warmup, in epochs (fractions allowed).
+    weight_decay: decoupled weight decay (AdamW / SGD), per step, times the learning rate.
+    augment: random translations of training images by up to `max_shift_pixels`.
+    max_shift_pixels: largest translation, in pixels, along each axis.
+    shuffle_buffer_examples: shuffle buffer size in examples (>= split size = full shuffle).
+    seed: seed for weights, shuffling and augmentation.
+    jit_compile: compile train/eval steps with XLA.
+    mixed_precision: `float32`, `float16`, `bfloat16` or `auto` (see `zoo.precision`).
+    strategy: `default`, `one_device`, `mirrored`, `multi_worker_mirrored`, `tpu` or
+      `auto` (see `zoo.distribute`).
+    log_images: how many training images to write to TensorBoard (0 = none).
+    model_kwargs: the builder's own knobs (widths, dropout, ...).
+  """
+
+  model: str
+  dataset: str = "mnist"
+  train_split: str = "train"
+  eval_split: str = "test"
+  batch_size: int = 128
+  eval_batch_size: int = 1000
+  train_epochs: int = 10
+  optimizer: str = "adam"
+  learning_rate: float = 1e-3
+  lr_schedule: str = "constant"
+  warmup_epochs: float = 0.0
+  weight_decay: float = 0.0
+  augment: bool = False
+  max_shift_pixels: int = 2
+  shuffle_buffer_examples: int = 60_000
+  seed: int = 0
+  jit_compile: bool = True
+  mixed_precision: str = "float32"
+  strategy: str = "default"
+  log_images: int = 8
+  model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+  def validate(self) -> "TrainConfig":
+    """Checks every field; raises ValueError naming the field, the expectation and the value."""
+    _positive_int(self, "batch_size")
+    _positive_int(self, "eval_batch_size")
+    if not isinstance(self.train_epochs, int) or self.train_epochs < 0:
+      raise ValueError(
+          "Invalid value for `train_epochs`: expected an integer >= 0. "
+          f"Received: train_epochs={self.train_epochs!r}")
+    if not self.learning_rate > 0:
+      raise ValueError("Invalid value for `learning_rate`: expected a number > 0. "
+                       f"Received: learning_rate={self.learning_rate!r}")
+    _one_of(self, "optimizer", ("adam", "adamw", "sgd"))
+    _one_of(self, "lr_schedule", ("constant", "cosine"))
+    _one_of(self, "mixed_precision", ("auto", "float32", "float16", "bfloat16"))
+    _one_of(self, "strategy", ("auto", "default", "one_device", "mirrored",
+                               "multi_worker_mirrored", "tpu"))
+    if not 0 <= self.warmup_epochs <= max(self.train_epochs, 0):
+      raise ValueError(
+          "Invalid value for `warmup_epochs`: expected 0 <= warmup_epochs <= "
+          f"train_epochs ({self.train_epochs}). Received: warmup_epochs={self.warmup_epochs!r}")
+    if self.weight_decay < 0:
+      raise ValueError("Invalid value for `weight_decay`: expected a number >= 0. "
+                       f"Received: weight_decay={self.weight_decay!r}")
+    if self.max_shift_pixels < 0:
+      raise ValueError("Invalid value for `max_shift_pixels`: expected an integer >= 0. "
+                       f"Received: max_shift_pixels={self.max_shift_pixels!r}")
+    _positive_int(self, "shuffle_buffer_examples")
+    return self
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+  @classmethod
+  def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+      raise ValueError(f"Unknown config field(s) {unknown}; valid fields: {sorted(names)}")
+    return cls(**d)
+
+  def replace(self, **changes) -> "TrainConfig":
+    return dataclasses.replace(self, **changes)
+
+
+def _positive_int(config, name):
+  value = getattr(config, name)
+  if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    raise ValueError(f"Invalid value for `{name}`: expected a positive integer. "
+                     f"Received: {name}={value!r}")
+
+
+def _one_of(config, name, choices):
+  value = getattr(config, name)
+  if value not in choices:
+    raise ValueError(f"Invalid value for `{name}`: expected one of {list(choices)}. "
+                     f"Received: {name}={value!r}")
+
+
+def _parse_value(text: str) -> Any:
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text  # A bare word such as `adamw` or `fashion_mnist`.
+
+
+def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
+  """Returns `config` with `field=value` overrides applied (`--set` on the command line).
+
+  `model_kwargs.<knob>=value` sets one builder knob. Values are Python literals
+  (`0.1`, `True`, `(64, 128)`) or bare strings; each is checked against the field's type.
+
+  Raises:
+    ValueError: malformed override, unknown field, or a value of the wrong type.
+  """
+  hints = typing.get_type_hints(TrainConfig)
+  changes: dict[str, Any] = {}
+  model_kwargs = dict(config.model_kwargs)
+  for item in overrides:
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+      raise ValueError(f"Invalid override {item!r}: expected `field=value`, "
+                       "e.g. `train_epochs=3` or `model_kwargs.dropout=0.2`.")
+    value = _parse_value(raw.strip())
+    if key.startswith("model_kwargs."):
+      model_kwargs[key[len("model_kwargs."):]] = value
+      continue
+    if key not in hints:
+      raise ValueError(f"Unknown config field {key!r} in override {item!r}; "
+                       f"valid fields: {sorted(hints)}")
+    expected = hints[key]
+    origin = typing.get_origin(expected) or expected
+    if origin is float and isinstance(value, int) and not isinstance(value, bool):
+      value = float(value)
+    if not isinstance(value, origin) or (origin is int and isinstance(value, bool)):
+      raise ValueError(f"Invalid override {item!r}: `{key}` expects "
+                       f"{getattr(origin, '__name__', origin)}, got {value!r}")
+    changes[key] = value
+  if model_kwargs != config.model_kwargs:
+    changes["model_kwargs"] = model_kwargs
+  return config.replace(**changes)

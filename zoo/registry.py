@@ -1,0 +1,41 @@
+"""Recipe registry: one name picks a config, and the config's `model` picks a builder.
+
+Scripts resolve everything through here; unknown names fail with the list of valid ones.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+
+from zoo import models
+from zoo.configs import TrainConfig, keras_example_cnn, mnist_cnn, mnist_mlp, tiny
+
+RECIPES: dict[str, Callable[[], TrainConfig]] = {
+    "mnist_mlp": mnist_mlp.get_config,
+    "mnist_cnn": mnist_cnn.get_config,
+    "keras_example_cnn": keras_example_cnn.get_config,
+    # For tests only.
+    "mnist_mlp_tiny": tiny.mnist_mlp_tiny,
+    "mnist_cnn_tiny": tiny.mnist_cnn_tiny,
+}
+
+
+def recipe_names() -> list[str]:
+  return sorted(RECIPES)
+
+
+def get_config(name: str) -> TrainConfig:
+  """Returns a fresh copy of the recipe's config."""
+  if name not in RECIPES:
+    raise ValueError(f"Unknown recipe {name!r}. Valid recipes: {recipe_names()}")
+  return RECIPES[name]()
+
+
+def build_model(config: TrainConfig, *, input_shape, num_classes: int) -> keras.Model:
+  """Builds `config.model` with the config's knobs. The dtype policy must already be set."""
+  if config.model not in models.MODELS:
+    raise ValueError(f"Unknown model {config.model!r}. Valid models: {sorted(models.MODELS)}")
+  return models.MODELS[config.model](input_shape=tuple(input_shape), num_classes=num_classes,
+                                     **config.model_kwargs)
