@@ -1,0 +1,151 @@
+"""Input pipeline tests: eagerly and inside tf.data, determinism, sharding, offline errors."""
+
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from zoo import data
+from zoo.data import tfds_input
+
+
+@pytest.fixture
+def mnist_builder(mock_mnist, mock_manual_dir, tmp_path):
+  return data.prepare_builder("mnist", data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
+
+
+def _first_batch(ds):
+  images, labels = next(iter(ds))
+  return images.numpy(), labels.numpy()
+
+
+def test_batches_have_the_documented_shapes_dtypes_and_range(mnist_builder):
+  ds = data.make_classification_dataset(mnist_builder, "train", batch_size=16, training=True)
+  batches = list(ds)
+  assert len(batches) == 64 // 16
+  images, labels = batches[0]
+  assert images.shape == (16, 28, 28, 1) and images.dtype == tf.float32
+  assert labels.shape == (16,) and labels.dtype == tf.int64
+  assert 0.0 <= float(tf.reduce_min(images)) and float(tf.reduce_max(images)) <= 1.0
+  assert float(tf.reduce_max(images)) > 0.5  # Normalized, not all black.
+
+
+def test_eval_keeps_the_last_partial_batch_training_drops_it(mnist_builder):
+  evals = list(data.make_classification_dataset(mnist_builder, "test", batch_size=24,
+                                                training=False))
+  assert [int(b[0].shape[0]) for b in evals] == [24, 24, 16]
+  trains = list(data.make_classification_dataset(mnist_builder, "train", batch_size=24,
+                                                 training=True))
+  assert [int(b[0].shape[0]) for b in trains] == [24, 24]
+
+
+def test_same_seed_same_batches_other_seed_other_order(mnist_builder):
+  make = lambda seed: data.make_classification_dataset(
+      mnist_builder, "train", batch_size=64, training=True, seed=seed, augment=True)
+  a, b, c = _first_batch(make(1)), _first_batch(make(1)), _first_batch(make(2))
+  np.testing.assert_array_equal(a[0], b[0])
+  np.testing.assert_array_equal(a[1], b[1])
+  assert not np.array_equal(a[0], c[0])
+
+
+def test_epochs_are_reshuffled(mnist_builder):
+  ds = data.make_classification_dataset(mnist_builder, "train", batch_size=64, training=True)
+  first, second = _first_batch(ds), _first_batch(ds)
+  assert not np.array_equal(first[0], second[0])
+  # Same examples, other order: compare sorted per-image sums.
+  np.testing.assert_allclose(np.sort(first[0].sum(axis=(1, 2, 3))),
+                             np.sort(second[0].sum(axis=(1, 2, 3))), rtol=1e-5)
+
+
+def test_normalize_images_eager_and_in_dataset_map():
+  images = tf.constant([[[[0]], [[255]]], [[[51]], [[102]]]], dtype=tf.uint8)
+  eager = data.normalize_images(images).numpy()
+  np.testing.assert_allclose(eager.ravel(), [0.0, 1.0, 0.2, 0.4], atol=1e-7)
+  mapped = next(iter(tf.data.Dataset.from_tensors(images).map(data.normalize_images)))
+  np.testing.assert_array_equal(mapped.numpy(), eager)
+
+
+def test_random_translate_eager_and_in_dataset_map():
+  image = tf.reshape(tf.range(1, 37, dtype=tf.float32), (6, 6, 1))
+  seed = tf.constant([3, 4], tf.int64)
+  eager = tfds_input.random_translate(image, 2, seed).numpy()
+  mapped = next(iter(tf.data.Dataset.from_tensors((image, seed)).map(
+      lambda im, s: tfds_input.random_translate(im, 2, s)))).numpy()
+  np.testing.assert_array_equal(eager, mapped)
+  assert eager.shape == (6, 6, 1)
+  # A shift: every non-zero value of the result is an original pixel, neighbours stay
+  # neighbours, and with max_shift 0 nothing moves.
+  assert set(eager[eager > 0].ravel()) <= set(image.numpy().ravel())
+  np.testing.assert_array_equal(tfds_input.random_translate(image, 0, seed), image)
+  shifts = {tfds_input.random_translate(image, 2, tf.constant([i, 0], tf.int64)).numpy().tobytes()
+            for i in range(20)}
+  assert len(shifts) > 5
+
+
+def test_input_context_shards_examples_and_batches_per_replica(mnist_builder):
+  def shard(i):
+    ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=i,
+                                     num_replicas_in_sync=4)
+    return list(data.make_classification_dataset(mnist_builder, "test", batch_size=16,
+                                                 training=False, input_context=ctx))
+  a, b = shard(0), shard(1)
+  assert all(int(x.shape[0]) == 4 for x, _ in a)  # 16 global / 4 replicas.
+  sums = lambda batches: sorted(float(s) for x, _ in batches for s in tf.reduce_sum(x, [1, 2, 3]))
+  everything = sums(list(data.make_classification_dataset(mnist_builder, "test", batch_size=16,
+                                                          training=False)))
+  assert len(sums(a)) + len(sums(b)) == len(everything) == 64
+  np.testing.assert_allclose(sorted(sums(a) + sums(b)), everything, rtol=1e-6)
+
+
+def test_batch_not_divisible_by_replicas_is_refused(mnist_builder):
+  ctx = tf.distribute.InputContext(num_input_pipelines=1, input_pipeline_id=0,
+                                   num_replicas_in_sync=4)
+  with pytest.raises(ValueError, match=r"expected a positive multiple of the number of "
+                                       r"replicas \(4\)\. Received: batch_size=10"):
+    data.make_classification_dataset(mnist_builder, "test", batch_size=10, training=False,
+                                     input_context=ctx)
+
+
+def test_fashion_mnist_works_unchanged(mock_mnist, mock_manual_dir, tmp_path):
+  builder = data.prepare_builder("fashion_mnist", data_dir=str(tmp_path),
+                                 manual_dir=mock_manual_dir)
+  info = data.dataset_info(builder)
+  assert info.image_shape == (28, 28, 1) and info.num_classes == 10
+  assert info.class_names[0] == "T-shirt/top"
+  images, _ = _first_batch(data.make_classification_dataset(builder, "train", batch_size=8,
+                                                            training=True, augment=True))
+  assert images.shape == (8, 28, 28, 1)
+
+
+def test_not_prepared_and_offline_fails_fast_with_instructions(tmp_path):
+  start = time.perf_counter()
+  with pytest.raises(data.DatasetNotAvailableError) as e:
+    data.prepare_builder("mnist", data_dir=str(tmp_path / "empty"))
+  assert time.perf_counter() - start < 10
+  message = str(e.value)
+  assert "'mnist' is not prepared in" in message and str(tmp_path / "empty") in message
+  assert "--manual_dir" in message and "train-images-idx3-ubyte.gz" in message
+  assert "t10k-labels-idx1-ubyte.gz" in message and "--download" in message
+
+
+def test_manual_dir_missing_files_are_named(tmp_path):
+  (tmp_path / "m").mkdir()
+  (tmp_path / "m" / "train-images-idx3-ubyte.gz").write_bytes(b"")
+  with pytest.raises(data.DatasetNotAvailableError,
+                     match=r"lacks \['train-labels-idx1-ubyte\.gz', 't10k-images-idx3-ubyte\.gz', "
+                           r"'t10k-labels-idx1-ubyte\.gz'\]"):
+    data.prepare_builder("mnist", data_dir=str(tmp_path / "d"), manual_dir=str(tmp_path / "m"))
+
+
+def test_manual_dir_that_is_not_a_directory(tmp_path):
+  with pytest.raises(data.DatasetNotAvailableError,
+                     match=r"Invalid value for `manual_dir`: '.*nowhere' is not a directory"):
+    data.prepare_builder("mnist", data_dir=str(tmp_path), manual_dir=str(tmp_path / "nowhere"))
+
+
+def test_unknown_dataset_name():
+  with pytest.raises(ValueError, match=r"Invalid value for `dataset`: 'mnistt' is not a "
+                                       r"tensorflow-datasets name"):
+    data.prepare_builder("mnistt")

@@ -1,0 +1,205 @@
+"""Image-classification input pipelines over tensorflow-datasets (TFDS).
+
+Stage order, fixed for every recipe:
+
+  read (TFDS) -> shard (per input pipeline) -> cache -> shuffle -> repeat
+  -> map(normalize, augment; parallel) -> batch (per replica) -> prefetch
+
+Offline first: these machines have no internet. `prepare_builder` never lets TFDS try
+to download (it retries for minutes, or hangs) unless `allow_download=True`; it prepares
+from a folder of the dataset's original files (`manual_dir`) or fails at once with a
+message naming the dataset, the files expected and the flags to pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+# The original files each dataset is prepared from, as TFDS names them inside
+# `manual_dir` (the basenames of its download URLs).
+_IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+EXPECTED_FILES = {"mnist": _IDX_FILES, "fashion_mnist": _IDX_FILES}
+
+
+class DatasetNotAvailableError(RuntimeError):
+  """The dataset is neither prepared nor provided, and downloading is not allowed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What a recipe needs to know about a dataset before building a model."""
+  name: str
+  image_shape: tuple[int, int, int]
+  num_classes: int
+  class_names: tuple[str, ...]
+  num_examples: dict[str, int]
+
+
+def prepare_builder(name: str, *, data_dir: Optional[str] = None,
+                    manual_dir: Optional[str] = None,
+                    allow_download: bool = False) -> tfds.core.DatasetBuilder:
+  """Returns a TFDS builder for `name` whose data is ready to read.
+
+  Args:
+    name: TFDS dataset name, e.g. `mnist` or `fashion_mnist`.
+    data_dir: TFDS data directory (default: TFDS's, `~/tensorflow_datasets`).
+    manual_dir: folder holding the dataset's original files; the dataset is prepared
+      from them into `data_dir` when it is not prepared yet (about 25 s for MNIST).
+    allow_download: let TFDS download the files when neither prepared nor provided.
+
+  Raises:
+    DatasetNotAvailableError: not prepared, no usable `manual_dir`, no download allowed.
+    ValueError: unknown dataset name.
+  """
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError as e:
+    raise ValueError(f"Invalid value for `dataset`: {name!r} is not a tensorflow-datasets "
+                     "name (e.g. 'mnist', 'fashion_mnist').") from e
+  if builder.is_prepared():
+    return builder
+  expected = EXPECTED_FILES.get(name)
+  where = data_dir or "the default TFDS data_dir (~/tensorflow_datasets)"
+  if manual_dir:
+    if not os.path.isdir(manual_dir):
+      raise DatasetNotAvailableError(
+          f"Invalid value for `manual_dir`: {manual_dir!r} is not a directory. Expected a "
+          f"folder holding the original files of {name!r}: {list(expected or ['...'])}.")
+    missing = [f for f in (expected or ()) if not os.path.exists(os.path.join(manual_dir, f))]
+    if missing:
+      raise DatasetNotAvailableError(
+          f"Dataset {name!r}: `manual_dir` {manual_dir!r} lacks {missing}. "
+          f"Expected all of {list(expected)}.")
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    return builder
+  if allow_download:
+    builder.download_and_prepare()
+    return builder
+  files = f" ({', '.join(expected)})" if expected else ""
+  raise DatasetNotAvailableError(
+      f"Dataset {name!r} is not prepared in {where}, and downloading is off (this zoo "
+      f"never downloads unless told to). Pass --manual_dir=DIR, a folder holding the "
+      f"dataset's original files{files}, e.g. --manual_dir=../shared/data/mnist; or "
+      f"--data_dir=DIR where it is already prepared; or --download to let "
+      f"tensorflow-datasets fetch it (needs internet).")
+
+
+def dataset_info(builder: tfds.core.DatasetBuilder) -> DatasetInfo:
+  """Summarizes an image-classification builder: image shape, classes, split sizes."""
+  features = builder.info.features
+  image_shape = tuple(features["image"].shape)
+  label = features["label"]
+  return DatasetInfo(
+      name=builder.name,
+      image_shape=image_shape,
+      num_classes=label.num_classes,
+      class_names=tuple(label.names),
+      num_examples={k: v.num_examples for k, v in builder.info.splits.items()},
+  )
+
+
+def num_examples(builder: tfds.core.DatasetBuilder, split: str) -> int:
+  """Number of examples in `split` (slicing allowed), from the metadata or, where the
+  metadata lacks it (mocked datasets), by counting."""
+  try:
+    return int(builder.info.splits[split].num_examples)
+  except KeyError:
+    ds = builder.as_dataset(split=split)
+    n = int(ds.cardinality())
+    return n if n >= 0 else sum(1 for _ in ds)
+
+
+def normalize_images(images: tf.Tensor) -> tf.Tensor:
+  """uint8 pixels in [0, 255] -> float32 in [0, 1]. The one place this is defined:
+  training pipelines and exported serving signatures both call it."""
+  return tf.cast(images, tf.float32) / 255.0
+
+
+def random_translate(image: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
+  """Shifts one HWC image by up to `max_shift` pixels along each axis, zero-filled.
+
+  Stateless: the same `seed` (shape [2], int) gives the same shift.
+  """
+  shape = tf.shape(image)
+  padded = tf.pad(image, [[max_shift, max_shift], [max_shift, max_shift], [0, 0]])
+  return tf.image.stateless_random_crop(padded, shape, seed=seed)
+
+
+def make_classification_dataset(
+    builder: tfds.core.DatasetBuilder,
+    split: str,
+    *,
+    batch_size: int,
+    training: bool,
+    seed: int = 0,
+    augment: bool = False,
+    max_shift_pixels: int = 2,
+    shuffle_buffer_examples: int = 60_000,
+    repeat: bool = False,
+    input_context: Optional[tf.distribute.InputContext] = None,
+) -> tf.data.Dataset:
+  """Builds `(image, label)` batches: float32 images in [0, 1] HWC, int64 labels.
+
+  Args:
+    builder: a prepared TFDS builder (see `prepare_builder`).
+    split: TFDS split, slicing allowed (`train[:90%]`).
+    batch_size: global batch size in examples. With `input_context` (from
+      `strategy.distribute_datasets_from_function`) each pipeline batches
+      `input_context.get_per_replica_batch_size(batch_size)` instead; otherwise the
+      global batch is produced and `tf.distribute`/Keras splits it across replicas.
+    training: shuffle, optionally augment, and drop the last partial batch (static
+      shapes for XLA; every step the same size for the learning-rate schedule).
+    seed: seed of the shuffle order and of the augmentation. Same seed, same batches.
+    augment: random translations by up to `max_shift_pixels` (training only).
+    max_shift_pixels: largest translation along each axis, in pixels.
+    shuffle_buffer_examples: shuffle buffer, in examples.
+    repeat: repeat forever (for step-based loops); an epoch is one pass otherwise.
+    input_context: shard the data for one of several input pipelines (multi-worker).
+
+  Returns:
+    A `tf.data.Dataset` of `(images [B, H, W, C] float32, labels [B] int64)`.
+  """
+  if batch_size <= 0:
+    raise ValueError("Invalid value for `batch_size`: expected a positive integer. "
+                     f"Received: batch_size={batch_size!r}")
+  ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+  if input_context is not None:
+    if batch_size % input_context.num_replicas_in_sync:
+      raise ValueError(
+          "Invalid value for `batch_size`: expected a positive multiple of the number of "
+          f"replicas ({input_context.num_replicas_in_sync}). Received: batch_size={batch_size}")
+    batch_size = input_context.get_per_replica_batch_size(batch_size)
+    # Shard examples, not files: MNIST-sized splits are a single file.
+    if input_context.num_input_pipelines > 1:
+      ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+  # Cache the small uint8 images, before anything random happens.
+  ds = ds.cache()
+  if training:
+    ds = ds.shuffle(shuffle_buffer_examples, seed=seed, reshuffle_each_iteration=True)
+  if repeat:
+    ds = ds.repeat()
+  if training and augment and max_shift_pixels > 0:
+    # One stateless seed per example, from a stream that differs every epoch but is
+    # fixed by `seed`: augmentation is reproducible and independent of parallelism.
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    ds = tf.data.Dataset.zip((ds, seeds))
+
+    def _augment(example, pair):
+      image, label = example
+      image = random_translate(normalize_images(image), max_shift_pixels, pair)
+      return image, label
+
+    ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
+  else:
+    ds = ds.map(lambda image, label: (normalize_images(image), label),
+                num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.batch(batch_size, drop_remainder=training,
+                num_parallel_calls=tf.data.AUTOTUNE)
+  return ds.prefetch(tf.data.AUTOTUNE)
