@@ -1,0 +1,44 @@
+"""The one place the dtype policy is decided. Call `set_policy` before building any model.
+
+Which policy where:
+  * GPU with compute capability >= 7.0: `float16` (mixed_float16, with loss scaling).
+  * TPU: `bfloat16` (mixed_bfloat16).
+  * CPU: `float32`. float16 is emulated on CPUs and trains tens of times slower;
+    `bfloat16` runs natively only on CPUs with AVX-512 BF16 / AMX and is used only when
+    asked for explicitly.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+_KERAS_POLICY = {"float32": "float32", "float16": "mixed_float16",
+                 "bfloat16": "mixed_bfloat16"}
+
+
+def resolve_policy(name: str) -> str:
+  """Maps `auto|float32|float16|bfloat16` to a Keras policy name for this machine."""
+  if name == "auto":
+    if tf.config.list_logical_devices("TPU"):
+      return "mixed_bfloat16"
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus and all(_compute_capability(g) >= (7, 0) for g in gpus):
+      return "mixed_float16"
+    return "float32"
+  if name not in _KERAS_POLICY:
+    raise ValueError("Invalid value for `mixed_precision`: expected one of "
+                     f"['auto', 'float32', 'float16', 'bfloat16']. Received: {name!r}")
+  return _KERAS_POLICY[name]
+
+
+def _compute_capability(gpu) -> tuple[int, int]:
+  details = tf.config.experimental.get_device_details(gpu)
+  return tuple(details.get("compute_capability", (0, 0)))
+
+
+def set_policy(name: str) -> str:
+  """Sets the global Keras dtype policy; returns the Keras policy name it set."""
+  policy = resolve_policy(name)
+  keras.mixed_precision.set_global_policy(policy)
+  return policy
