@@ -1,0 +1,39 @@
+"""Trains a recipe by name.
+
+  python scripts/train.py --model=mnist_cnn --model_dir=runs/cnn \
+      --manual_dir=../shared/data/mnist
+
+Rerunning the same command on the same --model_dir resumes an interrupted run.
+`--helpfull` lists every flag.
+"""
+
+import sys
+
+from absl import app, flags
+
+from zoo import callbacks, data, train
+from zoo import flags as zoo_flags
+
+zoo_flags.define_train_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  try:
+    config = zoo_flags.config_from_flags(FLAGS)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  try:
+    metrics = train.train_and_evaluate(
+        config, FLAGS.model_dir, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
+        allow_download=FLAGS.download, tpu=FLAGS.tpu)
+  except (data.DatasetNotAvailableError, callbacks.NonFiniteLossError) as e:
+    sys.exit(f"error: {e}")
+  print(f"{FLAGS.model}: {metrics['split']} accuracy {metrics['accuracy']:.4f} "
+        f"-> {FLAGS.model_dir}/metrics.json")
+
+
+if __name__ == "__main__":
+  app.run(main)

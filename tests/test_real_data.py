@@ -1,0 +1,45 @@
+"""Quality on the real MNIST (../shared/data/mnist): cheap enough for CI.
+
+The full-length figures (>= 98.3 % MLP, >= 99.4 % CNN) are benchmarks: BENCHMARKS.md.
+"""
+
+import json
+
+import pytest
+
+from zoo import evaluate, registry, train
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def short_mlp_run(real_mnist_data_dir, tmp_path_factory):
+  """The real `mnist_mlp` recipe, cut to 2 epochs (about 30 s on 2 CPU cores)."""
+  config = registry.get_config("mnist_mlp").replace(train_epochs=2, warmup_epochs=0.5)
+  model_dir = tmp_path_factory.mktemp("mlp_run")
+  metrics = train.train_and_evaluate(config, str(model_dir), data_dir=real_mnist_data_dir)
+  return model_dir, metrics
+
+
+def test_mnist_mlp_briefly_trained_reaches_97_percent(short_mlp_run):
+  model_dir, metrics = short_mlp_run
+  assert metrics["split"] == "test" and metrics["num_examples"] == 10_000
+  assert metrics["accuracy"] >= 0.97, metrics
+  assert json.loads((model_dir / "metrics.json").read_text())["accuracy"] == metrics["accuracy"]
+
+
+def test_evaluate_reproduces_the_run_metrics(short_mlp_run, real_mnist_data_dir):
+  model_dir, metrics = short_mlp_run
+  result = evaluate.evaluate_run(str(model_dir), data_dir=real_mnist_data_dir)
+  assert result["num_examples"] == 10_000
+  assert result["accuracy"] == pytest.approx(metrics["accuracy"], abs=1e-6)
+  assert (model_dir / "eval_test.json").exists()
+  on_train = evaluate.evaluate_run(str(model_dir), split="train[:5000]",
+                                   data_dir=real_mnist_data_dir)
+  assert on_train["num_examples"] == 5000 and on_train["accuracy"] >= 0.97
+
+
+def test_evaluate_refuses_a_directory_that_is_not_a_run(tmp_path):
+  with pytest.raises(FileNotFoundError, match=r"Invalid value for `model_dir`: .* is not a run "
+                                              r"directory \(no config\.json\)"):
+    evaluate.evaluate_run(str(tmp_path))

@@ -1,0 +1,193 @@
+"""End-to-end tests of scripts/train.py and zoo.train on mock data: every recipe trains,
+writes its run directory, resumes, and refuses bad input."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+from tests.conftest import REPO
+from zoo import callbacks as zoo_callbacks
+from zoo import registry, train
+
+
+def _load_script(name):
+  spec = importlib.util.spec_from_file_location(f"zoo_script_{name}", REPO / "scripts" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)  # Defines the script's absl flags, once per session.
+  return module
+
+
+@pytest.fixture(scope="session")
+def train_script():
+  return _load_script("train")
+
+
+def run_train_script(train_script, argv):
+  with flagsaver.flagsaver():
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS(["train.py", *argv])
+    train_script.main(["train.py"])
+
+
+# The real recipes, shrunk by flags only: tiny widths, one epoch, small batches.
+SHRINK = {
+    "mnist_mlp": ["--set=model_kwargs.hidden_units=(16,)"],
+    "mnist_cnn": ["--set=model_kwargs.filters=(4,8)"],
+    "keras_example_cnn": [],
+}
+
+
+def test_every_user_recipe_has_a_smoke_test():
+  assert set(SHRINK) == {n for n in registry.recipe_names() if not n.endswith("_tiny")}
+
+
+@pytest.mark.parametrize("recipe", sorted(SHRINK))
+@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
+def test_train_script_end_to_end(recipe, dataset, train_script, mock_mnist, mock_manual_dir,
+                                 tmp_path):
+  model_dir = tmp_path / "run"
+  run_train_script(train_script, [
+      f"--model={recipe}", f"--model_dir={model_dir}", f"--dataset={dataset}", "--epochs=1",
+      "--batch_size=16", f"--data_dir={tmp_path / 'tfds'}", f"--manual_dir={mock_manual_dir}",
+      "--set=eval_batch_size=16", *SHRINK[recipe]])
+  config = json.loads((model_dir / "config.json").read_text())
+  assert config["dataset"] == dataset and config["train_epochs"] == 1
+  card = json.loads((model_dir / "run_card.json").read_text())
+  assert card["versions"]["tensorflow"].startswith("2.")
+  assert card["git_commit"] and card["steps_per_epoch"] == 64 // 16
+  metrics = json.loads((model_dir / "metrics.json").read_text())
+  assert 0.0 <= metrics["accuracy"] <= 1.0 and np.isfinite(metrics["loss"])
+  assert metrics["num_examples"] > 0
+  assert (model_dir / train.CHECKPOINT).exists()
+  events = {os.path.relpath(os.path.join(d, f), model_dir / "tensorboard").split(os.sep)[0]
+            for d, _, files in os.walk(model_dir / "tensorboard") for f in files}
+  assert {"train", "validation", "images"} <= events
+
+
+def _scalar_and_image_tags(log_dir):
+  import tensorflow as tf
+  tags = set()
+  for root, _, files in os.walk(log_dir):
+    for f in files:
+      for event in tf.compat.v1.train.summary_iterator(os.path.join(root, f)):
+        for value in event.summary.value:
+          tags.add(f"{os.path.basename(root)}/{value.tag}")
+  return tags
+
+
+def test_tensorboard_has_scalars_learning_rate_images_and_confusion_matrix(mock_mnist,
+                                                                          mock_manual_dir, tmp_path):
+  config = registry.get_config("mnist_mlp_tiny")
+  train.train_and_evaluate(config, str(tmp_path / "run"), data_dir=str(tmp_path / "tfds"),
+                           manual_dir=mock_manual_dir)
+  tags = _scalar_and_image_tags(tmp_path / "run" / "tensorboard")
+  for tag in ["train/epoch_loss", "train/epoch_accuracy", "train/epoch_learning_rate",
+              "validation/epoch_loss", "validation/epoch_accuracy",
+              "images/train_inputs", "validation/confusion_matrix"]:
+    assert tag in tags, sorted(tags)
+
+
+class _Interrupt(keras.callbacks.Callback):
+  """Simulates a crash at the start of a given epoch (0-based)."""
+
+  def __init__(self, at_epoch):
+    super().__init__()
+    self.at_epoch = at_epoch
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if epoch == self.at_epoch:
+      raise KeyboardInterrupt("simulated crash")
+
+
+def test_rerun_resumes_instead_of_starting_over(mock_mnist, mock_manual_dir, tmp_path):
+  config = registry.get_config("mnist_mlp_tiny").replace(train_epochs=3)
+  kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
+  model_dir = str(tmp_path / "run")
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, model_dir, extra_callbacks=[_Interrupt(2)], **kwargs)
+  metrics = train.train_and_evaluate(config, model_dir, **kwargs)
+  assert metrics["epochs_run_this_invocation"] == 1  # Epochs 1-2 were not redone.
+  again = train.train_and_evaluate(config, model_dir, **kwargs)
+  assert again["epochs_run_this_invocation"] == 0
+  assert again["accuracy"] == pytest.approx(metrics["accuracy"])
+
+
+def test_model_dir_with_another_config_is_refused(mock_mnist, mock_manual_dir, tmp_path):
+  kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
+  config = registry.get_config("mnist_mlp_tiny")
+  train.train_and_evaluate(config, str(tmp_path / "run"), **kwargs)
+  with pytest.raises(ValueError, match=r"holds a run with a different config \(fields "
+                                       r"\['learning_rate'\] differ\)"):
+    train.train_and_evaluate(config.replace(learning_rate=0.5), str(tmp_path / "run"), **kwargs)
+
+
+class _PoisonWeights(keras.callbacks.Callback):
+  """Sets the logits kernel to NaN at the first batch of a given epoch (0-based)."""
+
+  def __init__(self, at_epoch):
+    super().__init__()
+    self.at_epoch = at_epoch
+    self._epoch = 0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._epoch = epoch
+
+  def on_train_batch_begin(self, batch, logs=None):
+    if self._epoch == self.at_epoch and batch == 0:
+      kernel = self.model.get_layer("logits").kernel
+      kernel.assign(np.full(kernel.shape, np.nan, dtype="float32"))
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_good_checkpoint(
+    mock_mnist, mock_manual_dir, tmp_path):
+  config = registry.get_config("mnist_mlp_tiny").replace(train_epochs=3)
+  model_dir = tmp_path / "run"
+  kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, str(model_dir), extra_callbacks=[_Interrupt(1)], **kwargs)
+  checkpoint = (model_dir / train.CHECKPOINT).read_bytes()
+  backup = (model_dir / "backup" / "latest.weights.h5").read_bytes()
+  with pytest.raises(zoo_callbacks.NonFiniteLossError,
+                     match=r"loss became nan at epoch 2, step 1\. Nothing was saved"):
+    train.train_and_evaluate(config, str(model_dir), extra_callbacks=[_PoisonWeights(1)], **kwargs)
+  assert (model_dir / train.CHECKPOINT).read_bytes() == checkpoint
+  assert (model_dir / "backup" / "latest.weights.h5").read_bytes() == backup
+  reloaded = keras.saving.load_model(model_dir / train.CHECKPOINT)
+  assert all(np.isfinite(w).all() for w in reloaded.get_weights())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model=mnist_resnet"], r"Unknown recipe 'mnist_resnet'\. Valid recipes: \[.*'mnist_cnn'"),
+    (["--model=mnist_mlp", "--batch_size=0"],
+     r"Invalid value for `batch_size`: expected a positive integer\. Received: batch_size=0"),
+    (["--model=mnist_mlp", "--epochs=-2"],
+     r"Invalid value for `train_epochs`: expected an integer >= 0\. Received: train_epochs=-2"),
+    (["--model=mnist_mlp", "--set=epochz=1"], r"Unknown config field 'epochz'"),
+])
+def test_bad_flags_fail_at_start_with_a_clear_message(argv, message, tmp_path):
+  proc = subprocess.run(
+      [sys.executable, str(REPO / "scripts" / "train.py"), f"--model_dir={tmp_path / 'run'}",
+       f"--data_dir={tmp_path / 'empty'}", *argv],
+      capture_output=True, text=True, timeout=120)
+  assert proc.returncode != 0
+  import re
+  assert re.search(message, proc.stderr), proc.stderr[-2000:]
+  assert not (tmp_path / "run").exists()  # Failed before touching the run directory.
+
+
+def test_missing_data_fails_fast_from_the_script(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, str(REPO / "scripts" / "train.py"), "--model=mnist_mlp",
+       f"--model_dir={tmp_path / 'run'}", f"--data_dir={tmp_path / 'empty'}"],
+      capture_output=True, text=True, timeout=60)
+  assert proc.returncode != 0
+  assert "Dataset 'mnist' is not prepared" in proc.stderr
+  assert "--manual_dir=../shared/data/mnist" in proc.stderr

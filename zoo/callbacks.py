@@ -1,0 +1,149 @@
+"""Loop behaviour as Keras callbacks: NaN guard, TensorBoard images, epoch timing."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Training stopped because the loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+  """Stops training the moment the loss is NaN or infinite, before anything is saved.
+
+  Unlike `keras.callbacks.TerminateOnNaN`, which lets the epoch end (so checkpoint
+  callbacks then save the broken weights), this raises from the batch: no
+  `on_epoch_end` runs, so the last good checkpoint and backup stay untouched.
+
+  Args:
+    where: text naming the run, used in the error message.
+  """
+
+  def __init__(self, where: str = "this run"):
+    super().__init__()
+    self.where = where
+    self._epoch = 0
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._epoch = epoch
+
+  def on_train_batch_end(self, batch, logs=None):
+    loss = (logs or {}).get("loss")
+    if loss is not None and not math.isfinite(float(loss)):
+      raise NonFiniteLossError(
+          f"Training of {self.where} stopped: the loss became {float(loss)} at epoch "
+          f"{self._epoch + 1}, step {batch + 1}. Nothing was saved from this epoch; the last "
+          "good checkpoint and backup are kept. Try a lower learning_rate.")
+
+
+class ImageSamples(keras.callbacks.Callback):
+  """Writes a few input images of a dataset to TensorBoard when training starts.
+
+  Args:
+    log_dir: TensorBoard directory (a sub-folder `images` is written).
+    images: float images in [0, 1], shape [N, H, W, C].
+    name: the summary's name.
+  """
+
+  def __init__(self, log_dir: str, images, name: str = "train_inputs"):
+    super().__init__()
+    self.log_dir = log_dir
+    self.images = images
+    self.name = name
+
+  def on_train_begin(self, logs=None):
+    with tf.summary.create_file_writer(f"{self.log_dir}/images").as_default():
+      tf.summary.image(self.name, self.images, step=0, max_outputs=len(self.images))
+
+
+def confusion_matrix_image(matrix: np.ndarray, cell_pixels: int = 16) -> np.ndarray:
+  """Renders a confusion matrix as an RGB heat map [1, H, W, 3] (rows true, columns predicted).
+
+  Each row is normalized by its count; the diagonal is green, errors red.
+  """
+  m = np.asarray(matrix, dtype=np.float64)
+  rows = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+  diag = np.eye(len(m), dtype=bool)
+  # Errors are scaled up x5 so that a 2 % confusion is visible next to a 98 % diagonal.
+  red = np.where(diag, 0.0, np.minimum(rows * 5, 1.0))
+  green = np.where(diag, rows, 0.0)
+  img = np.stack([red, green, np.zeros_like(rows)], axis=-1)
+  img = np.kron(img, np.ones((cell_pixels, cell_pixels, 1)))
+  return (img[None] * 255).astype(np.uint8)
+
+
+class ConfusionMatrix(keras.callbacks.Callback):
+  """Writes the confusion matrix on `dataset` to TensorBoard, as an image and as text.
+
+  Args:
+    log_dir: TensorBoard directory (a sub-folder `validation` is written).
+    dataset: batches of (images, labels).
+    class_names: label names, in label order.
+    every_epochs: write every N epochs, and always after the last one.
+  """
+
+  def __init__(self, log_dir, dataset, class_names, every_epochs: int = 0):
+    super().__init__()
+    self.log_dir = log_dir
+    self.dataset = dataset
+    self.class_names = list(class_names)
+    self.every_epochs = every_epochs
+    self._last_epoch = -1
+
+  def compute(self) -> np.ndarray:
+    n = len(self.class_names)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    for images, labels in self.dataset:
+      pred = np.argmax(self.model.predict_on_batch(images), axis=-1)
+      np.add.at(matrix, (labels.numpy(), pred), 1)
+    return matrix
+
+  def _write(self, step):
+    matrix = self.compute()
+    header = "| true \\ predicted | " + " | ".join(self.class_names) + " |"
+    sep = "|" + "---|" * (len(self.class_names) + 1)
+    body = ["| " + name + " | " + " | ".join(str(v) for v in row) + " |"
+            for name, row in zip(self.class_names, matrix)]
+    with tf.summary.create_file_writer(f"{self.log_dir}/validation").as_default():
+      tf.summary.image("confusion_matrix", confusion_matrix_image(matrix), step=step)
+      tf.summary.text("confusion_matrix", "\n".join([header, sep] + body), step=step)
+
+  def on_epoch_end(self, epoch, logs=None):
+    self._last_epoch = epoch
+    if self.every_epochs and (epoch + 1) % self.every_epochs == 0:
+      self._write(epoch)
+
+  def on_train_end(self, logs=None):
+    if self._last_epoch >= 0 and not (
+        self.every_epochs and (self._last_epoch + 1) % self.every_epochs == 0):
+      self._write(self._last_epoch)
+
+
+class EpochTimer(keras.callbacks.Callback):
+  """Records each epoch's training wall time in seconds, validation excluded.
+
+  The time runs from `on_epoch_begin` to the end of the epoch's last training batch,
+  so the validation pass that `fit` runs afterwards is not counted. Results are in
+  `self.train_seconds` (one float per epoch) and in the epoch logs as `train_seconds`.
+  """
+
+  def __init__(self):
+    super().__init__()
+    self.train_seconds: list[float] = []
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = self._last = time.perf_counter()
+
+  def on_train_batch_end(self, batch, logs=None):
+    self._last = time.perf_counter()
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.train_seconds.append(self._last - self._start)
+    if logs is not None:
+      logs["train_seconds"] = self.train_seconds[-1]

@@ -1,0 +1,47 @@
+"""absl flags shared by the scripts, and the one function that turns them into a config."""
+
+from __future__ import annotations
+
+from absl import flags
+
+from zoo import registry
+from zoo.configs import TrainConfig, apply_overrides
+
+
+def define_data_flags():
+  flags.DEFINE_string("data_dir", None, "tensorflow-datasets data directory "
+                      "(default: TFDS's own, ~/tensorflow_datasets).")
+  flags.DEFINE_string("manual_dir", None, "Folder holding the dataset's original files, "
+                      "e.g. ../shared/data/mnist; the dataset is prepared from it into "
+                      "--data_dir if not prepared yet.")
+  flags.DEFINE_bool("download", False, "Let tensorflow-datasets download a dataset that is "
+                    "neither prepared nor given by --manual_dir (needs internet).")
+
+
+def define_train_flags():
+  """Flags of `scripts/train.py`. Unset flags keep the recipe's value."""
+  flags.DEFINE_string("model", None, f"Recipe name, one of {registry.recipe_names()}.")
+  flags.DEFINE_string("model_dir", None, "Run directory: config, TensorBoard logs, "
+                      "checkpoints, metrics.json. Rerunning on it resumes the run.")
+  flags.DEFINE_string("dataset", None, "TFDS dataset name (mnist, fashion_mnist, ...).")
+  flags.DEFINE_integer("epochs", None, "Number of training epochs (config `train_epochs`).")
+  flags.DEFINE_integer("batch_size", None, "Global batch size in examples, summed over "
+                       "all replicas.")
+  flags.DEFINE_float("learning_rate", None, "Peak learning rate.")
+  flags.DEFINE_integer("seed", None, "Seed for weights, shuffling and augmentation.")
+  flags.DEFINE_multi_string("set", [], "Override any config field: --set=field=value, "
+                            "repeatable; e.g. --set=augment=False "
+                            "--set=model_kwargs.dropout=0.1. Values are Python literals.")
+  flags.DEFINE_string("tpu", None, "TPU address, with --set=strategy=tpu.")
+  flags.mark_flags_as_required(["model", "model_dir"])
+  define_data_flags()
+
+
+def config_from_flags(values) -> TrainConfig:
+  """The recipe named by --model, with the named flags then --set overrides applied."""
+  config = registry.get_config(values.model)
+  named = {"dataset": values.dataset, "train_epochs": values.epochs,
+           "batch_size": values.batch_size, "learning_rate": values.learning_rate,
+           "seed": values.seed}
+  config = config.replace(**{k: v for k, v in named.items() if v is not None})
+  return apply_overrides(config, values.set).validate()

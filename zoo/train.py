@@ -1,0 +1,177 @@
+"""Training entry point: `train_and_evaluate(config, model_dir)` runs a recipe end to end.
+
+What lands in `model_dir`:
+  config.json        the exact config (read back by `scripts/evaluate.py` and export)
+  run_card.json      config + data paths + policy + strategy + versions + git commit
+  tensorboard/       train/validation scalars, learning rate, input images, confusion matrix
+  backup/            `BackupAndRestore` state: rerunning the same command resumes here
+  checkpoints/model.keras   the model after the last completed epoch
+  metrics.json       final metrics on `config.eval_split`, with provenance
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from zoo import callbacks as zoo_callbacks
+from zoo import data, distribute, precision, provenance, registry
+from zoo.configs import TrainConfig
+
+CHECKPOINT = os.path.join("checkpoints", "model.keras")
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+  """The config's optimizer with its learning-rate schedule (steps derived from epochs)."""
+  lr = config.learning_rate
+  if config.lr_schedule == "cosine":
+    total = max(config.train_epochs * steps_per_epoch, 1)
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    lr = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else config.learning_rate,
+        decay_steps=max(total - warmup, 1),
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup)
+  if config.optimizer == "adam":
+    return keras.optimizers.Adam(lr)
+  if config.optimizer == "adamw":
+    return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
+  return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True,
+                              weight_decay=config.weight_decay or None)
+
+
+def _check_same_config(model_dir: str, config: TrainConfig) -> None:
+  """A model_dir holds one run: resuming it with another config would mix two runs."""
+  path = os.path.join(model_dir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    old = json.load(f)
+  new = json.loads(config.to_json())
+  diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+  if diff:
+    raise ValueError(
+        f"Invalid value for `model_dir`: {model_dir!r} holds a run with a different config "
+        f"(fields {diff} differ). Rerun with the same flags to resume it, or pick a new "
+        "--model_dir.")
+
+
+def _write_json(path: str, obj) -> None:
+  """Writes JSON atomically: a crash never leaves a truncated file."""
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def _num_batches(ds: tf.data.Dataset) -> int:
+  n = int(ds.cardinality())
+  if n < 0:  # Unknown (e.g. a filtered split): count once.
+    n = sum(1 for _ in ds)
+  return n
+
+
+def train_and_evaluate(config: TrainConfig, model_dir: str, *,
+                       data_dir: Optional[str] = None, manual_dir: Optional[str] = None,
+                       allow_download: bool = False, tpu: Optional[str] = None,
+                       extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
+  """Trains `config` into `model_dir`, resuming if it holds an interrupted run.
+
+  Args:
+    config: the recipe (see `zoo.registry.get_config`), already overridden.
+    model_dir: the run directory (created if missing).
+    data_dir: TFDS data directory.
+    manual_dir: folder with the dataset's original files (see `zoo.data.prepare_builder`).
+    allow_download: let TFDS download a dataset that is neither prepared nor provided.
+    tpu: TPU address, for `strategy=tpu`.
+    extra_callbacks: more Keras callbacks (benchmarks use `zoo.callbacks.EpochTimer`).
+
+  Returns:
+    The final metrics written to `metrics.json`.
+
+  Raises:
+    ValueError: an invalid config field, or a model_dir holding another config's run.
+    zoo.data.DatasetNotAvailableError: the dataset is not available offline.
+    zoo.callbacks.NonFiniteLossError: the loss became NaN/inf (checkpoints are kept).
+  """
+  config.validate()
+  _check_same_config(model_dir, config)
+  keras.utils.set_random_seed(config.seed)
+  policy = precision.set_policy(config.mixed_precision)
+  strategy = distribute.get_strategy(config.strategy, tpu=tpu)
+  distribute.check_global_batch(config.batch_size, strategy)
+
+  builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
+                                 allow_download=allow_download)
+  info = data.dataset_info(builder)
+  os.makedirs(model_dir, exist_ok=True)
+  train_ds = data.make_classification_dataset(
+      builder, config.train_split, batch_size=config.batch_size, training=True,
+      seed=config.seed, augment=config.augment, max_shift_pixels=config.max_shift_pixels,
+      shuffle_buffer_examples=config.shuffle_buffer_examples)
+  eval_ds = data.make_classification_dataset(
+      builder, config.eval_split, batch_size=config.eval_batch_size, training=False)
+  steps_per_epoch = _num_batches(train_ds)
+  if steps_per_epoch == 0:
+    raise ValueError(f"Invalid value for `batch_size`: split {config.train_split!r} has fewer "
+                     f"examples than one batch. Received: batch_size={config.batch_size}")
+
+  _write_json(os.path.join(model_dir, "config.json"), config.to_dict())
+  run_card = {
+      "config": config.to_dict(), "data_dir": data_dir, "manual_dir": manual_dir,
+      "dataset": {"name": info.name, "num_examples": info.num_examples,
+                  "class_names": list(info.class_names)},
+      "dtype_policy": policy, "strategy": type(strategy).__name__,
+      "num_replicas": strategy.num_replicas_in_sync, "steps_per_epoch": steps_per_epoch,
+      **provenance.describe(),
+  }
+  _write_json(os.path.join(model_dir, "run_card.json"), run_card)
+
+  with strategy.scope():
+    model = registry.build_model(config, input_shape=info.image_shape,
+                                 num_classes=info.num_classes)
+    model.compile(optimizer=make_optimizer(config, steps_per_epoch),
+                  loss=keras.losses.SparseCategoricalCrossentropy(),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  jit_compile=config.jit_compile)
+
+  log_dir = os.path.join(model_dir, "tensorboard")
+  os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
+  cbs = [
+      # First: it raises on a NaN loss before any other callback can save that epoch.
+      zoo_callbacks.StopOnNonFiniteLoss(where=f"{model_dir!r}"),
+      keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"),
+                                       double_checkpoint=True, delete_checkpoint=False),
+      keras.callbacks.ModelCheckpoint(os.path.join(model_dir, CHECKPOINT)),
+      keras.callbacks.TensorBoard(log_dir, write_graph=False),
+      zoo_callbacks.ConfusionMatrix(log_dir, eval_ds, info.class_names),
+      *extra_callbacks,
+  ]
+  if config.log_images:
+    images, _ = next(iter(train_ds))
+    cbs.append(zoo_callbacks.ImageSamples(log_dir, images[:config.log_images]))
+
+  start = time.perf_counter()
+  history = model.fit(train_ds, epochs=config.train_epochs, validation_data=eval_ds,
+                      callbacks=cbs, verbose=2)
+  fit_seconds = time.perf_counter() - start
+
+  results = model.evaluate(eval_ds, return_dict=True, verbose=0)
+  metrics = {
+      "split": config.eval_split,
+      "num_examples": data.num_examples(builder, config.eval_split),
+      "accuracy": float(results["accuracy"]),
+      "loss": float(results["loss"]),
+      "train_epochs": config.train_epochs,
+      "epochs_run_this_invocation": len(history.epoch),
+      "fit_seconds_this_invocation": round(fit_seconds, 2),
+      "git_commit": run_card["git_commit"],
+      "versions": run_card["versions"],
+  }
+  _write_json(os.path.join(model_dir, "metrics.json"), metrics)
+  return metrics
