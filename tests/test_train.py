@@ -191,3 +191,44 @@ def test_missing_data_fails_fast_from_the_script(tmp_path):
   assert proc.returncode != 0
   assert "Dataset 'mnist' is not prepared" in proc.stderr
   assert "--manual_dir=../shared/data/mnist" in proc.stderr
+
+
+class _Probe(keras.callbacks.Callback):
+  """Records the logits kernel at each epoch end (and the optimizer's EMA slot for it) and
+  at the first training batch of the run."""
+
+  def __init__(self):
+    super().__init__()
+    self.epoch_end_model = self.epoch_end_slot = self.first_batch = None
+
+  def _kernel(self):
+    return self.model.get_layer("logits").kernel
+
+  def on_epoch_end(self, epoch, logs=None):
+    kernel = self._kernel()
+    opt = self.model.optimizer
+    slot = opt._model_variables_moving_average[opt._get_variable_index(kernel)]
+    self.epoch_end_model, self.epoch_end_slot = np.array(kernel), np.array(slot)
+
+  def on_train_batch_begin(self, batch, logs=None):
+    if self.first_batch is None:
+      self.first_batch = np.array(self._kernel())
+
+
+def test_ema_weights_are_checkpointed_and_a_resume_trains_on_from_the_raw_weights(
+    mock_mnist, mock_manual_dir, tmp_path):
+  config = registry.get_config("mnist_mlp_tiny").replace(train_epochs=3, ema_momentum=0.9)
+  kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
+  model_dir = str(tmp_path / "run")
+  before = _Probe()
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, model_dir, extra_callbacks=[before, _Interrupt(2)], **kwargs)
+  # At an epoch end the model holds the average and the optimizer slot the raw weights.
+  assert not np.allclose(before.epoch_end_model, before.epoch_end_slot)
+  saved = keras.saving.load_model(os.path.join(model_dir, train.CHECKPOINT))
+  np.testing.assert_allclose(saved.get_layer("logits").kernel, before.epoch_end_model)
+  after = _Probe()
+  train.train_and_evaluate(config, model_dir, extra_callbacks=[after], **kwargs)
+  np.testing.assert_allclose(after.first_batch, before.epoch_end_slot)  # Raw, not the average.
+  final = keras.saving.load_model(os.path.join(model_dir, train.CHECKPOINT))
+  np.testing.assert_allclose(final.get_layer("logits").kernel, after.epoch_end_model)

@@ -1,4 +1,4 @@
-"""Loop behaviour as Keras callbacks: NaN guard, TensorBoard images, epoch timing."""
+"""Loop behaviour as Keras callbacks: NaN guard, EMA swaps, TensorBoard images, timing."""
 
 from __future__ import annotations
 
@@ -40,6 +40,27 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
           f"Training of {self.where} stopped: the loss became {float(loss)} at epoch "
           f"{self._epoch + 1}, step {batch + 1}. Nothing was saved from this epoch; the last "
           "good checkpoint and backup are kept. Try a lower learning_rate.")
+
+
+class ResumableSwapEMAWeights(keras.callbacks.SwapEMAWeights):
+  """`keras.callbacks.SwapEMAWeights(swap_on_epoch=True)` that also survives a resume.
+
+  With `swap_on_epoch=True` the averaged (EMA) weights sit in the model from each epoch's
+  end to the next epoch's start, so validation, `ModelCheckpoint` and `BackupAndRestore`
+  (placed after this callback) all see them, and the raw weights wait in the optimizer's
+  EMA slots. A backup restored by `BackupAndRestore` is in that swapped state; Keras's
+  callback starts out assuming it is not and would go on training from the averages.
+
+  Args:
+    resuming: True when `BackupAndRestore` is about to restore a backup.
+  """
+
+  def __init__(self, resuming: bool):
+    super().__init__(swap_on_epoch=True)
+    self.resuming = resuming
+
+  def on_train_begin(self, logs=None):
+    self._ema_weights_in_model = self.resuming
 
 
 class ImageSamples(keras.callbacks.Callback):

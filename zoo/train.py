@@ -37,12 +37,13 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
         decay_steps=max(total - warmup, 1),
         warmup_target=config.learning_rate if warmup else None,
         warmup_steps=warmup)
+  ema = {"use_ema": config.ema_momentum > 0, "ema_momentum": config.ema_momentum or 0.99}
   if config.optimizer == "adam":
-    return keras.optimizers.Adam(lr)
+    return keras.optimizers.Adam(lr, **ema)
   if config.optimizer == "adamw":
-    return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay)
+    return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay, **ema)
   return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True,
-                              weight_decay=config.weight_decay or None)
+                              weight_decay=config.weight_decay or None, **ema)
 
 
 def _check_same_config(model_dir: str, config: TrainConfig) -> None:
@@ -141,11 +142,15 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
                   jit_compile=config.jit_compile)
 
   log_dir = os.path.join(model_dir, "tensorboard")
+  backup_dir = os.path.join(model_dir, "backup")
+  resuming = os.path.exists(os.path.join(backup_dir, "training_metadata.json"))
   os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
   cbs = [
       # First: it raises on a NaN loss before any other callback can save that epoch.
       zoo_callbacks.StopOnNonFiniteLoss(where=f"{model_dir!r}"),
-      keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup"),
+      # Before the savers: checkpoints and backups then hold the averaged weights.
+      *([zoo_callbacks.ResumableSwapEMAWeights(resuming)] if config.ema_momentum else []),
+      keras.callbacks.BackupAndRestore(backup_dir,
                                        double_checkpoint=True, delete_checkpoint=False),
       keras.callbacks.ModelCheckpoint(os.path.join(model_dir, CHECKPOINT)),
       keras.callbacks.TensorBoard(log_dir, write_graph=False),

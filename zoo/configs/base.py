@@ -21,6 +21,7 @@ class TrainConfig:
 
   Attributes:
     model: name of the model builder in `zoo.models.MODELS`.
+    recipe: name of the recipe this config came from (set by `zoo.registry.get_config`).
     dataset: tensorflow-datasets name (`mnist`, `fashion_mnist`, ...).
     train_split: TFDS split (slicing allowed, e.g. `train[:90%]`) used for training.
     eval_split: TFDS split used for validation after every epoch and for the final
@@ -34,6 +35,9 @@ class TrainConfig:
       end of the last epoch).
     warmup_epochs: length of the warmup, in epochs (fractions allowed).
     weight_decay: decoupled weight decay (AdamW / SGD), per step, times the learning rate.
+    ema_momentum: keep an exponential moving average of the weights (Polyak averaging)
+      with this momentum per step, and validate, checkpoint and export the averaged
+      weights; 0 turns it off. 0.99 averages over roughly the last 100 steps.
     augment: random translations of training images by up to `max_shift_pixels`.
     max_shift_pixels: largest translation, in pixels, along each axis.
     shuffle_buffer_examples: shuffle buffer size in examples (>= split size = full shuffle).
@@ -47,6 +51,7 @@ class TrainConfig:
   """
 
   model: str
+  recipe: str = ""
   dataset: str = "mnist"
   train_split: str = "train"
   eval_split: str = "test"
@@ -58,6 +63,7 @@ class TrainConfig:
   lr_schedule: str = "constant"
   warmup_epochs: float = 0.0
   weight_decay: float = 0.0
+  ema_momentum: float = 0.0
   augment: bool = False
   max_shift_pixels: int = 2
   shuffle_buffer_examples: int = 60_000
@@ -91,6 +97,9 @@ class TrainConfig:
     if self.weight_decay < 0:
       raise ValueError("Invalid value for `weight_decay`: expected a number >= 0. "
                        f"Received: weight_decay={self.weight_decay!r}")
+    if not 0.0 <= self.ema_momentum < 1.0:
+      raise ValueError("Invalid value for `ema_momentum`: expected 0 <= ema_momentum < 1 "
+                       f"(0 = off). Received: ema_momentum={self.ema_momentum!r}")
     if self.max_shift_pixels < 0:
       raise ValueError("Invalid value for `max_shift_pixels`: expected an integer >= 0. "
                        f"Received: max_shift_pixels={self.max_shift_pixels!r}")
