@@ -1,0 +1,189 @@
+"""Benchmarks behind BENCHMARKS.md: recipe quality and time-to-accuracy, input pipeline speed.
+
+Everything here trains the real recipes through `zoo.train.train_and_evaluate`, on the
+real data, and times epochs with `zoo.callbacks.EpochTimer` (training only; the per-epoch
+validation pass is excluded for every recipe alike).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import re
+import time
+from typing import Optional
+
+import keras
+
+from zoo import callbacks as zoo_callbacks
+from zoo import data, provenance, registry, train
+
+
+class EpochRecorder(zoo_callbacks.EpochTimer):
+  """`EpochTimer` that also keeps each epoch's validation accuracy."""
+
+  def __init__(self):
+    super().__init__()
+    self.val_accuracy: list[float] = []
+
+  def on_epoch_end(self, epoch, logs=None):
+    super().on_epoch_end(epoch, logs)
+    self.val_accuracy.append(float((logs or {}).get("val_accuracy", float("nan"))))
+
+
+def seconds_to_accuracy(train_seconds, val_accuracy, target) -> tuple[Optional[float], Optional[int]]:
+  """Cumulative training seconds and epoch (1-based) at which `val_accuracy` first >= target."""
+  total = 0.0
+  for epoch, (sec, acc) in enumerate(zip(train_seconds, val_accuracy), start=1):
+    total += sec
+    if acc >= target:
+      return total, epoch
+  return None, None
+
+
+def run_recipe(name: str, workdir: str, *, data_dir, manual_dir, target: float,
+               train_epochs: Optional[int] = None) -> dict:
+  """Trains recipe `name` from scratch in `workdir`; returns its timing and accuracy row."""
+  config = registry.get_config(name)
+  if train_epochs is not None:
+    config = config.replace(train_epochs=train_epochs)
+  recorder = EpochRecorder()
+  keras.backend.clear_session()
+  metrics = train.train_and_evaluate(config, os.path.join(workdir, name), data_dir=data_dir,
+                                     manual_dir=manual_dir, extra_callbacks=[recorder])
+  to_target, epoch = seconds_to_accuracy(recorder.train_seconds, recorder.val_accuracy, target)
+  return {
+      "recipe": name,
+      "epochs": config.train_epochs,
+      "final_accuracy": metrics["accuracy"],
+      "best_accuracy": max(recorder.val_accuracy),
+      "train_seconds": sum(recorder.train_seconds),
+      "seconds_to_target": to_target,
+      "epoch_to_target": epoch,
+      "per_epoch_accuracy": recorder.val_accuracy,
+      "per_epoch_seconds": recorder.train_seconds,
+      "images_per_second": _train_images_per_second(config, recorder, data_dir),
+  }
+
+
+def _train_images_per_second(config, recorder, data_dir) -> float:
+  builder = data.prepare_builder(config.dataset, data_dir=data_dir)
+  n = data.num_examples(builder, config.train_split)
+  images = (n // config.batch_size) * config.batch_size
+  # The first epoch includes tracing/XLA compilation and filling the cache.
+  steady = recorder.train_seconds[1:] or recorder.train_seconds
+  return images / (sum(steady) / len(steady))
+
+
+def pipeline_images_per_second(name: str, *, data_dir, epochs: int = 3) -> list[float]:
+  """Images/s of the recipe's training input pipeline alone, one figure per epoch."""
+  config = registry.get_config(name)
+  builder = data.prepare_builder(config.dataset, data_dir=data_dir)
+  ds = data.make_classification_dataset(
+      builder, config.train_split, batch_size=config.batch_size, training=True,
+      seed=config.seed, augment=config.augment, max_shift_pixels=config.max_shift_pixels,
+      shuffle_buffer_examples=config.shuffle_buffer_examples)
+  rates = []
+  for _ in range(epochs):
+    start, n = time.perf_counter(), 0
+    for images, _ in ds:
+      n += int(images.shape[0])
+    rates.append(n / (time.perf_counter() - start))
+  return rates
+
+
+def xla_images_per_second(name: str, *, data_dir, steps: int = 60) -> dict[str, float]:
+  """Training steps/s of the recipe's model on one real batch, with and without XLA."""
+  config = registry.get_config(name)
+  builder = data.prepare_builder(config.dataset, data_dir=data_dir)
+  info = data.dataset_info(builder)
+  images, labels = next(iter(data.make_classification_dataset(
+      builder, config.train_split, batch_size=config.batch_size, training=True)))
+  rates = {}
+  for jit in (False, True):
+    keras.backend.clear_session()
+    model = registry.build_model(config, input_shape=info.image_shape,
+                                 num_classes=info.num_classes)
+    model.compile(optimizer=train.make_optimizer(config, steps), jit_compile=jit,
+                  loss="sparse_categorical_crossentropy")
+    for _ in range(5):  # Trace and compile.
+      model.train_on_batch(images, labels)
+    start = time.perf_counter()
+    for _ in range(steps):
+      model.train_on_batch(images, labels)
+    rates["xla" if jit else "no_xla"] = steps * config.batch_size / (time.perf_counter() - start)
+  return rates
+
+
+def _pct(x):
+  return "n/a" if x is None else f"{100 * x:.2f} %"
+
+
+def _sec(x):
+  return "not reached" if x is None else f"{x:.1f} s"
+
+
+def foundation_report(rows: list[dict], pipeline: dict, xla: dict, *, command: str,
+                      target: float, reference: str, contender: str) -> str:
+  """The markdown section for BENCHMARKS.md."""
+  prov = provenance.describe()
+  v = prov["versions"]
+  ref = next(r for r in rows if r["recipe"] == reference)
+  con = next(r for r in rows if r["recipe"] == contender)
+  lines = [
+      f"Command: `{command}`  ",
+      f"Date (UTC): {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}  ",
+      f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU; "
+      f"Python {v['python']}, tensorflow {v['tensorflow']}, keras {v['keras']}, "
+      f"tensorflow-datasets {v['tensorflow-datasets']}; git {prov['git_commit']}  ",
+      "Data: the real MNIST files in `../shared/data/mnist`; accuracy is on the 10,000-image "
+      "test split after every epoch; seconds are training time only (validation excluded), "
+      "all recipes in one process, one after the other.",
+      "",
+      "| recipe | epochs | final test acc | best test acc | train time | "
+      f"time to {100 * target:.1f} % (epoch) | train images/s |",
+      "|---|---|---|---|---|---|---|",
+  ]
+  for r in rows:
+    reach = _sec(r["seconds_to_target"])
+    if r["epoch_to_target"]:
+      reach += f" ({r['epoch_to_target']})"
+    lines.append(f"| `{r['recipe']}` | {r['epochs']} | {_pct(r['final_accuracy'])} | "
+                 f"{_pct(r['best_accuracy'])} | {r['train_seconds']:.1f} s | {reach} | "
+                 f"{r['images_per_second']:.0f} |")
+  if ref["seconds_to_target"] and con["seconds_to_target"]:
+    ratio = con["seconds_to_target"] / ref["seconds_to_target"]
+    lines += ["", f"`{contender}` reaches {100 * target:.1f} % in {ratio:.2f}x the training "
+              f"time of `{reference}` (target: at most 0.33x)."]
+  lines += ["", "Input pipeline alone vs training loop (images/s, steady state = after the "
+            "first epoch, which reads and decodes the TFDS files and fills the cache):", "",
+            "| recipe | pipeline alone, epoch 1 | pipeline alone, steady | training loop, steady |",
+            "|---|---|---|---|"]
+  for name, rates in pipeline.items():
+    row = next(r for r in rows if r["recipe"] == name)
+    steady = rates[1:] or rates
+    lines.append(f"| `{name}` | {rates[0]:.0f} | {sum(steady) / len(steady):.0f} | "
+                 f"{row['images_per_second']:.0f} |")
+  lines += ["", "XLA (`jit_compile`) on this CPU: training images/s of each recipe's model on "
+            "one real batch, repeated (no input pipeline):", "",
+            "| recipe | no XLA | XLA |", "|---|---|---|"]
+  for name, rates in xla.items():
+    lines.append(f"| `{name}` | {rates['no_xla']:.0f} | {rates['xla']:.0f} |")
+  lines += ["", "Per-epoch test accuracy:", ""]
+  for r in rows:
+    lines.append(f"- `{r['recipe']}`: " + ", ".join(f"{100 * a:.2f}" for a in r["per_epoch_accuracy"]))
+  return "\n".join(lines) + "\n"
+
+
+def write_section(path: str, section: str, body: str) -> None:
+  """Replaces (or appends) the `## {section}` block of a markdown file, between markers."""
+  begin, end = f"<!-- begin {section} -->", f"<!-- end {section} -->"
+  block = f"{begin}\n## {section}\n\n{body}{end}\n"
+  text = open(path).read() if os.path.exists(path) else "# Benchmarks\n\n"
+  pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end) + "\n?", re.S)
+  text = pattern.sub(lambda _: block, text) if pattern.search(text) else text + "\n" + block
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
