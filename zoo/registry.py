@@ -30,7 +30,7 @@ def get_config(name: str) -> TrainConfig:
   """Returns a fresh copy of the recipe's config."""
   if name not in RECIPES:
     raise ValueError(f"Unknown recipe {name!r}. Valid recipes: {recipe_names()}")
-  return RECIPES[name]()
+  return RECIPES[name]().replace(recipe=name)
 
 
 def build_model(config: TrainConfig, *, input_shape, num_classes: int) -> keras.Model:
