@@ -5,3 +5,9 @@ config and a model builder, and `zoo.train.train_and_evaluate` runs it.
 """
 
 __version__ = "0.1.0"
+
+
+def load(path: str):
+  """Loads an exported classifier (SavedModel directory or .tflite file); see zoo.predictor."""
+  from zoo import predictor
+  return predictor.load(path)

@@ -17,6 +17,7 @@ import dataclasses
 import os
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -203,3 +204,16 @@ def make_classification_dataset(
   ds = ds.batch(batch_size, drop_remainder=training,
                 num_parallel_calls=tf.data.AUTOTUNE)
   return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def split_arrays(builder: tfds.core.DatasetBuilder, split: str, limit: Optional[int] = None):
+  """The raw `(images uint8 [N, H, W, C], labels int64 [N])` of a split, as numpy arrays,
+  in the split's stored order (for evaluation of exported models)."""
+  ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+  if limit is not None:
+    ds = ds.take(limit)
+  images, labels = [], []
+  for x, y in tfds.as_numpy(ds.batch(4096)):
+    images.append(x)
+    labels.append(y)
+  return np.concatenate(images), np.concatenate(labels)

@@ -1,0 +1,46 @@
+"""Exports a trained run for apps: SavedModel (TF Serving layout) + TFLite, parity-checked.
+
+  python scripts/export.py --model_dir=runs/cnn --name=mnist_cnn \
+      --manual_dir=../shared/data/mnist
+
+Writes saved_models/<name>/<version>/ (next free version unless --version) with the
+SavedModel, the TFLite variants, labels.txt and model_card.json. The version appears only
+when every parity check passed.
+"""
+
+import sys
+
+from absl import app, flags
+
+from zoo import data, export
+from zoo import flags as zoo_flags
+
+flags.DEFINE_string("model_dir", None, "Run directory written by scripts/train.py.")
+flags.DEFINE_string("export_dir", "saved_models", "Root of the exported models.")
+flags.DEFINE_string("name", None, "Model name (default: the run's recipe name).")
+flags.DEFINE_integer("version", None, "Integer version (default: next free one).")
+flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
+flags.DEFINE_list("variants", list(export.TFLITE_VARIANTS), "TFLite variants to write.")
+flags.DEFINE_string("parity_split", None, "Split the exports are checked on (default: the "
+                    "run's eval split).")
+flags.mark_flag_as_required("model_dir")
+zoo_flags.define_data_flags()
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  try:
+    path = export.export_run(
+        FLAGS.model_dir, export_dir=FLAGS.export_dir, name=FLAGS.name, version=FLAGS.version,
+        overwrite=FLAGS.overwrite, variants=FLAGS.variants, parity_split=FLAGS.parity_split,
+        data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, allow_download=FLAGS.download)
+  except (FileExistsError, FileNotFoundError, export.ExportError,
+          data.DatasetNotAvailableError) as e:
+    sys.exit(f"error: {e}")
+  print(path)
+
+
+if __name__ == "__main__":
+  app.run(main)

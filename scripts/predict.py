@@ -1,0 +1,38 @@
+"""Classifies image files with an exported model and prints JSON, one result per file.
+
+  python scripts/predict.py --model=saved_models/mnist_cnn digit.png other.jpg
+  python scripts/predict.py --model=saved_models/mnist_cnn/1/model_int8.tflite digit.png
+
+A file that is missing or not an image gets an "error" entry; the others are still
+classified. Exit status 1 if any file failed.
+"""
+
+import json
+import sys
+
+from absl import app, flags
+
+import zoo
+
+flags.DEFINE_string("model", None, "Exported model: saved_models/<name> (newest version), a "
+                    "version directory, or a .tflite file.")
+flags.mark_flag_as_required("model")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  files = argv[1:]
+  if not files:
+    raise app.UsageError("Expected one or more image files after the flags.")
+  try:
+    predictor = zoo.load(FLAGS.model)
+  except FileNotFoundError as e:
+    sys.exit(f"error: {e}")
+  results = predictor.predict_files(files)
+  print(json.dumps({"model": FLAGS.model, "kind": predictor.kind, "results": results}, indent=2))
+  if any("error" in r for r in results):
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+  app.run(main)

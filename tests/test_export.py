@@ -1,0 +1,192 @@
+"""Export for apps: SavedModel + TFLite written, reloaded and parity-checked; the app API;
+bad input; interrupted and failed exports leave nothing behind."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from tests.conftest import REPO
+from zoo import data, export, registry, train
+
+pytestmark = pytest.mark.slow
+
+PARITY_SPLIT = "test[:2000]"
+
+
+@pytest.fixture(scope="module")
+def small_run(real_mnist_data_dir, tmp_path_factory):
+  """The real mnist_cnn recipe, one epoch on 10,000 real training images (~97 %)."""
+  config = registry.get_config("mnist_cnn").replace(
+      train_split="train[:10000]", eval_split=PARITY_SPLIT, train_epochs=1, warmup_epochs=0.0)
+  model_dir = tmp_path_factory.mktemp("cnn_run")
+  train.train_and_evaluate(config, str(model_dir), data_dir=real_mnist_data_dir)
+  return str(model_dir)
+
+
+@pytest.fixture(scope="module")
+def exported(small_run, real_mnist_data_dir, tmp_path_factory):
+  export_dir = tmp_path_factory.mktemp("saved_models")
+  path = export.export_run(small_run, export_dir=str(export_dir), data_dir=real_mnist_data_dir,
+                           calibration_examples=200)
+  return path
+
+
+@pytest.fixture(scope="module")
+def test_images(real_mnist_data_dir):
+  builder = data.prepare_builder("mnist", data_dir=real_mnist_data_dir)
+  return data.split_arrays(builder, PARITY_SPLIT)
+
+
+def test_layout_card_and_parity(exported):
+  assert os.path.basename(exported) == "1"
+  assert os.path.basename(os.path.dirname(exported)) == "mnist_cnn"
+  assert os.path.exists(os.path.join(exported, "saved_model.pb"))
+  card = json.load(open(os.path.join(exported, "model_card.json")))
+  assert card["labels"] == [str(i) for i in range(10)]
+  assert open(os.path.join(exported, "labels.txt")).read().split() == card["labels"]
+  assert card["metrics"]["num_examples"] == 2000 and card["metrics"]["keras_accuracy"] > 0.95
+  for variant in export.TFLITE_VARIANTS:
+    assert os.path.exists(os.path.join(exported, card["files"][variant]["path"]))
+    assert set(card["parity"][variant]) == {"accuracy", "top1_agreement", "max_abs_diff"}
+  assert card["parity"]["saved_model"]["max_abs_diff"] < 1e-4
+  assert card["parity"]["float32"]["top1_agreement"] >= 0.999
+  assert card["parity"]["float16"]["top1_agreement"] >= 0.999
+  assert all(check["passed"] for check in card["checks"]) and len(card["checks"]) == 5
+  assert card["files"]["int8"]["input"]["dtype"] == "uint8"
+  assert card["training"]["config"]["recipe"] == "mnist_cnn"
+  assert card["git_commit"] and card["versions"]["tensorflow"].startswith("2.")
+
+
+def test_saved_model_signatures_are_named_and_typed(exported):
+  loaded = tf.saved_model.load(exported)
+  assert set(loaded.signatures) == {"serving_default", "serve_image_bytes"}
+  serve = loaded.signatures["serving_default"]
+  (spec,) = serve.structured_input_signature[1].values()
+  assert spec.name == "images" and spec.dtype == tf.uint8 and spec.shape.as_list() == [None, 28, 28, 1]
+  outputs = serve.structured_outputs
+  assert outputs["probabilities"].dtype == tf.float32
+  assert outputs["classes"].dtype == tf.int64 and outputs["labels"].dtype == tf.string
+  (bspec,) = loaded.signatures["serve_image_bytes"].structured_input_signature[1].values()
+  assert bspec.name == "image_bytes" and bspec.dtype == tf.string
+
+
+def test_image_bytes_signature_matches_the_pixel_signature(exported, test_images):
+  images, labels = test_images
+  loaded = tf.saved_model.load(exported)
+  pixels = loaded.signatures["serving_default"](images=tf.constant(images[:8]))
+  png = [tf.io.encode_png(im).numpy() for im in images[:8]]
+  from_png = loaded.signatures["serve_image_bytes"](image_bytes=tf.constant(png))
+  np.testing.assert_array_equal(from_png["classes"], pixels["classes"])
+  np.testing.assert_allclose(from_png["probabilities"], pixels["probabilities"], atol=1e-6)
+  # A larger RGB JPEG of the same digit is resized and converted inside the graph.
+  big = tf.image.resize(tf.image.grayscale_to_rgb(tf.constant(images[:8])), (56, 56))
+  jpeg = [tf.io.encode_jpeg(tf.cast(im, tf.uint8), quality=95).numpy() for im in big]
+  from_jpeg = loaded.signatures["serve_image_bytes"](image_bytes=tf.constant(jpeg))
+  assert np.mean(from_jpeg["classes"].numpy() == pixels["classes"].numpy()) >= 7 / 8
+  assert [s.decode() for s in pixels["labels"].numpy()] == [str(c) for c in pixels["classes"].numpy()]
+
+
+@pytest.mark.parametrize("which", ["saved_model", *export.TFLITE_VARIANTS])
+def test_every_artifact_loads_through_zoo_load_and_scores(exported, test_images, which):
+  images, labels = test_images
+  path = exported if which == "saved_model" else os.path.join(exported, f"model_{which}.tflite")
+  predictor = zoo.load(path)
+  out = predictor.predict(images)
+  assert out["probabilities"].shape == (2000, 10) and out["probabilities"].dtype == np.float32
+  assert np.mean(out["classes"] == labels) > 0.95
+  card = json.load(open(os.path.join(exported, "model_card.json")))
+  assert np.mean(out["classes"] == labels) == pytest.approx(card["parity"][which]["accuracy"])
+
+
+def test_tflite_files_use_builtin_ops_only(exported):
+  for variant in export.TFLITE_VARIANTS:
+    content = open(os.path.join(exported, f"model_{variant}.tflite"), "rb").read()
+    assert b"Flex" not in content, variant  # Flex (TF) ops carry a "Flex" prefix.
+
+
+def test_model_directory_resolves_to_the_newest_version(exported):
+  predictor = zoo.load(os.path.dirname(exported))
+  assert predictor.kind == "saved_model" and predictor.card["version"] == 1
+
+
+@pytest.mark.parametrize("images, message", [
+    (np.zeros((2, 28, 28), np.uint8), r"expected shape \[N, 28, 28, 1\]\. Received: shape=\[2, 28, 28\]"),
+    (np.zeros((2, 32, 32, 1), np.uint8), r"expected shape \[N, 28, 28, 1\]"),
+    (np.zeros((2, 28, 28, 1), np.float32), r"expected dtype uint8 .* Received: dtype=float32"),
+])
+def test_wrong_inputs_get_clear_errors(exported, images, message):
+  for path in [exported, os.path.join(exported, "model_int8.tflite")]:
+    with pytest.raises(ValueError, match=message):
+      zoo.load(path).predict(images)
+
+
+def test_corrupt_files_get_per_file_errors(exported, test_images, tmp_path):
+  images, labels = test_images
+  good = tmp_path / "digit.png"
+  good.write_bytes(tf.io.encode_png(images[0]).numpy())
+  corrupt = tmp_path / "corrupt.png"
+  corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+  text = tmp_path / "notes.txt"
+  text.write_text("hello")
+  results = zoo.load(exported).predict_files(
+      [str(corrupt), str(good), str(text), str(tmp_path / "missing.png")])
+  assert "not a decodable image" in results[0]["error"]
+  assert results[1]["class"] == int(labels[0]) and results[1]["label"] == str(labels[0])
+  assert "not a decodable image" in results[2]["error"]
+  assert "cannot read file" in results[3]["error"]
+
+
+def test_corrupt_bytes_in_the_bytes_signature_raise(exported):
+  serve = tf.saved_model.load(exported).signatures["serve_image_bytes"]
+  with pytest.raises(tf.errors.InvalidArgumentError):
+    serve(image_bytes=tf.constant([b"not an image"]))
+
+
+def test_existing_version_is_refused_and_next_one_is_used(small_run, exported, real_mnist_data_dir):
+  export_dir = os.path.dirname(os.path.dirname(exported))
+  with pytest.raises(FileExistsError, match=r"exists; pass --overwrite"):
+    export.export_run(small_run, export_dir=export_dir, version=1, data_dir=real_mnist_data_dir,
+                      variants=["float32"])
+  second = export.export_run(small_run, export_dir=export_dir, data_dir=real_mnist_data_dir,
+                             variants=["float32"])
+  assert os.path.basename(second) == "2"
+
+
+def test_interrupted_export_leaves_no_version(small_run, real_mnist_data_dir, tmp_path,
+                                              monkeypatch):
+  def crash(*args, **kwargs):
+    raise KeyboardInterrupt("simulated kill during conversion")
+  monkeypatch.setattr(export, "convert_tflite", crash)
+  with pytest.raises(KeyboardInterrupt):
+    export.export_run(small_run, export_dir=str(tmp_path), data_dir=real_mnist_data_dir)
+  assert os.listdir(tmp_path / "mnist_cnn") == []  # No version, no temporary directory.
+
+
+def test_failed_parity_check_fails_the_export(small_run, real_mnist_data_dir, tmp_path):
+  with pytest.raises(export.ExportError, match=r"failed its parity checks.*float32 top-1 "
+                                               r"agreement >= 1\.01"):
+    export.export_run(small_run, export_dir=str(tmp_path), data_dir=real_mnist_data_dir,
+                      variants=["float32"], min_agreement={"float32": 1.01})
+  assert os.listdir(tmp_path / "mnist_cnn") == []
+
+
+def test_predict_script_prints_json_and_flags_bad_files(exported, test_images, tmp_path):
+  images, labels = test_images
+  good = tmp_path / "seven.png"
+  good.write_bytes(tf.io.encode_png(images[0]).numpy())
+  bad = tmp_path / "bad.jpg"
+  bad.write_bytes(b"garbage")
+  for model in [os.path.dirname(exported), os.path.join(exported, "model_int8.tflite")]:
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "predict.py"),
+                           f"--model={model}", str(good), str(bad)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    assert out["results"][0]["class"] == int(labels[0])
+    assert "error" in out["results"][1]
