@@ -55,6 +55,7 @@ def run_recipe(name: str, workdir: str, *, data_dir, manual_dir, target: float,
   to_target, epoch = seconds_to_accuracy(recorder.train_seconds, recorder.val_accuracy, target)
   return {
       "recipe": name,
+      "label": name if train_epochs is None else f"{name} --epochs={train_epochs}",
       "epochs": config.train_epochs,
       "final_accuracy": metrics["accuracy"],
       "best_accuracy": max(recorder.val_accuracy),
@@ -126,11 +127,11 @@ def _sec(x):
 
 def foundation_report(rows: list[dict], pipeline: dict, xla: dict, *, command: str,
                       target: float, reference: str, contender: str) -> str:
-  """The markdown section for BENCHMARKS.md."""
+  """The markdown section for BENCHMARKS.md. `reference`/`contender` are row labels."""
   prov = provenance.describe()
   v = prov["versions"]
-  ref = next(r for r in rows if r["recipe"] == reference)
-  con = next(r for r in rows if r["recipe"] == contender)
+  ref = next(r for r in rows if r["label"] == reference)
+  con = next(r for r in rows if r["label"] == contender)
   lines = [
       f"Command: `{command}`  ",
       f"Date (UTC): {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}  ",
@@ -149,7 +150,7 @@ def foundation_report(rows: list[dict], pipeline: dict, xla: dict, *, command: s
     reach = _sec(r["seconds_to_target"])
     if r["epoch_to_target"]:
       reach += f" ({r['epoch_to_target']})"
-    lines.append(f"| `{r['recipe']}` | {r['epochs']} | {_pct(r['final_accuracy'])} | "
+    lines.append(f"| `{r['label']}` | {r['epochs']} | {_pct(r['final_accuracy'])} | "
                  f"{_pct(r['best_accuracy'])} | {r['train_seconds']:.1f} s | {reach} | "
                  f"{r['images_per_second']:.0f} |")
   if ref["seconds_to_target"] and con["seconds_to_target"]:
@@ -161,7 +162,7 @@ def foundation_report(rows: list[dict], pipeline: dict, xla: dict, *, command: s
             "| recipe | pipeline alone, epoch 1 | pipeline alone, steady | training loop, steady |",
             "|---|---|---|---|"]
   for name, rates in pipeline.items():
-    row = next(r for r in rows if r["recipe"] == name)
+    row = next(r for r in rows if r["label"] == name)
     steady = rates[1:] or rates
     lines.append(f"| `{name}` | {rates[0]:.0f} | {sum(steady) / len(steady):.0f} | "
                  f"{row['images_per_second']:.0f} |")
@@ -172,7 +173,7 @@ def foundation_report(rows: list[dict], pipeline: dict, xla: dict, *, command: s
     lines.append(f"| `{name}` | {rates['no_xla']:.0f} | {rates['xla']:.0f} |")
   lines += ["", "Per-epoch test accuracy:", ""]
   for r in rows:
-    lines.append(f"- `{r['recipe']}`: " + ", ".join(f"{100 * a:.2f}" for a in r["per_epoch_accuracy"]))
+    lines.append(f"- `{r['label']}`: " + ", ".join(f"{100 * a:.2f}" for a in r["per_epoch_accuracy"]))
   return "\n".join(lines) + "\n"
 
 
@@ -187,3 +188,71 @@ def write_section(path: str, section: str, body: str) -> None:
   with open(tmp, "w") as f:
     f.write(text)
   os.replace(tmp, path)
+
+
+def _median_ms(fn, runs: int) -> float:
+  for _ in range(10):  # Warm up (tracing, allocation).
+    fn()
+  times = []
+  for _ in range(runs):
+    start = time.perf_counter()
+    fn()
+    times.append(1000 * (time.perf_counter() - start))
+  return float(sorted(times)[len(times) // 2])
+
+
+def export_rows(version_dir: str, *, data_dir, runs: int = 200) -> list[dict]:
+  """Size, accuracy and single-image latency of every artifact of an exported version,
+  and of the Keras checkpoint it came from, side by side on the same images."""
+  import json
+
+  from zoo import predictor as predictor_lib
+  card = json.load(open(os.path.join(version_dir, "model_card.json")))
+  builder = data.prepare_builder(card["training"]["config"]["dataset"], data_dir=data_dir)
+  images, labels = data.split_arrays(builder, card["metrics"]["split"])
+  one = images[:1]
+  keras_model = keras.saving.load_model(os.path.join(card["training"]["model_dir"],
+                                                     train.CHECKPOINT))
+  x = data.normalize_images(one)
+  rows = [{"artifact": "Keras (.keras checkpoint)",
+           "bytes": os.path.getsize(os.path.join(card["training"]["model_dir"], train.CHECKPOINT)),
+           "accuracy": card["metrics"]["keras_accuracy"],
+           "latency_ms": _median_ms(lambda: keras_model(x, training=False), runs)}]
+  saved = predictor_lib.SavedModelPredictor(version_dir)
+  variables = os.path.join(version_dir, "variables")
+  size = os.path.getsize(os.path.join(version_dir, "saved_model.pb")) + sum(
+      os.path.getsize(os.path.join(variables, f)) for f in os.listdir(variables))
+  rows.append({"artifact": "SavedModel (serving_default)", "bytes": size,
+               "accuracy": card["parity"]["saved_model"]["accuracy"],
+               "latency_ms": _median_ms(lambda: saved.predict(one), runs)})
+  for variant in ("float32", "float16", "dynamic_int8", "int8"):
+    if variant not in card["files"]:
+      continue
+    p = predictor_lib.TFLitePredictor(os.path.join(version_dir, card["files"][variant]["path"]))
+    rows.append({"artifact": f"TFLite {variant}", "bytes": card["files"][variant]["bytes"],
+                 "accuracy": card["parity"][variant]["accuracy"],
+                 "agreement": card["parity"][variant]["top1_agreement"],
+                 "latency_ms": _median_ms(lambda: p.predict(one), runs)})
+  return rows
+
+
+def export_report(results: dict[str, list[dict]], *, command: str) -> str:
+  prov = provenance.describe()
+  v = prov["versions"]
+  lines = [
+      f"Command: `{command}`  ",
+      f"Date (UTC): {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}  ",
+      f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU; "
+      f"tensorflow {v['tensorflow']}, keras {v['keras']}; git {prov['git_commit']}  ",
+      "Accuracy: on the split named in each model card (the 10,000-image MNIST test split); "
+      "latency: median of 200 single-image calls through `zoo.load(...).predict` (Keras: a "
+      "direct `model(x)` call), after 10 warm-up calls, in one process.",
+  ]
+  for name, rows in results.items():
+    lines += ["", f"`{name}`:", "", "| artifact | size | accuracy | top-1 agreement with Keras | "
+              "latency, 1 image (median) |", "|---|---|---|---|---|"]
+    for r in rows:
+      agreement = f"{100 * r['agreement']:.2f} %" if "agreement" in r else ""
+      lines.append(f"| {r['artifact']} | {r['bytes'] / 1e6:.2f} MB | {100 * r['accuracy']:.2f} % | "
+                   f"{agreement} | {r['latency_ms']:.2f} ms |")
+  return "\n".join(lines) + "\n"
