@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import zoo
 from tests.conftest import REPO
-from zoo import data, export, registry, train
+from zoo import data, evaluate, export, registry, train
 
 pytestmark = pytest.mark.slow
 
@@ -190,3 +190,12 @@ def test_predict_script_prints_json_and_flags_bad_files(exported, test_images, t
     out = json.loads(proc.stdout)
     assert out["results"][0]["class"] == int(labels[0])
     assert "error" in out["results"][1]
+
+
+def test_saved_model_stores_each_weight_once_and_is_world_readable(exported, small_run):
+  stored = sum(int(np.prod(shape)) for name, shape in
+               tf.train.list_variables(os.path.join(exported, "variables", "variables"))
+               if name != "_CHECKPOINTABLE_OBJECT_GRAPH")
+  model = evaluate.load_run(small_run)[1]
+  assert stored == model.count_params()
+  assert os.stat(exported).st_mode & 0o755 == 0o755

@@ -88,8 +88,9 @@ def write_saved_model(model: keras.Model, path: str, image_shape, class_names) -
                        fn_output_signature=tf.TensorSpec(image_shape, tf.uint8))
     return serve_images(images)
 
+  # No archive.track(model): the endpoints capture the variables already, and tracking
+  # the model too stores every weight twice (keras-team/keras issue 23553, open).
   archive = keras.export.ExportArchive()
-  archive.track(model)
   archive.add_endpoint("serving_default", serve_images, input_signature=[
       tf.TensorSpec([None, *image_shape], tf.uint8, name="images")])
   archive.add_endpoint("serve_image_bytes", serve_image_bytes, input_signature=[
@@ -101,8 +102,7 @@ def write_tflite_source(model: keras.Model, path: str, image_shape) -> None:
   """Writes the SavedModel the TFLite files are converted from: float `images` in [0, 1]
   -> `probabilities`. (Converting a Keras concrete function directly leaves READ_VARIABLE
   ops that int8 calibration cannot run; a SavedModel is frozen properly.)"""
-  archive = keras.export.ExportArchive()
-  archive.track(model)
+  archive = keras.export.ExportArchive()  # Untracked model: see write_saved_model.
   archive.add_endpoint(
       "serving_default", lambda images: {"probabilities": model(images, training=False)},
       input_signature=[tf.TensorSpec([None, *image_shape], tf.float32, name="images")])
@@ -252,6 +252,7 @@ def export_run(model_dir: str, *, export_dir: str = "saved_models", name: Option
     if failed:
       raise ExportError(f"Export of {model_dir!r} failed its parity checks: {failed}. "
                         "Nothing was written.")
+    os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; a model server may run as another user.
     if os.path.exists(final):  # overwrite=True
       shutil.rmtree(final)
     os.rename(tmp, final)  # Atomic on one filesystem: the version appears whole or not at all.
