@@ -224,6 +224,7 @@ def export_rows(version_dir: str, *, data_dir, runs: int = 200) -> list[dict]:
       os.path.getsize(os.path.join(variables, f)) for f in os.listdir(variables))
   rows.append({"artifact": "SavedModel (serving_default)", "bytes": size,
                "accuracy": card["parity"]["saved_model"]["accuracy"],
+               "agreement": card["parity"]["saved_model"]["top1_agreement"],
                "latency_ms": _median_ms(lambda: saved.predict(one), runs)})
   for variant in ("float32", "float16", "dynamic_int8", "int8"):
     if variant not in card["files"]:

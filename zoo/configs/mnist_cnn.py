@@ -27,7 +27,8 @@ def get_config() -> TrainConfig:
       ema_momentum=0.99,
       augment=True,
       max_shift_pixels=2,
-      # XLA makes this convnet slower on CPU (BENCHMARKS.md, XLA table).
+      # No XLA: on this CPU it made the keras-io convnet 4x slower and gave this net no
+      # gain beyond the machine's noise in development runs (BENCHMARKS.md, XLA table).
       jit_compile=False,
       model_kwargs={"filters": (32, 64), "stem_kernel": 5, "stem_strides": 2,
                     "bn_momentum": 0.9, "dropout": 0.0},
