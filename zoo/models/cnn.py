@@ -35,9 +35,7 @@ def cnn(*, input_shape=(28, 28, 1), num_classes=10, name="cnn",
   """
   common.check_builder_args(input_shape, num_classes)
   common.check_rate("dropout", dropout)
-  if not filters or not all(isinstance(f, int) and f > 0 for f in filters):
-    raise ValueError("Invalid value for `filters`: expected a non-empty sequence of "
-                     f"positive integers. Received: filters={filters!r}")
+  common.check_positive_ints("filters", filters)
   inputs = keras.Input(shape=tuple(input_shape), name="image")
   x = inputs
   for i, f in enumerate(filters):

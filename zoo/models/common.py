@@ -20,6 +20,14 @@ def check_rate(name, value):
                      f"Received: {name}={value!r}")
 
 
+def check_positive_ints(name, values):
+  """Validates a non-empty sequence of positive integers (layer widths, filter counts)."""
+  if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                           for v in values):
+    raise ValueError(f"Invalid value for `{name}`: expected a non-empty sequence of "
+                     f"positive integers. Received: {name}={values!r}")
+
+
 def classifier_head(x, num_classes):
   """Dense logits, then a float32 softmax: probabilities are float32 under any policy."""
   x = keras.layers.Dense(num_classes, name="logits")(x)

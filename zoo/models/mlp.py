@@ -24,9 +24,7 @@ def mlp(*, input_shape=(28, 28, 1), num_classes=10, name="mlp",
   """
   common.check_builder_args(input_shape, num_classes)
   common.check_rate("dropout", dropout)
-  if not hidden_units or not all(isinstance(u, int) and u > 0 for u in hidden_units):
-    raise ValueError("Invalid value for `hidden_units`: expected a non-empty sequence of "
-                     f"positive integers. Received: hidden_units={hidden_units!r}")
+  common.check_positive_ints("hidden_units", hidden_units)
   inputs = keras.Input(shape=tuple(input_shape), name="image")
   x = keras.layers.Flatten()(inputs)
   for i, units in enumerate(hidden_units):
