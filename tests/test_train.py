@@ -232,3 +232,20 @@ def test_ema_weights_are_checkpointed_and_a_resume_trains_on_from_the_raw_weight
   np.testing.assert_allclose(after.first_batch, before.epoch_end_slot)  # Raw, not the average.
   final = keras.saving.load_model(os.path.join(model_dir, train.CHECKPOINT))
   np.testing.assert_allclose(final.get_layer("logits").kernel, after.epoch_end_model)
+
+
+def test_precision_and_strategy_flags_reach_the_run(train_script, mock_mnist, mock_manual_dir,
+                                                    tmp_path):
+  model_dir = tmp_path / "run"
+  run_train_script(train_script, [
+      "--model=mnist_cnn", f"--model_dir={model_dir}", "--epochs=1", "--batch_size=16",
+      f"--data_dir={tmp_path / 'tfds'}", f"--manual_dir={mock_manual_dir}",
+      "--mixed_precision=bfloat16", "--strategy=mirrored", "--set=eval_batch_size=16",
+      "--set=model_kwargs.filters=(4,8)"])
+  card = json.loads((model_dir / "run_card.json").read_text())
+  assert card["dtype_policy"] == "mixed_bfloat16"
+  assert card["strategy"] == "MirroredStrategy"
+  metrics = json.loads((model_dir / "metrics.json").read_text())
+  assert np.isfinite(metrics["loss"])
+  saved = keras.saving.load_model(model_dir / train.CHECKPOINT)
+  assert all(w.dtype == "float32" for w in saved.weights)

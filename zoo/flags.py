@@ -29,10 +29,18 @@ def define_train_flags():
                        "all replicas.")
   flags.DEFINE_float("learning_rate", None, "Peak learning rate.")
   flags.DEFINE_integer("seed", None, "Seed for weights, shuffling and augmentation.")
+  flags.DEFINE_enum("mixed_precision", None, ["auto", "float32", "float16", "bfloat16"],
+                    "Precision policy (default: the recipe's, float32). auto: mixed_float16 on "
+                    "GPUs with compute capability >= 7.0, mixed_bfloat16 on TPUs, float32 else. "
+                    "On CPUs float16 is emulated and trains tens of times slower.")
+  flags.DEFINE_enum("strategy", None, ["auto", "default", "one_device", "mirrored",
+                                       "multi_worker_mirrored", "tpu"],
+                    "tf.distribute strategy (default: the recipe's, default). --batch_size "
+                    "stays the global batch.")
   flags.DEFINE_multi_string("set", [], "Override any config field: --set=field=value, "
                             "repeatable; e.g. --set=augment=False "
                             "--set=model_kwargs.dropout=0.1. Values are Python literals.")
-  flags.DEFINE_string("tpu", None, "TPU address, with --set=strategy=tpu.")
+  flags.DEFINE_string("tpu", None, "TPU address, with --strategy=tpu.")
   flags.mark_flags_as_required(["model", "model_dir"])
   define_data_flags()
 
@@ -42,6 +50,7 @@ def config_from_flags(values) -> TrainConfig:
   config = registry.get_config(values.model)
   named = {"dataset": values.dataset, "train_epochs": values.epochs,
            "batch_size": values.batch_size, "learning_rate": values.learning_rate,
-           "seed": values.seed}
+           "seed": values.seed, "mixed_precision": values.mixed_precision,
+           "strategy": values.strategy}
   config = config.replace(**{k: v for k, v in named.items() if v is not None})
   return apply_overrides(config, values.set).validate()
