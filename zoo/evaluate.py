@@ -11,7 +11,7 @@ import keras
 
 from zoo import data, provenance
 from zoo.configs import TrainConfig
-from zoo.train import CHECKPOINT, _write_json
+from zoo.train import CHECKPOINT
 
 
 def load_run(model_dir: str) -> tuple[TrainConfig, keras.Model]:
@@ -56,5 +56,5 @@ def evaluate_run(model_dir: str, *, split: Optional[str] = None,
       "git_commit": provenance.git_commit(),
   }
   safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", split)
-  _write_json(os.path.join(model_dir, f"eval_{safe}.json"), metrics)
+  provenance.write_json(os.path.join(model_dir, f"eval_{safe}.json"), metrics)
   return metrics

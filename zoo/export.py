@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from typing import Optional, Sequence
 
 import keras
@@ -263,8 +262,7 @@ def export_run(model_dir: str, *, export_dir: str = "saved_models", name: Option
 
 
 def _write_card(directory, card):
-  with open(os.path.join(directory, "model_card.json"), "w") as f:
-    json.dump(card, f, indent=2, sort_keys=True)
+  provenance.write_json(os.path.join(directory, "model_card.json"), card)
 
 
 def _signature_specs(info) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import json
 import os
 import platform
 import subprocess
@@ -43,3 +44,11 @@ def describe() -> dict:
                   "cpu_count": os.cpu_count()},
       "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
   }
+
+
+def write_json(path: str, obj) -> None:
+  """Writes a record as JSON atomically: a crash never leaves a truncated file."""
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+  os.replace(tmp, path)

@@ -62,14 +62,6 @@ def _check_same_config(model_dir: str, config: TrainConfig) -> None:
         "--model_dir.")
 
 
-def _write_json(path: str, obj) -> None:
-  """Writes JSON atomically: a crash never leaves a truncated file."""
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-  os.replace(tmp, path)
-
-
 def _num_batches(ds: tf.data.Dataset) -> int:
   n = int(ds.cardinality())
   if n < 0:  # Unknown (e.g. a filtered split): count once.
@@ -122,7 +114,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
     raise ValueError(f"Invalid value for `batch_size`: split {config.train_split!r} has fewer "
                      f"examples than one batch. Received: batch_size={config.batch_size}")
 
-  _write_json(os.path.join(model_dir, "config.json"), config.to_dict())
+  provenance.write_json(os.path.join(model_dir, "config.json"), config.to_dict())
   run_card = {
       "config": config.to_dict(), "data_dir": data_dir, "manual_dir": manual_dir,
       "dataset": {"name": info.name, "num_examples": info.num_examples,
@@ -131,7 +123,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
       "num_replicas": strategy.num_replicas_in_sync, "steps_per_epoch": steps_per_epoch,
       **provenance.describe(),
   }
-  _write_json(os.path.join(model_dir, "run_card.json"), run_card)
+  provenance.write_json(os.path.join(model_dir, "run_card.json"), run_card)
 
   with strategy.scope():
     model = registry.build_model(config, input_shape=info.image_shape,
@@ -178,5 +170,5 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
       "git_commit": run_card["git_commit"],
       "versions": run_card["versions"],
   }
-  _write_json(os.path.join(model_dir, "metrics.json"), metrics)
+  provenance.write_json(os.path.join(model_dir, "metrics.json"), metrics)
   return metrics
