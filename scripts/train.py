@@ -11,7 +11,7 @@ import sys
 
 from absl import app, flags
 
-from zoo import callbacks, data, train
+from zoo import callbacks, data, distribute, train
 from zoo import flags as zoo_flags
 
 zoo_flags.define_train_flags()
@@ -28,11 +28,13 @@ def main(argv):
   try:
     metrics = train.train_and_evaluate(
         config, FLAGS.model_dir, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
-        allow_download=FLAGS.download, tpu=FLAGS.tpu)
-  except (data.DatasetNotAvailableError, callbacks.NonFiniteLossError) as e:
+        allow_download=FLAGS.download, tpu=FLAGS.tpu,
+        worker_start_timeout_seconds=FLAGS.worker_start_timeout)
+  except (ValueError, data.DatasetNotAvailableError, callbacks.NonFiniteLossError,
+          distribute.WorkerLostError) as e:
     sys.exit(f"error: {e}")
   print(f"{FLAGS.model}: {metrics['split']} accuracy {metrics['accuracy']:.4f} "
-        f"-> {FLAGS.model_dir}/metrics.json")
+        f"-> {metrics['model_dir']}/metrics.json")
 
 
 if __name__ == "__main__":

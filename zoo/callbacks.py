@@ -121,7 +121,9 @@ class ConfusionMatrix(keras.callbacks.Callback):
     n = len(self.class_names)
     matrix = np.zeros((n, n), dtype=np.int64)
     for images, labels in self.dataset:
-      pred = np.argmax(self.model.predict_on_batch(images), axis=-1)
+      # A direct call, not predict_on_batch: that one is distributed, and under a
+      # multi-worker strategy it gathers every worker's copy of the batch.
+      pred = np.argmax(self.model(images, training=False), axis=-1)
       np.add.at(matrix, (labels.numpy(), pred), 1)
     return matrix
 

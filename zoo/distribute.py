@@ -1,25 +1,55 @@
 """The one place the `tf.distribute` strategy is chosen.
 
-`batch_size` in every config is the global batch: the sum over all replicas.
+`batch_size` in every config is the global batch: the sum over all replicas (and workers).
+
+Input sharding, chosen once here for every strategy (`shard_inputs`): the auto-shard policy
+is `DATA`. Every worker runs the whole input pipeline with the same seed and keeps its own
+slice of each global batch, so a global batch holds the same examples whatever the number
+of workers: a run on 2 workers computes what the same run on one machine computes (up to
+float rounding and per-replica BatchNorm statistics). `FILE` sharding would read less, but
+TFDS stores MNIST-sized splits in a single file, and a worker with no file gets no data.
+
+Multi-worker training uses `fit()` like every other strategy. Keras 3.15 / TF 2.21 break
+`fit()` under `MultiWorkerMirroredStrategy` in two places; `get_strategy` mends both when it
+creates one (see `_mend_keras_multi_worker_fit`).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+import threading
 from typing import Optional
 
 import tensorflow as tf
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 
+# Exit status of a worker that gave up waiting for its peers.
+EXIT_PEERS_MISSING = 3
 
-def get_strategy(name: str = "default", *, tpu: Optional[str] = None) -> tf.distribute.Strategy:
+
+class WorkerLostError(RuntimeError):
+  """A peer worker stopped (or became unreachable) during multi-worker training."""
+
+
+def get_strategy(name: str = "default", *, tpu: Optional[str] = None,
+                 worker_start_timeout_seconds: float = 300.0) -> tf.distribute.Strategy:
   """Returns the strategy called `name`.
 
   Args:
     name: `auto` (mirrored over all GPUs if more than one, else default), `default`,
-      `one_device` (first GPU, else CPU), `mirrored`, `multi_worker_mirrored` (reads
-      `TF_CONFIG`) or `tpu`.
+      `one_device` (first GPU, else CPU), `mirrored` (all GPUs; with no GPU, all logical
+      CPU devices, so two logical CPUs can stand in for two GPUs), `multi_worker_mirrored`
+      (reads `TF_CONFIG`) or `tpu`.
     tpu: TPU address for `tpu` (`''` or None: the local/Colab TPU).
+    worker_start_timeout_seconds: `multi_worker_mirrored` only. TensorFlow waits forever
+      for every worker in `TF_CONFIG` to start; after this many seconds the process exits
+      with status `EXIT_PEERS_MISSING` and a message naming the missing addresses.
+
+  Raises:
+    ValueError: unknown name, or `multi_worker_mirrored` without a usable `TF_CONFIG`.
   """
   if name not in STRATEGIES:
     raise ValueError(f"Invalid value for `strategy`: expected one of {list(STRATEGIES)}. "
@@ -33,19 +63,169 @@ def get_strategy(name: str = "default", *, tpu: Optional[str] = None) -> tf.dist
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
   if name == "mirrored":
-    return tf.distribute.MirroredStrategy()
+    devices = (tf.config.list_logical_devices("GPU")
+               or tf.config.list_logical_devices("CPU"))
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
   if name == "multi_worker_mirrored":
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    return _multi_worker_strategy(worker_start_timeout_seconds)
   resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
   tf.config.experimental_connect_to_cluster(resolver)
   tf.tpu.experimental.initialize_tpu_system(resolver)
   return tf.distribute.TPUStrategy(resolver)
 
 
-def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy) -> None:
+def read_tf_config() -> dict:
+  """Parses and checks `TF_CONFIG`; returns it. Raises ValueError saying what is wrong."""
+  raw = os.environ.get("TF_CONFIG")
+  example = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+             '"task": {"type": "worker", "index": 0}}\'')
+  if not raw:
+    raise ValueError("Invalid value for `strategy`: multi_worker_mirrored needs the "
+                     f"TF_CONFIG environment variable on every worker, e.g. {example}. "
+                     "See README.md, 'Scale out'.")
+  try:
+    config = json.loads(raw)
+    workers = config["cluster"]["worker"]
+    task = config["task"]
+    index = int(task["index"])
+  except (ValueError, KeyError, TypeError) as e:
+    raise ValueError(f"Invalid value for `TF_CONFIG`: expected JSON like {example}. "
+                     f"Received: {raw!r} ({type(e).__name__}: {e})") from None
+  if task.get("type") == "worker" and not 0 <= index < len(workers):
+    raise ValueError(f"Invalid value for `TF_CONFIG`: task index {index} is not in "
+                     f"0..{len(workers) - 1} (the cluster lists {len(workers)} workers).")
+  return config
+
+
+def _multi_worker_strategy(timeout_seconds: float) -> tf.distribute.Strategy:
+  config = read_tf_config()
+  _mend_keras_multi_worker_fit()
+  cluster = config["cluster"]
+  me = f"{config['task']['type']} {config['task']['index']}"
+  others = [a for job, addrs in cluster.items() for i, a in enumerate(addrs)
+            if (job, i) != (config["task"]["type"], int(config["task"]["index"]))]
+
+  def give_up():
+    # The constructor blocks inside TensorFlow's C++ runtime, where no Python exception
+    # can reach it; leaving the process is the only way out.
+    sys.stderr.write(
+        f"error: multi_worker_mirrored: {me} waited {timeout_seconds:.0f} s for the other "
+        f"workers in TF_CONFIG ({', '.join(others)}) and not all of them joined. Start every "
+        "worker with the same command and its own task index, check the addresses, or "
+        "raise --worker_start_timeout.\n")
+    sys.stderr.flush()
+    os._exit(EXIT_PEERS_MISSING)
+
+  watchdog = threading.Timer(timeout_seconds, give_up)
+  watchdog.daemon = True
+  watchdog.start()
+  try:
+    return tf.distribute.MultiWorkerMirroredStrategy()
+  finally:
+    watchdog.cancel()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """True for the one worker that writes the run directory (every worker on one machine)."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  if resolver is None or not resolver.task_type:
+    return True
+  if resolver.task_type == "chief":
+    return True
+  return resolver.task_type == "worker" and resolver.task_id == 0 and (
+      "chief" not in resolver.cluster_spec().as_dict())
+
+
+def worker_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
+  """Where this worker writes: `model_dir` for the chief, `model_dir/workers/<type>_<id>`
+  for the others. Every worker keeps a complete run directory of its own (config,
+  backup, checkpoints, logs), so each one resumes from its own backup and no two
+  processes ever write the same file."""
+  if is_chief(strategy):
+    return model_dir
+  resolver = strategy.cluster_resolver
+  return os.path.join(model_dir, "workers", f"{resolver.task_type}_{resolver.task_id}")
+
+
+def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy,
+                       name: str = "batch_size") -> None:
   """Raises if the global batch does not split evenly over the replicas."""
   n = strategy.num_replicas_in_sync
   if batch_size % n:
     raise ValueError(
-        "Invalid value for `batch_size`: expected a positive multiple of the number of "
-        f"replicas ({n}). Received: batch_size={batch_size}")
+        f"Invalid value for `{name}`: expected a positive multiple of the number of "
+        f"replicas ({n}). Received: {name}={batch_size}")
+
+
+def xla_supported(strategy: tf.distribute.Strategy) -> bool:
+  """False where XLA cannot compile the training step: TensorFlow has no XLA collectives
+  for CPU devices, which `MultiWorkerMirroredStrategy` needs on CPU-only workers ("Collectives
+  are not yet implemented for CPU devices when compiling with XLA")."""
+  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return any("GPU" in d.upper() for d in strategy.extended.worker_devices)
+  return True
+
+
+def shard_inputs(ds: tf.data.Dataset) -> tf.data.Dataset:
+  """Sets the auto-shard policy `tf.distribute` applies to `ds` (DATA; module docstring)."""
+  options = tf.data.Options()
+  options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+  return ds.with_options(options)
+
+
+def lost_worker_error(error: Exception, model_dir: str) -> WorkerLostError:
+  """The message a worker leaves when a peer stopped (TensorFlow raises UnavailableError)."""
+  return WorkerLostError(
+      f"Multi-worker training of {model_dir!r} stopped: a peer worker stopped or became "
+      f"unreachable ({type(error).__name__}: {str(error).splitlines()[0][:300]}). Restart "
+      "every worker with the same command: each one resumes from its last backup.")
+
+
+_MENDED = False
+
+
+def _mend_keras_multi_worker_fit() -> None:
+  """Works around two Keras 3.15 bugs that break `fit()` under MultiWorkerMirroredStrategy.
+
+  1. `TensorFlowTrainer._maybe_symbolic_build` all-reduces the first input batch across
+     workers just to learn its shapes; the cross-worker reduce of a `(x, y)` tuple fails
+     ("Attempt to convert a value (PerReplica: ...) to a Tensor"; keras-team/keras issue
+     20585, tensorflow/tensorflow issue 72388). Only shapes and dtypes are used, so this
+     reads them from the dataset's `element_spec` instead; drawing no batch also keeps the
+     first epoch's shuffle order the one a single-process run sees.
+  2. `reduce_per_replica` averages each step's logs across workers with
+     `strategy.reduce("MEAN", v, axis=0)`, which fails for the scalar losses and metrics
+     every train and test step returns ("Invalid reduction dimension 0 for input with 0
+     dimensions"). Scalars are averaged with `axis=None` instead.
+
+  Both replacements defer to Keras's own code everywhere else. Applied once per process;
+  `tests/test_multi_worker.py` fails if a Keras upgrade changes either place.
+  """
+  global _MENDED
+  if _MENDED:
+    return
+  from keras.src.backend.tensorflow import trainer as tf_trainer
+
+  original_reduce = tf_trainer.reduce_per_replica
+
+  def reduce_per_replica(values, strategy, reduction):
+    if (tf_trainer._collective_all_reduce_multi_worker(strategy)
+        and reduction in ("auto", "mean")):
+      def mean(v):
+        return strategy.reduce("MEAN", v, axis=0 if v.shape.rank else None)
+      return tf.nest.map_structure(mean, values)
+    return original_reduce(values, strategy, reduction)
+
+  original_build = tf_trainer.TensorFlowTrainer._maybe_symbolic_build
+
+  def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+    strategy = self._distribute_strategy
+    if iterator is None or not tf_trainer._collective_all_reduce_multi_worker(strategy):
+      return original_build(self, iterator=iterator, data_batch=data_batch)
+    data_batch = iterator.data_adapter.get_tf_dataset().element_spec
+    with strategy.scope():
+      self._symbolic_build(data_batch=data_batch)
+
+  tf_trainer.reduce_per_replica = reduce_per_replica
+  tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
+  _MENDED = True

@@ -36,11 +36,16 @@ def define_train_flags():
   flags.DEFINE_enum("strategy", None, ["auto", "default", "one_device", "mirrored",
                                        "multi_worker_mirrored", "tpu"],
                     "tf.distribute strategy (default: the recipe's, default). --batch_size "
-                    "stays the global batch.")
+                    "stays the global batch. mirrored: all GPUs, or all logical CPUs when "
+                    "there is no GPU. multi_worker_mirrored reads TF_CONFIG (README.md, "
+                    "'Scale out').")
   flags.DEFINE_multi_string("set", [], "Override any config field: --set=field=value, "
                             "repeatable; e.g. --set=augment=False "
                             "--set=model_kwargs.dropout=0.1. Values are Python literals.")
   flags.DEFINE_string("tpu", None, "TPU address, with --strategy=tpu.")
+  flags.DEFINE_float("worker_start_timeout", 300.0, "With --strategy=multi_worker_mirrored: "
+                     "seconds to wait for every worker in TF_CONFIG to start before exiting "
+                     "with an error (TensorFlow itself waits forever).")
   flags.mark_flags_as_required(["model", "model_dir"])
   define_data_flags()
 

@@ -7,6 +7,9 @@ What lands in `model_dir`:
   backup/            `BackupAndRestore` state: rerunning the same command resumes here
   checkpoints/model.keras   the model after the last completed epoch
   metrics.json       final metrics on `config.eval_split`, with provenance
+
+Under `multi_worker_mirrored` the chief writes `model_dir` and every other worker a run
+directory of its own, `model_dir/workers/<type>_<index>/` (see `zoo.distribute.worker_dir`).
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ def _num_batches(ds: tf.data.Dataset) -> int:
 def train_and_evaluate(config: TrainConfig, model_dir: str, *,
                        data_dir: Optional[str] = None, manual_dir: Optional[str] = None,
                        allow_download: bool = False, tpu: Optional[str] = None,
+                       worker_start_timeout_seconds: float = 300.0,
                        extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
   """Trains `config` into `model_dir`, resuming if it holds an interrupted run.
 
@@ -82,6 +86,8 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
     manual_dir: folder with the dataset's original files (see `zoo.data.prepare_builder`).
     allow_download: let TFDS download a dataset that is neither prepared nor provided.
     tpu: TPU address, for `strategy=tpu`.
+    worker_start_timeout_seconds: `multi_worker_mirrored`: how long to wait for every
+      worker in `TF_CONFIG` to start (see `zoo.distribute.get_strategy`).
     extra_callbacks: more Keras callbacks (benchmarks use `zoo.callbacks.EpochTimer`).
 
   Returns:
@@ -91,28 +97,35 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
     ValueError: an invalid config field, or a model_dir holding another config's run.
     zoo.data.DatasetNotAvailableError: the dataset is not available offline.
     zoo.callbacks.NonFiniteLossError: the loss became NaN/inf (checkpoints are kept).
+    zoo.distribute.WorkerLostError: multi-worker training lost a peer (backups are kept).
   """
   config.validate()
-  _check_same_config(model_dir, config)
   keras.utils.set_random_seed(config.seed)
   policy = precision.set_policy(config.mixed_precision)
-  strategy = distribute.get_strategy(config.strategy, tpu=tpu)
+  strategy = distribute.get_strategy(config.strategy, tpu=tpu,
+                                     worker_start_timeout_seconds=worker_start_timeout_seconds)
   distribute.check_global_batch(config.batch_size, strategy)
+  distribute.check_global_batch(config.eval_batch_size, strategy, name="eval_batch_size")
+  model_dir = distribute.worker_dir(model_dir, strategy)
+  _check_same_config(model_dir, config)
 
   builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
                                  allow_download=allow_download)
   info = data.dataset_info(builder)
   os.makedirs(model_dir, exist_ok=True)
-  train_ds = data.make_classification_dataset(
+  train_ds = distribute.shard_inputs(data.make_classification_dataset(
       builder, config.train_split, batch_size=config.batch_size, training=True,
       seed=config.seed, augment=config.augment, max_shift_pixels=config.max_shift_pixels,
-      shuffle_buffer_examples=config.shuffle_buffer_examples)
-  eval_ds = data.make_classification_dataset(
-      builder, config.eval_split, batch_size=config.eval_batch_size, training=False)
+      shuffle_buffer_examples=config.shuffle_buffer_examples))
+  eval_ds = distribute.shard_inputs(data.make_classification_dataset(
+      builder, config.eval_split, batch_size=config.eval_batch_size, training=False))
   steps_per_epoch = _num_batches(train_ds)
   if steps_per_epoch == 0:
     raise ValueError(f"Invalid value for `batch_size`: split {config.train_split!r} has fewer "
                      f"examples than one batch. Received: batch_size={config.batch_size}")
+
+  # A config asks for XLA; the strategy says whether it can have it (see zoo.distribute).
+  jit_compile = config.jit_compile and distribute.xla_supported(strategy)
 
   provenance.write_json(os.path.join(model_dir, "config.json"), config.to_dict())
   run_card = {
@@ -121,6 +134,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
                   "class_names": list(info.class_names)},
       "dtype_policy": policy, "strategy": type(strategy).__name__,
       "num_replicas": strategy.num_replicas_in_sync, "steps_per_epoch": steps_per_epoch,
+      "jit_compile": jit_compile,
       **provenance.describe(),
   }
   provenance.write_json(os.path.join(model_dir, "run_card.json"), run_card)
@@ -131,7 +145,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
     model.compile(optimizer=make_optimizer(config, steps_per_epoch),
                   loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  jit_compile=config.jit_compile)
+                  jit_compile=jit_compile)
 
   log_dir = os.path.join(model_dir, "tensorboard")
   backup_dir = os.path.join(model_dir, "backup")
@@ -154,12 +168,17 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
     cbs.append(zoo_callbacks.ImageSamples(log_dir, images[:config.log_images]))
 
   start = time.perf_counter()
-  history = model.fit(train_ds, epochs=config.train_epochs, validation_data=eval_ds,
-                      callbacks=cbs, verbose=2)
-  fit_seconds = time.perf_counter() - start
-
-  results = model.evaluate(eval_ds, return_dict=True, verbose=0)
+  try:
+    history = model.fit(train_ds, epochs=config.train_epochs, validation_data=eval_ds,
+                        callbacks=cbs, verbose=2)
+    fit_seconds = time.perf_counter() - start
+    results = model.evaluate(eval_ds, return_dict=True, verbose=0)
+  except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+      raise
+    raise distribute.lost_worker_error(e, model_dir) from e
   metrics = {
+      "model_dir": model_dir,
       "split": config.eval_split,
       "num_examples": data.num_examples(builder, config.eval_split),
       "accuracy": float(results["accuracy"]),
