@@ -6,9 +6,16 @@ import pathlib
 
 import keras
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo.data import tfds_input
+
+# Two logical CPU devices stand in for two GPUs, so `--strategy=mirrored` runs with two
+# replicas here. It must be set before TensorFlow initializes its devices.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0],
+    [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MNIST_DIR = pathlib.Path(os.environ.get("ZOO_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))

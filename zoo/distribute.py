@@ -11,7 +11,7 @@ TFDS stores MNIST-sized splits in a single file, and a worker with no file gets 
 
 Multi-worker training uses `fit()` like every other strategy. Keras 3.15 / TF 2.21 break
 `fit()` under `MultiWorkerMirroredStrategy` in two places; `get_strategy` mends both when it
-creates one (see `_mend_keras_multi_worker_fit`).
+creates one (see `_mend_keras_fit`).
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def get_strategy(name: str = "default", *, tpu: Optional[str] = None,
   if name == "mirrored":
     devices = (tf.config.list_logical_devices("GPU")
                or tf.config.list_logical_devices("CPU"))
+    _mend_keras_fit()
     return tf.distribute.MirroredStrategy([d.name for d in devices])
   if name == "multi_worker_mirrored":
     return _multi_worker_strategy(worker_start_timeout_seconds)
@@ -99,7 +100,7 @@ def read_tf_config() -> dict:
 
 def _multi_worker_strategy(timeout_seconds: float) -> tf.distribute.Strategy:
   config = read_tf_config()
-  _mend_keras_multi_worker_fit()
+  _mend_keras_fit()
   cluster = config["cluster"]
   me = f"{config['task']['type']} {config['task']['index']}"
   others = [a for job, addrs in cluster.items() for i, a in enumerate(addrs)
@@ -158,12 +159,16 @@ def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy,
 
 
 def xla_supported(strategy: tf.distribute.Strategy) -> bool:
-  """False where XLA cannot compile the training step: TensorFlow has no XLA collectives
-  for CPU devices, which `MultiWorkerMirroredStrategy` needs on CPU-only workers ("Collectives
-  are not yet implemented for CPU devices when compiling with XLA")."""
-  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-    return any("GPU" in d.upper() for d in strategy.extended.worker_devices)
-  return True
+  """False where XLA cannot compile the training step: several replicas on CPU devices.
+
+  Under `MultiWorkerMirroredStrategy` TensorFlow has no XLA collectives for CPUs ("Collectives
+  are not yet implemented for CPU devices when compiling with XLA"); under `MirroredStrategy`
+  on logical CPUs the compiled step reads another device's variables ("Trying to access
+  resource ... located in device CPU:1 from device CPU:0"). Both verified with TF 2.21.
+  """
+  if strategy.num_replicas_in_sync == 1:
+    return True
+  return not all("CPU" in d.upper() for d in strategy.extended.worker_devices)
 
 
 def shard_inputs(ds: tf.data.Dataset) -> tf.data.Dataset:
@@ -182,17 +187,21 @@ def lost_worker_error(error: Exception, model_dir: str) -> WorkerLostError:
 
 
 _MENDED = False
+# Strategies whose symbolic build reads shapes from the element_spec (tested here).
+_SPEC_BUILD_STRATEGIES = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
-def _mend_keras_multi_worker_fit() -> None:
+def _mend_keras_fit() -> None:
   """Works around two Keras 3.15 bugs that break `fit()` under MultiWorkerMirroredStrategy.
 
   1. `TensorFlowTrainer._maybe_symbolic_build` all-reduces the first input batch across
      workers just to learn its shapes; the cross-worker reduce of a `(x, y)` tuple fails
      ("Attempt to convert a value (PerReplica: ...) to a Tensor"; keras-team/keras issue
      20585, tensorflow/tensorflow issue 72388). Only shapes and dtypes are used, so this
-     reads them from the dataset's `element_spec` instead; drawing no batch also keeps the
-     first epoch's shuffle order the one a single-process run sees.
+     reads them from the dataset's `element_spec` instead. Drawing no batch also keeps
+     the first epoch's shuffle order the one a single-device run sees (Keras draws one
+     under `MirroredStrategy` too, which then trains on other batches than the same run
+     without a strategy), so this applies to both mirrored strategies.
   2. `reduce_per_replica` averages each step's logs across workers with
      `strategy.reduce("MEAN", v, axis=0)`, which fails for the scalar losses and metrics
      every train and test step returns ("Invalid reduction dimension 0 for input with 0
@@ -220,7 +229,7 @@ def _mend_keras_multi_worker_fit() -> None:
 
   def _maybe_symbolic_build(self, iterator=None, data_batch=None):
     strategy = self._distribute_strategy
-    if iterator is None or not tf_trainer._collective_all_reduce_multi_worker(strategy):
+    if iterator is None or not isinstance(strategy, _SPEC_BUILD_STRATEGIES):
       return original_build(self, iterator=iterator, data_batch=data_batch)
     data_batch = iterator.data_adapter.get_tf_dataset().element_spec
     with strategy.scope():
