@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
-import threading
 from typing import Optional
 
 import tensorflow as tf
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
-
-# Exit status of a worker that gave up waiting for its peers.
-EXIT_PEERS_MISSING = 3
-
 
 class WorkerLostError(RuntimeError):
   """A peer worker stopped (or became unreachable) during multi-worker training."""
@@ -45,8 +41,8 @@ def get_strategy(name: str = "default", *, tpu: Optional[str] = None,
       (reads `TF_CONFIG`) or `tpu`.
     tpu: TPU address for `tpu` (`''` or None: the local/Colab TPU).
     worker_start_timeout_seconds: `multi_worker_mirrored` only. TensorFlow waits forever
-      for every worker in `TF_CONFIG` to start; after this many seconds the process exits
-      with status `EXIT_PEERS_MISSING` and a message naming the missing addresses.
+      for every worker in `TF_CONFIG` to start; after this many seconds the process is
+      stopped (SIGKILL) after writing a message that names the other workers' addresses.
 
   Raises:
     ValueError: unknown name, or `multi_worker_mirrored` without a usable `TF_CONFIG`.
@@ -106,24 +102,37 @@ def _multi_worker_strategy(timeout_seconds: float) -> tf.distribute.Strategy:
   others = [a for job, addrs in cluster.items() for i, a in enumerate(addrs)
             if (job, i) != (config["task"]["type"], int(config["task"]["index"]))]
 
-  def give_up():
-    # The constructor blocks inside TensorFlow's C++ runtime, where no Python exception
-    # can reach it; leaving the process is the only way out.
-    sys.stderr.write(
-        f"error: multi_worker_mirrored: {me} waited {timeout_seconds:.0f} s for the other "
-        f"workers in TF_CONFIG ({', '.join(others)}) and not all of them joined. Start every "
-        "worker with the same command and its own task index, check the addresses, or "
-        "raise --worker_start_timeout.\n")
-    sys.stderr.flush()
-    os._exit(EXIT_PEERS_MISSING)
-
-  watchdog = threading.Timer(timeout_seconds, give_up)
-  watchdog.daemon = True
-  watchdog.start()
+  message = (
+      f"error: multi_worker_mirrored: {me} waited {timeout_seconds:.0f} s for the other "
+      f"workers in TF_CONFIG ({', '.join(others)}) and not all of them joined. Start every "
+      "worker with the same command and its own task index, check the addresses, or raise "
+      "--worker_start_timeout.\n")
+  watchdog = _start_watchdog(timeout_seconds, message)
   try:
     return tf.distribute.MultiWorkerMirroredStrategy()
   finally:
-    watchdog.cancel()
+    watchdog.kill()
+    watchdog.wait()
+
+
+# The strategy's constructor blocks inside TensorFlow's C++ runtime holding the GIL, so no
+# Python thread or signal handler runs until it returns: the watchdog is a process. It
+# writes the message and kills this process (SIGKILL: the strategy catches SIGTERM), unless
+# this process has ended already (then the watchdog's parent is no longer this PID).
+_WATCHDOG = """
+import os, signal, sys, time
+pid, seconds, message = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
+time.sleep(seconds)
+if os.getppid() == pid:
+  sys.stderr.write(message)
+  sys.stderr.flush()
+  os.kill(pid, signal.SIGKILL)
+"""
+
+
+def _start_watchdog(seconds: float, message: str) -> subprocess.Popen:
+  return subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds),
+                           message])
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
