@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import keras
 import numpy as np
@@ -43,16 +43,23 @@ class ExportError(RuntimeError):
   """The export failed a check; nothing was written into the export directory."""
 
 
-def _float32_copy(config, trained: keras.Model, input_shape, num_classes) -> keras.Model:
-  """The same architecture built under float32 with the trained weights copied in.
+def float32_twin(build: Callable[[], keras.Model], trained: keras.Model) -> keras.Model:
+  """`build()` run under the float32 policy, with `trained`'s weights copied in.
 
-  Models trained under mixed_float16/bfloat16 carry float16 compute ops that TFLite's
-  built-in kernels cannot run; a float32 twin exports and converts cleanly.
+  Models trained under mixed_float16/bfloat16 carry float16/bfloat16 compute ops that
+  TFLite's built-in kernels cannot run ("'tf.Conv2D' op is neither a custom op nor a flex
+  op"); their variables are float32 already, so a float32 twin exports and converts
+  cleanly, and every export is float32 (or uint8) in and float32 out whatever the policy.
+
+  Args:
+    build: builds the same architecture (e.g. `zoo.registry.build_model` with the run's
+      config); called once, under float32.
+    trained: the trained model.
   """
   previous = keras.mixed_precision.global_policy()
   keras.mixed_precision.set_global_policy("float32")
   try:
-    model = registry.build_model(config, input_shape=input_shape, num_classes=num_classes)
+    model = build()
   finally:
     keras.mixed_precision.set_global_policy(previous)
   model.set_weights(trained.get_weights())
@@ -193,7 +200,8 @@ def export_run(model_dir: str, *, export_dir: str = "saved_models", name: Option
   builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
                                  allow_download=allow_download)
   info = data.dataset_info(builder)
-  model = _float32_copy(config, trained, info.image_shape, info.num_classes)
+  model = float32_twin(lambda: registry.build_model(config, input_shape=info.image_shape,
+                                                    num_classes=info.num_classes), trained)
   split = parity_split or config.eval_split
   images, labels = data.split_arrays(builder, split)
   reference = model.predict(data.normalize_images(images), batch_size=1000, verbose=0)

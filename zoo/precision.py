@@ -6,6 +6,12 @@ Which policy where:
   * CPU: `float32`. float16 is emulated on CPUs and trains tens of times slower;
     `bfloat16` runs natively only on CPUs with AVX-512 BF16 / AMX and is used only when
     asked for explicitly.
+
+Whatever the policy, builders keep logits, probabilities and so losses in float32, and
+variables are float32. Loss scaling (float16 only): `model.compile(optimizer=...)` adds it
+by itself; a model with its own `train_step` and optimizers (a GAN's two) wraps each with
+`loss_scaled` and calls `optimizer.scale_loss(loss)` before taking gradients, which is the
+identity for an unwrapped optimizer, so one `train_step` serves every policy.
 """
 
 from __future__ import annotations
@@ -42,3 +48,19 @@ def set_policy(name: str) -> str:
   policy = resolve_policy(name)
   keras.mixed_precision.set_global_policy(policy)
   return policy
+
+
+def loss_scaled(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+  """`optimizer` wrapped in a dynamic `LossScaleOptimizer` if the global policy is
+  mixed_float16 (float16 gradients underflow without it); unchanged otherwise.
+
+  In a custom `train_step`: `grads = tape.gradient(optimizer.scale_loss(loss), variables)`
+  then `optimizer.apply(grads, variables)`, which unscales them and skips a step whose
+  gradients overflowed. Call it inside the strategy scope, after `set_policy`, and build
+  the optimizer there too (`optimizer.build(variables)`): built lazily inside a distributed
+  step, a LossScaleOptimizer fails under MirroredStrategy.
+  """
+  if (keras.mixed_precision.global_policy().name == "mixed_float16"
+      and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer)):
+    return keras.optimizers.LossScaleOptimizer(optimizer)
+  return optimizer

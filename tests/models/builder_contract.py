@@ -3,10 +3,16 @@
 `check_builder_contract` asserts: output shape and dtype (float32 probabilities that sum to
 1), the exact weight count, a get_config/from_config round-trip giving the same outputs,
 a saved `.keras` round-trip, and one fit step that changes the weights with a finite loss.
+Under a mixed policy: float32 variables, the policy's compute dtype everywhere but the
+float32 head, float32 loss, loss scaling for float16. `check_export_contract`: whatever
+policy built the model, the export is float32 in and float32 out and runs in LiteRT.
 """
 
 import keras
 import numpy as np
+import tensorflow as tf
+
+from zoo import export
 
 
 def check_builder_contract(builder, *, input_shape, num_classes, expected_params, tmp_path,
@@ -27,8 +33,11 @@ def check_builder_contract(builder, *, input_shape, num_classes, expected_params
   for v in model.weights:
     assert v.dtype == "float32", v.path  # Variables stay float32 under mixed policies.
   if policy != "float32":
-    compute = {layer.compute_dtype for layer in model.layers if layer.weights}
-    assert compute == {policy.split("_")[1]}, compute
+    # Every layer with weights computes in the policy's dtype, except the float32 head.
+    compute = {layer.name: layer.compute_dtype for layer in model.layers if layer.weights}
+    assert compute.pop("logits") == "float32"
+    assert set(compute.values()) == {policy.split("_")[1]}, compute
+    assert model.get_layer("probabilities").compute_dtype == "float32"
 
   clone = keras.Model.from_config(model.get_config())
   clone.set_weights(model.get_weights())
@@ -40,9 +49,43 @@ def check_builder_contract(builder, *, input_shape, num_classes, expected_params
   np.testing.assert_allclose(reloaded(x, training=False), probs, atol=1e-6)
 
   model.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+  # float16 gradients underflow without loss scaling; compile() adds it for this policy.
+  assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer) == (
+      policy == "mixed_float16")
+  assert model.compute_loss(x=x, y=y, y_pred=probs).dtype == "float32"
   before = [w.copy() for w in model.get_weights()]
   history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)
   assert np.isfinite(history.history["loss"][0])
   changed = [not np.array_equal(a, b) for a, b in zip(before, model.get_weights())]
   assert any(changed)
   return model
+
+
+def check_export_contract(model, build, *, input_shape, tmp_path, atol):
+  """Exports `model` as the exporter does (float32 twin, SavedModel, TFLite float32) and
+  checks dtypes and outputs against `model` itself within `atol`."""
+  rng = np.random.default_rng(1)
+  pixels = rng.integers(0, 256, size=(4, *input_shape)).astype("uint8")
+  expected = np.asarray(model(pixels.astype("float32") / 255.0, training=False))
+  twin = export.float32_twin(build, model)
+  assert {layer.compute_dtype for layer in twin.layers} == {"float32"}
+
+  saved = tmp_path / "saved_model"
+  export.write_saved_model(twin, str(saved), input_shape, [str(i) for i in range(10)])
+  serve = tf.saved_model.load(str(saved)).signatures["serving_default"]
+  out = serve(images=tf.constant(pixels))
+  assert out["probabilities"].dtype == tf.float32
+  np.testing.assert_allclose(out["probabilities"], expected, atol=atol)
+
+  source = tmp_path / "tflite_source"
+  export.write_tflite_source(twin, str(source), input_shape)
+  from ai_edge_litert import interpreter as litert
+  interpreter = litert.Interpreter(model_content=export.convert_tflite(str(source), "float32"),
+                                   experimental_op_resolver_type=litert.OpResolverType.BUILTIN)
+  interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], pixels.shape)
+  interpreter.allocate_tensors()
+  (inp,), (outp,) = interpreter.get_input_details(), interpreter.get_output_details()
+  assert inp["dtype"] == np.float32 and outp["dtype"] == np.float32
+  interpreter.set_tensor(inp["index"], pixels.astype("float32") / 255.0)
+  interpreter.invoke()
+  np.testing.assert_allclose(interpreter.get_tensor(outp["index"]), expected, atol=atol)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.models.builder_contract import check_builder_contract
+from tests.models.builder_contract import check_builder_contract, check_export_contract
 from zoo import models
 
 # Exact weight counts, MNIST-shaped input (28, 28, 1), 10 classes. A changed count is a
@@ -26,11 +26,20 @@ def test_contract_float32(name, tmp_path):
                          expected_params=EXPECTED_PARAMS[name], tmp_path=tmp_path)
 
 
-@pytest.mark.parametrize("name", ["mlp_tiny", "cnn_tiny"])
+# Outputs of a float16 / bfloat16 model vs its float32 export: bfloat16 keeps 8 bits of
+# mantissa, so probabilities may differ by a few 1e-3.
+EXPORT_ATOL = {"mixed_float16": 2e-3, "mixed_bfloat16": 2e-2}
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-def test_contract_mixed_precision(name, policy, tmp_path):
-  check_builder_contract(models.MODELS[name], input_shape=(28, 28, 1), num_classes=10,
-                         expected_params=EXPECTED_PARAMS[name], tmp_path=tmp_path, policy=policy)
+def test_contract_mixed_precision_and_float32_export(name, policy, tmp_path):
+  model = check_builder_contract(models.MODELS[name], input_shape=(28, 28, 1), num_classes=10,
+                                 expected_params=EXPECTED_PARAMS[name], tmp_path=tmp_path,
+                                 policy=policy)
+  check_export_contract(model, lambda: models.MODELS[name](input_shape=(28, 28, 1),
+                                                           num_classes=10),
+                        input_shape=(28, 28, 1), tmp_path=tmp_path, atol=EXPORT_ATOL[policy])
 
 
 @pytest.mark.parametrize("name", ["mlp_tiny", "cnn_tiny"])

@@ -29,6 +29,8 @@ def check_positive_ints(name, values):
 
 
 def classifier_head(x, num_classes):
-  """Dense logits, then a float32 softmax: probabilities are float32 under any policy."""
-  x = keras.layers.Dense(num_classes, name="logits")(x)
+  """Dense logits and softmax, both float32 under any policy: the last matmul and the
+  exponentials are where float16 overflows or loses the small probabilities, and the
+  layer is too small for its precision to cost anything."""
+  x = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
   return keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
