@@ -203,3 +203,26 @@ def test_saved_model_stores_each_weight_once_and_is_world_readable(exported, sma
   model = evaluate.load_run(small_run)[1]
   assert stored == model.count_params()
   assert os.stat(exported).st_mode & 0o755 == 0o755
+
+
+@pytest.mark.parametrize("policy", ["float16", "bfloat16"])
+def test_a_run_trained_under_mixed_precision_exports_and_passes_parity(
+    policy, real_mnist_data_dir, tmp_path):
+  """float16 models fail TFLite conversion ('tf.Conv2D' op is neither a custom op nor a
+  flex op); the exporter's float32 twin must make every file work, parity checks included."""
+  config = registry.get_config("mnist_cnn").replace(
+      train_split="train[:10000]", eval_split="test[:1000]", train_epochs=1,
+      warmup_epochs=0.0, ema_momentum=0.0, mixed_precision=policy)
+  run = tmp_path / "run"
+  train.train_and_evaluate(config, str(run), data_dir=real_mnist_data_dir)
+  path = export.export_run(str(run), export_dir=str(tmp_path / "saved_models"),
+                           data_dir=real_mnist_data_dir, calibration_examples=200)
+  card = json.load(open(os.path.join(path, "model_card.json")))
+  assert card["training"]["dtype_policy"] == f"mixed_{policy}"
+  assert all(check["passed"] for check in card["checks"]) and len(card["checks"]) == 5
+  assert card["metrics"]["keras_accuracy"] > 0.95
+  serve = tf.saved_model.load(path).signatures["serving_default"]
+  assert serve.structured_outputs["probabilities"].dtype == tf.float32
+  for variant in export.TFLITE_VARIANTS:
+    p = zoo.load(os.path.join(path, f"model_{variant}.tflite"))
+    assert p.predict(np.zeros((1, 28, 28, 1), np.uint8))["probabilities"].dtype == np.float32
