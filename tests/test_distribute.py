@@ -82,3 +82,19 @@ def test_mirrored_fit_trains_what_the_same_run_without_a_strategy_trains(
   for a, b in zip(weights["default"], weights["mirrored"]):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
   assert not np.allclose(weights["default"][0], 0.0)
+
+
+def test_a_second_mirrored_strategy_in_the_same_process_trains_another_model():
+  """TensorFlow's collective executor remembers each collective key for the life of the
+  process; a second strategy that reused the first one's keys aborted its first all-reduce
+  ("Shape mismatch in the collective instance 100")."""
+  for width in (3, 5):
+    strategy = distribute.get_strategy("mirrored")
+    with strategy.scope():
+      model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(width),
+                                keras.layers.Dense(1)])
+      model.compile(optimizer="sgd", loss="mse")
+    ds = tf.data.Dataset.from_tensor_slices((np.ones((8, 4), "float32"),
+                                             np.ones((8, 1), "float32"))).batch(4)
+    history = model.fit(ds, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

@@ -62,7 +62,7 @@ def get_strategy(name: str = "default", *, tpu: Optional[str] = None,
     devices = (tf.config.list_logical_devices("GPU")
                or tf.config.list_logical_devices("CPU"))
     _mend_keras_fit()
-    return tf.distribute.MirroredStrategy([d.name for d in devices])
+    return _new_mirrored_strategy([d.name for d in devices])
   if name == "multi_worker_mirrored":
     return _multi_worker_strategy(worker_start_timeout_seconds)
   resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu or "")
@@ -197,6 +197,21 @@ def lost_worker_error(error: Exception, model_dir: str) -> WorkerLostError:
 
 _MENDED = False
 # Strategies whose symbolic build reads shapes from the element_spec (tested here).
+def _new_mirrored_strategy(devices):
+  """A `MirroredStrategy` whose collective keys no earlier one in this process has used.
+
+  Every `MirroredStrategy` numbers its collective groups from
+  `1 + MirroredStrategy._collective_key_base` and its all-reduces from instance 100, and
+  TensorFlow's collective executor remembers each (group, instance) for the life of the
+  process. A second strategy (a notebook training twice, a test suite) then reuses those
+  keys and its first all-reduce of another shape aborts with "Shape mismatch in the
+  collective instance 100". TensorFlow's own tests move the base by 100000 per strategy
+  (`tensorflow/python/distribute/strategy_combinations.py`); so does this.
+  """
+  tf.distribute.MirroredStrategy._collective_key_base += 100_000  # pylint: disable=protected-access
+  return tf.distribute.MirroredStrategy(devices)
+
+
 _SPEC_BUILD_STRATEGIES = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
