@@ -1,5 +1,7 @@
 """The arithmetic and file handling behind BENCHMARKS.md."""
 
+import pytest
+
 from zoo import benchmarks
 
 
@@ -17,3 +19,22 @@ def test_write_section_replaces_its_own_block_and_keeps_the_others(tmp_path):
   text = open(path).read()
   assert "second" in text and "first" not in text and "other" in text
   assert text.count("## A") == 1 and text.index("## A") < text.index("## B")
+
+
+def test_run_recipe_refuses_a_run_directory_that_would_resume(tmp_path):
+  (tmp_path / "mnist_mlp_epochs_1_mixed_precision_bfloat16").mkdir()
+  with pytest.raises(ValueError, match="already exists: benchmarks train from scratch"):
+    benchmarks.run_recipe("mnist_mlp", str(tmp_path), data_dir=None, manual_dir=None,
+                          target=0.99, train_epochs=1, mixed_precision="bfloat16")
+
+
+def test_precision_report_compares_each_policy_with_float32_and_says_there_is_no_gpu():
+  rates = {("mnist_mlp", "float32"): {"no_xla": 1000.0, "xla": 1200.0},
+           ("mnist_mlp", "float16"): {"no_xla": 250.0, "xla": 900.0}}
+  rows = [{"recipe": "mnist_mlp", "mixed_precision": p, "jit_compile": True, "epochs": 15,
+           "final_accuracy": acc, "train_seconds": 10.0, "images_per_second": 6000.0}
+          for p, acc in (("float32", 0.9901), ("float16", 0.9893))]
+  text = benchmarks.precision_report(rates, rows, command="python scripts/benchmark.py --precision")
+  assert "**no GPU**" in text
+  assert "| `mnist_mlp` | float16 | 250 | 900 | 0.25x |" in text
+  assert "| `mnist_mlp` | 15 | float16 | on | 98.93 % | 10.0 s | 6000 |" in text

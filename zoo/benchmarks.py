@@ -17,7 +17,7 @@ from typing import Optional
 import keras
 
 from zoo import callbacks as zoo_callbacks
-from zoo import data, provenance, registry, train
+from zoo import data, precision, provenance, registry, train
 
 
 class EpochRecorder(zoo_callbacks.EpochTimer):
@@ -43,19 +43,32 @@ def seconds_to_accuracy(train_seconds, val_accuracy, target) -> tuple[Optional[f
 
 
 def run_recipe(name: str, workdir: str, *, data_dir, manual_dir, target: float,
-               train_epochs: Optional[int] = None) -> dict:
+               train_epochs: Optional[int] = None, mixed_precision: Optional[str] = None) -> dict:
   """Trains recipe `name` from scratch in `workdir`; returns its timing and accuracy row."""
   config = registry.get_config(name)
+  label = name
   if train_epochs is not None:
-    config = config.replace(train_epochs=train_epochs)
+    config = config.replace(train_epochs=train_epochs,
+                            warmup_epochs=min(config.warmup_epochs, train_epochs))
+    label += f" --epochs={train_epochs}"
+  if mixed_precision is not None:
+    config = config.replace(mixed_precision=mixed_precision)
+    label += f" --mixed_precision={mixed_precision}"
   recorder = EpochRecorder()
   keras.backend.clear_session()
-  metrics = train.train_and_evaluate(config, os.path.join(workdir, name), data_dir=data_dir,
+  run_dir = os.path.join(workdir, label.replace(" --", "_").replace("=", "_"))
+  if os.path.exists(run_dir):  # It would resume, and time nothing.
+    raise ValueError(f"Benchmark run directory {run_dir} already exists: benchmarks train "
+                     "from scratch; pass an empty or new --workdir.")
+  metrics = train.train_and_evaluate(config, run_dir, data_dir=data_dir,
                                      manual_dir=manual_dir, extra_callbacks=[recorder])
+  precision.set_policy("float32")  # Leave the process as it was for the next run.
   to_target, epoch = seconds_to_accuracy(recorder.train_seconds, recorder.val_accuracy, target)
   return {
       "recipe": name,
-      "label": name if train_epochs is None else f"{name} --epochs={train_epochs}",
+      "label": label,
+      "mixed_precision": config.mixed_precision,
+      "jit_compile": config.jit_compile,
       "epochs": config.train_epochs,
       "final_accuracy": metrics["accuracy"],
       "best_accuracy": max(recorder.val_accuracy),
@@ -94,27 +107,40 @@ def pipeline_images_per_second(name: str, *, data_dir, epochs: int = 3) -> list[
   return rates
 
 
-def xla_images_per_second(name: str, *, data_dir, steps: int = 60) -> dict[str, float]:
-  """Training steps/s of the recipe's model on one real batch, with and without XLA."""
+def train_step_images_per_second(name: str, *, data_dir, policy: str = "float32",
+                                 jit_compile: bool, min_seconds: float = 8.0,
+                                 min_steps: int = 10) -> float:
+  """Training images/s of the recipe's model on one real batch, repeated (no input pipeline),
+  under `policy` (`float32`, `bfloat16`, `float16`), with or without XLA. Steps run until
+  both `min_seconds` and `min_steps` are reached, after 3 untimed steps (tracing, compiling).
+  """
   config = registry.get_config(name)
   builder = data.prepare_builder(config.dataset, data_dir=data_dir)
   info = data.dataset_info(builder)
   images, labels = next(iter(data.make_classification_dataset(
       builder, config.train_split, batch_size=config.batch_size, training=True)))
-  rates = {}
-  for jit in (False, True):
-    keras.backend.clear_session()
+  keras.backend.clear_session()
+  precision.set_policy(policy)
+  try:
     model = registry.build_model(config, input_shape=info.image_shape,
                                  num_classes=info.num_classes)
-    model.compile(optimizer=train.make_optimizer(config, steps), jit_compile=jit,
+    model.compile(optimizer=train.make_optimizer(config, 100), jit_compile=jit_compile,
                   loss="sparse_categorical_crossentropy")
-    for _ in range(5):  # Trace and compile.
+    for _ in range(3):
       model.train_on_batch(images, labels)
-    start = time.perf_counter()
-    for _ in range(steps):
+    steps, start = 0, time.perf_counter()
+    while steps < min_steps or time.perf_counter() - start < min_seconds:
       model.train_on_batch(images, labels)
-    rates["xla" if jit else "no_xla"] = steps * config.batch_size / (time.perf_counter() - start)
-  return rates
+      steps += 1
+    return steps * config.batch_size / (time.perf_counter() - start)
+  finally:
+    precision.set_policy("float32")
+
+
+def xla_images_per_second(name: str, *, data_dir) -> dict[str, float]:
+  """Training images/s of the recipe's model on one real batch, with and without XLA."""
+  return {("xla" if jit else "no_xla"): train_step_images_per_second(
+      name, data_dir=data_dir, jit_compile=jit) for jit in (False, True)}
 
 
 def _pct(x):
@@ -256,4 +282,49 @@ def export_report(results: dict[str, list[dict]], *, command: str) -> str:
       agreement = f"{100 * r['agreement']:.2f} %" if "agreement" in r else ""
       lines.append(f"| {r['artifact']} | {r['bytes'] / 1e6:.2f} MB | {100 * r['accuracy']:.2f} % | "
                    f"{agreement} | {r['latency_ms']:.2f} ms |")
+  return "\n".join(lines) + "\n"
+
+
+PRECISION_POLICIES = ("float32", "bfloat16", "float16")
+
+
+def precision_report(step_rates: dict, rows: list[dict], *, command: str) -> str:
+  """The precision section of BENCHMARKS.md.
+
+  Args:
+    step_rates: {(recipe, policy): {"no_xla": images/s, "xla": images/s}}.
+    rows: `run_recipe` rows, one per (recipe, policy), trained for the same epochs.
+    command: the command that produced them.
+  """
+  prov = provenance.describe()
+  v = prov["versions"]
+  lines = [
+      f"Command: `{command}`  ",
+      f"Date (UTC): {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}  ",
+      f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (AVX-512 with BF16 "
+      f"instructions), **no GPU**; Python {v['python']}, tensorflow {v['tensorflow']}, "
+      f"keras {v['keras']}; git {prov['git_commit']}  ",
+      "All figures are CPU figures: no GPU or TPU was available. `float16` and `bfloat16` "
+      "mean the Keras policies `mixed_float16` and `mixed_bfloat16` (float32 variables, "
+      "float32 head).",
+      "",
+      "Training images/s of each recipe's model on one real batch, repeated (no input "
+      "pipeline), by policy, without and with XLA:",
+      "",
+      "| recipe | policy | no XLA | XLA | no XLA, vs float32 |",
+      "|---|---|---|---|---|",
+  ]
+  for (name, policy), rates in step_rates.items():
+    base = step_rates[(name, "float32")]["no_xla"]
+    lines.append(f"| `{name}` | {policy} | {rates['no_xla']:.0f} | {rates['xla']:.0f} | "
+                 f"{rates['no_xla'] / base:.2f}x |")
+  lines += ["", "Each whole recipe (input pipeline, its own XLA setting; the time excludes "
+            "validation) trained under each policy for the same epochs, from the same seed; "
+            "accuracy on the 10,000-image MNIST test split:", "",
+            "| recipe | epochs | policy | XLA | test accuracy | train time | train images/s |",
+            "|---|---|---|---|---|---|---|"]
+  for r in rows:
+    lines.append(f"| `{r['recipe']}` | {r['epochs']} | {r['mixed_precision']} | "
+                 f"{'on' if r['jit_compile'] else 'off'} | {_pct(r['final_accuracy'])} | "
+                 f"{r['train_seconds']:.1f} s | {r['images_per_second']:.0f} |")
   return "\n".join(lines) + "\n"
