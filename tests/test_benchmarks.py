@@ -35,6 +35,7 @@ def test_precision_report_compares_each_policy_with_float32_and_says_there_is_no
            "final_accuracy": acc, "train_seconds": 10.0, "images_per_second": 6000.0}
           for p, acc in (("float32", 0.9901), ("float16", 0.9893))]
   text = benchmarks.precision_report(rates, rows, command="python scripts/benchmark.py --precision")
-  assert "**no GPU**" in text
+  assert "**no GPU or TPU was available**" in text
+  assert "no GPU" in benchmarks.describe_hardware()
   assert "| `mnist_mlp` | float16 | 250 | 900 | 0.25x |" in text
   assert "| `mnist_mlp` | 15 | float16 | on | 98.93 % | 10.0 s | 6000 |" in text

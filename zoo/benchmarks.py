@@ -15,6 +15,7 @@ import time
 from typing import Optional
 
 import keras
+import tensorflow as tf
 
 from zoo import callbacks as zoo_callbacks
 from zoo import data, precision, provenance, registry, train
@@ -151,19 +152,43 @@ def _sec(x):
   return "not reached" if x is None else f"{x:.1f} s"
 
 
+def _header(command: str, *, libraries: str = "keras") -> list[str]:
+  """The command, date and machine lines every BENCHMARKS.md section starts with."""
+  prov = provenance.describe()
+  v = prov["versions"]
+  libs = ", ".join(f"{name} {v[name]}" for name in ("tensorflow", *libraries.split()))
+  return [
+      f"Command: `{command}`  ",
+      f"Date (UTC): {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}  ",
+      f"Machine: {describe_hardware()}; Python {v['python']}, {libs}; "
+      f"git {prov['git_commit']}  ",
+  ]
+
+
+def describe_hardware() -> str:
+  """E.g. `x86_64, 2 CPU cores (AVX-512 BF16), no GPU`: what the figures were measured on."""
+  cpu = f"{platform.machine()}, {os.cpu_count()} CPU cores"
+  try:
+    with open("/proc/cpuinfo") as f:
+      flags = set(re.search(r"^flags\s*:(.*)$", f.read(), re.M).group(1).split())
+    extras = [name for flag, name in (("avx512f", "AVX-512"), ("avx512_bf16", "AVX-512 BF16"),
+                                      ("amx_bf16", "AMX BF16"), ("avx512_fp16", "AVX-512 FP16"))
+              if flag in flags]
+    if extras:
+      cpu += f" ({', '.join(extras)})"
+  except (OSError, AttributeError):
+    pass
+  gpus = [tf.config.experimental.get_device_details(g).get("device_name", g.name)
+          for g in tf.config.list_physical_devices("GPU")]
+  return f"{cpu}, " + (f"GPUs: {', '.join(gpus)}" if gpus else "no GPU")
+
+
 def foundation_report(rows: list[dict], pipeline: dict, xla: dict, *, command: str,
                       target: float, reference: str, contender: str) -> str:
   """The markdown section for BENCHMARKS.md. `reference`/`contender` are row labels."""
-  prov = provenance.describe()
-  v = prov["versions"]
   ref = next(r for r in rows if r["label"] == reference)
   con = next(r for r in rows if r["label"] == contender)
-  lines = [
-      f"Command: `{command}`  ",
-      f"Date (UTC): {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}  ",
-      f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU; "
-      f"Python {v['python']}, tensorflow {v['tensorflow']}, keras {v['keras']}, "
-      f"tensorflow-datasets {v['tensorflow-datasets']}; git {prov['git_commit']}  ",
+  lines = _header(command, libraries="keras tensorflow-datasets") + [
       "Data: the real MNIST files in `../shared/data/mnist`; accuracy is on the 10,000-image "
       "test split after every epoch; seconds are training time only (validation excluded), "
       "all recipes in one process, one after the other.",
@@ -264,13 +289,7 @@ def export_rows(version_dir: str, *, data_dir, runs: int = 200) -> list[dict]:
 
 
 def export_report(results: dict[str, list[dict]], *, command: str) -> str:
-  prov = provenance.describe()
-  v = prov["versions"]
-  lines = [
-      f"Command: `{command}`  ",
-      f"Date (UTC): {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}  ",
-      f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU; "
-      f"tensorflow {v['tensorflow']}, keras {v['keras']}; git {prov['git_commit']}  ",
+  lines = _header(command) + [
       "Accuracy: on the split named in each model card (the 10,000-image MNIST test split); "
       "latency: median of 200 single-image calls through `zoo.load(...).predict` (Keras: a "
       "direct `model(x)` call), after 10 warm-up calls, in one process.",
@@ -296,17 +315,12 @@ def precision_report(step_rates: dict, rows: list[dict], *, command: str) -> str
     rows: `run_recipe` rows, one per (recipe, policy), trained for the same epochs.
     command: the command that produced them.
   """
-  prov = provenance.describe()
-  v = prov["versions"]
-  lines = [
-      f"Command: `{command}`  ",
-      f"Date (UTC): {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}  ",
-      f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (AVX-512 with BF16 "
-      f"instructions), **no GPU**; Python {v['python']}, tensorflow {v['tensorflow']}, "
-      f"keras {v['keras']}; git {prov['git_commit']}  ",
-      "All figures are CPU figures: no GPU or TPU was available. `float16` and `bfloat16` "
-      "mean the Keras policies `mixed_float16` and `mixed_bfloat16` (float32 variables, "
-      "float32 head).",
+  accelerators = tf.config.list_physical_devices("GPU") + tf.config.list_logical_devices("TPU")
+  lines = _header(command) + [
+      ("Measured with the accelerators named above. " if accelerators else
+       "All figures are CPU figures: **no GPU or TPU was available**. ")
+      + "`float16` and `bfloat16` mean the Keras policies `mixed_float16` and "
+      "`mixed_bfloat16` (float32 variables, float32 head).",
       "",
       "Training images/s of each recipe's model on one real batch, repeated (no input "
       "pipeline), by policy, without and with XLA:",
