@@ -101,9 +101,10 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   """
   config.validate()
   keras.utils.set_random_seed(config.seed)
-  policy = precision.set_policy(config.mixed_precision)
+  # Strategy first: a TPU's devices are visible (to `auto` precision) only once connected.
   strategy = distribute.get_strategy(config.strategy, tpu=tpu,
                                      worker_start_timeout_seconds=worker_start_timeout_seconds)
+  policy = precision.set_policy(config.mixed_precision)
   distribute.check_global_batch(config.batch_size, strategy)
   distribute.check_global_batch(config.eval_batch_size, strategy, name="eval_batch_size")
   model_dir = distribute.worker_dir(model_dir, strategy)
