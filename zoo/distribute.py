@@ -16,6 +16,7 @@ creates one (see `_mend_keras_fit`).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -25,6 +26,7 @@ from typing import Optional
 import tensorflow as tf
 
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
+
 
 class WorkerLostError(RuntimeError):
   """A peer worker stopped (or became unreachable) during multi-worker training."""
@@ -69,6 +71,21 @@ def get_strategy(name: str = "default", *, tpu: Optional[str] = None,
   tf.config.experimental_connect_to_cluster(resolver)
   tf.tpu.experimental.initialize_tpu_system(resolver)
   return tf.distribute.TPUStrategy(resolver)
+
+
+def _new_mirrored_strategy(devices):
+  """A `MirroredStrategy` whose collective keys no earlier one in this process has used.
+
+  Every `MirroredStrategy` numbers its collective groups from
+  `1 + MirroredStrategy._collective_key_base` and its all-reduces from instance 100, and
+  TensorFlow's collective executor remembers each (group, instance) for the life of the
+  process. A second strategy (a notebook training twice, a test suite) then reuses those
+  keys and its first all-reduce of another shape aborts with "Shape mismatch in the
+  collective instance 100". TensorFlow's own tests move the base by 100000 per strategy
+  (`tensorflow/python/distribute/strategy_combinations.py`); so does this.
+  """
+  tf.distribute.MirroredStrategy._collective_key_base += 100_000  # pylint: disable=protected-access
+  return tf.distribute.MirroredStrategy(devices)
 
 
 def read_tf_config() -> dict:
@@ -195,26 +212,11 @@ def lost_worker_error(error: Exception, model_dir: str) -> WorkerLostError:
       "every worker with the same command: each one resumes from its last backup.")
 
 
-_MENDED = False
 # Strategies whose symbolic build reads shapes from the element_spec (tested here).
-def _new_mirrored_strategy(devices):
-  """A `MirroredStrategy` whose collective keys no earlier one in this process has used.
-
-  Every `MirroredStrategy` numbers its collective groups from
-  `1 + MirroredStrategy._collective_key_base` and its all-reduces from instance 100, and
-  TensorFlow's collective executor remembers each (group, instance) for the life of the
-  process. A second strategy (a notebook training twice, a test suite) then reuses those
-  keys and its first all-reduce of another shape aborts with "Shape mismatch in the
-  collective instance 100". TensorFlow's own tests move the base by 100000 per strategy
-  (`tensorflow/python/distribute/strategy_combinations.py`); so does this.
-  """
-  tf.distribute.MirroredStrategy._collective_key_base += 100_000  # pylint: disable=protected-access
-  return tf.distribute.MirroredStrategy(devices)
-
-
 _SPEC_BUILD_STRATEGIES = (tf.distribute.MirroredStrategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
+@functools.cache
 def _mend_keras_fit() -> None:
   """Works around two Keras 3.15 bugs that break `fit()` under MultiWorkerMirroredStrategy.
 
@@ -234,9 +236,6 @@ def _mend_keras_fit() -> None:
   Both replacements defer to Keras's own code everywhere else. Applied once per process;
   `tests/test_multi_worker.py` fails if a Keras upgrade changes either place.
   """
-  global _MENDED
-  if _MENDED:
-    return
   from keras.src.backend.tensorflow import trainer as tf_trainer
 
   original_reduce = tf_trainer.reduce_per_replica
@@ -261,4 +260,3 @@ def _mend_keras_fit() -> None:
 
   tf_trainer.reduce_per_replica = reduce_per_replica
   tf_trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
-  _MENDED = True
