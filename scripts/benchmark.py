@@ -64,10 +64,9 @@ def main(argv):
   workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="zoo_bench_")
   if FLAGS.precision:
     policies = benchmarks.PRECISION_POLICIES
-    step_rates = {(name, policy): {
-        ("xla" if jit else "no_xla"): benchmarks.train_step_images_per_second(
-            name, data_dir=FLAGS.data_dir, policy=policy, jit_compile=jit)
-        for jit in (False, True)} for name in FLAGS.precision_recipes for policy in policies}
+    step_rates = {(name, policy): rates for name in FLAGS.precision_recipes
+                  for policy, rates in benchmarks.train_step_images_per_second(
+                      name, data_dir=FLAGS.data_dir, policies=policies).items()}
     rows = [benchmarks.run_recipe(name, workdir, data_dir=FLAGS.data_dir,
                                   manual_dir=FLAGS.manual_dir, target=FLAGS.target_accuracy,
                                   train_epochs=FLAGS.precision_epochs, mixed_precision=policy)
@@ -91,7 +90,7 @@ def main(argv):
     contender = rows[-1]["label"]
   pipeline = {name: benchmarks.pipeline_images_per_second(name, data_dir=FLAGS.data_dir)
               for name in FLAGS.recipes}
-  xla = {name: benchmarks.xla_images_per_second(name, data_dir=FLAGS.data_dir)
+  xla = {name: benchmarks.train_step_images_per_second(name, data_dir=FLAGS.data_dir)["float32"]
          for name in FLAGS.recipes}
   with open(os.path.join(workdir, "benchmark.json"), "w") as f:
     json.dump({"rows": rows, "pipeline": pipeline, "xla": xla}, f, indent=2)

@@ -1,5 +1,6 @@
 """The arithmetic and file handling behind BENCHMARKS.md."""
 
+import keras
 import pytest
 
 from zoo import benchmarks
@@ -39,3 +40,12 @@ def test_precision_report_compares_each_policy_with_float32_and_says_there_is_no
   assert "no GPU" in benchmarks.describe_hardware()
   assert "| `mnist_mlp` | float16 | 250 | 900 | 0.25x |" in text
   assert "| `mnist_mlp` | 15 | float16 | on | 98.93 % | 10.0 s | 6000 |" in text
+
+
+def test_train_step_rates_cover_every_policy_with_and_without_xla(real_mnist_data_dir):
+  rates = benchmarks.train_step_images_per_second(
+      "mnist_mlp_tiny", data_dir=real_mnist_data_dir, policies=("float32", "bfloat16"), min_seconds=0.0,
+      min_steps=2)
+  assert set(rates) == {"float32", "bfloat16"}
+  assert all(set(r) == {"no_xla", "xla"} and min(r.values()) > 0 for r in rates.values())
+  assert keras.mixed_precision.global_policy().name == "float32"  # Restored.

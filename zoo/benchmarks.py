@@ -12,7 +12,7 @@ import os
 import platform
 import re
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -108,40 +108,41 @@ def pipeline_images_per_second(name: str, *, data_dir, epochs: int = 3) -> list[
   return rates
 
 
-def train_step_images_per_second(name: str, *, data_dir, policy: str = "float32",
-                                 jit_compile: bool, min_seconds: float = 8.0,
-                                 min_steps: int = 10) -> float:
-  """Training images/s of the recipe's model on one real batch, repeated (no input pipeline),
-  under `policy` (`float32`, `bfloat16`, `float16`), with or without XLA. Steps run until
-  both `min_seconds` and `min_steps` are reached, after 3 untimed steps (tracing, compiling).
+def train_step_images_per_second(name: str, *, data_dir,
+                                 policies: Sequence[str] = ("float32",),
+                                 min_seconds: float = 8.0,
+                                 min_steps: int = 10) -> dict[str, dict[str, float]]:
+  """Training images/s of the recipe's model on one real batch, repeated (no input
+  pipeline), under each of `policies` (`float32`, `bfloat16`, `float16`), without and with
+  XLA: `{policy: {"no_xla": images/s, "xla": images/s}}`. Each measurement runs until both
+  `min_seconds` and `min_steps` are reached, after 3 untimed steps (tracing, compiling).
   """
   config = registry.get_config(name)
   builder = data.prepare_builder(config.dataset, data_dir=data_dir)
   info = data.dataset_info(builder)
   images, labels = next(iter(data.make_classification_dataset(
       builder, config.train_split, batch_size=config.batch_size, training=True)))
-  keras.backend.clear_session()
-  precision.set_policy(policy)
+  rates = {}
   try:
-    model = registry.build_model(config, input_shape=info.image_shape,
-                                 num_classes=info.num_classes)
-    model.compile(optimizer=train.make_optimizer(config, 100), jit_compile=jit_compile,
-                  loss="sparse_categorical_crossentropy")
-    for _ in range(3):
-      model.train_on_batch(images, labels)
-    steps, start = 0, time.perf_counter()
-    while steps < min_steps or time.perf_counter() - start < min_seconds:
-      model.train_on_batch(images, labels)
-      steps += 1
-    return steps * config.batch_size / (time.perf_counter() - start)
+    for policy in policies:
+      for jit_compile in (False, True):
+        keras.backend.clear_session()
+        precision.set_policy(policy)
+        model = registry.build_model(config, input_shape=info.image_shape,
+                                     num_classes=info.num_classes)
+        model.compile(optimizer=train.make_optimizer(config, 100), jit_compile=jit_compile,
+                      loss="sparse_categorical_crossentropy")
+        for _ in range(3):
+          model.train_on_batch(images, labels)
+        steps, start = 0, time.perf_counter()
+        while steps < min_steps or time.perf_counter() - start < min_seconds:
+          model.train_on_batch(images, labels)
+          steps += 1
+        rate = steps * config.batch_size / (time.perf_counter() - start)
+        rates.setdefault(policy, {})["xla" if jit_compile else "no_xla"] = rate
   finally:
     precision.set_policy("float32")
-
-
-def xla_images_per_second(name: str, *, data_dir) -> dict[str, float]:
-  """Training images/s of the recipe's model on one real batch, with and without XLA."""
-  return {("xla" if jit else "no_xla"): train_step_images_per_second(
-      name, data_dir=data_dir, jit_compile=jit) for jit in (False, True)}
+  return rates
 
 
 def _pct(x):
