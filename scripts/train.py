@@ -3,9 +3,11 @@
   python scripts/train.py --model=mnist_cnn --model_dir=runs/cnn \
       --manual_dir=../shared/data/mnist
 
-Rerunning the same command on the same --model_dir resumes an interrupted run.
-`--helpfull` lists every flag.
+Rerunning the same command on the same --model_dir resumes an interrupted run (Ctrl-C
+stops cleanly, exit status 130); on a finished run it says so and changes nothing.
 """
+
+from zoo import cli  # First: quiets TensorFlow's start-up.
 
 import sys
 
@@ -15,6 +17,7 @@ from zoo import callbacks, data, distribute, train
 from zoo import flags as zoo_flags
 
 zoo_flags.define_train_flags()
+flags.adopt_module_key_flags(zoo_flags)
 FLAGS = flags.FLAGS
 
 
@@ -38,4 +41,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -111,13 +111,16 @@ def test_rerun_resumes_instead_of_starting_over(mock_mnist, mock_manual_dir, tmp
   config = registry.get_config("mnist_mlp_tiny").replace(train_epochs=3)
   kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
   model_dir = str(tmp_path / "run")
-  with pytest.raises(KeyboardInterrupt):
+  with pytest.raises(train.TrainingInterrupted,
+                     match=r"Stopped at epoch 3/3 \(2 completed and saved in .*\); rerun the "
+                           r"same command to resume\."):
     train.train_and_evaluate(config, model_dir, extra_callbacks=[_Interrupt(2)], **kwargs)
   metrics = train.train_and_evaluate(config, model_dir, **kwargs)
   assert metrics["epochs_run_this_invocation"] == 1  # Epochs 1-2 were not redone.
+  written = (tmp_path / "run" / "metrics.json").read_bytes()
   again = train.train_and_evaluate(config, model_dir, **kwargs)
-  assert again["epochs_run_this_invocation"] == 0
-  assert again["accuracy"] == pytest.approx(metrics["accuracy"])
+  assert again == metrics  # Complete: nothing trained or evaluated again...
+  assert (tmp_path / "run" / "metrics.json").read_bytes() == written  # ...or overwritten.
 
 
 def test_model_dir_with_another_config_is_refused(mock_mnist, mock_manual_dir, tmp_path):
@@ -167,9 +170,9 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_good_checkpoint(
 @pytest.mark.parametrize("argv, message", [
     (["--model=mnist_resnet"], r"Unknown recipe 'mnist_resnet'\. Valid recipes: \[.*'mnist_cnn'"),
     (["--model=mnist_mlp", "--batch_size=0"],
-     r"Invalid value for `batch_size`: expected a positive integer\. Received: batch_size=0"),
+     r"Invalid value for `--batch_size`: expected a positive integer\. Received: --batch_size=0"),
     (["--model=mnist_mlp", "--epochs=-2"],
-     r"Invalid value for `train_epochs`: expected an integer >= 0\. Received: train_epochs=-2"),
+     r"Invalid value for `--epochs`: expected an integer >= 0\. Received: --epochs=-2"),
     (["--model=mnist_mlp", "--set=epochz=1"], r"Unknown config field 'epochz'"),
 ])
 def test_bad_flags_fail_at_start_with_a_clear_message(argv, message, tmp_path):

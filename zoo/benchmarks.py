@@ -49,8 +49,7 @@ def run_recipe(name: str, workdir: str, *, data_dir, manual_dir, target: float,
   config = registry.get_config(name)
   label = name
   if train_epochs is not None:
-    config = config.replace(train_epochs=train_epochs,
-                            warmup_epochs=min(config.warmup_epochs, train_epochs))
+    config = config.replace(train_epochs=train_epochs)
     label += f" --epochs={train_epochs}"
   if mixed_precision is not None:
     config = config.replace(mixed_precision=mixed_precision)

@@ -1,6 +1,12 @@
-"""absl flags shared by the scripts, and the one function that turns them into a config."""
+"""absl flags shared by the scripts, and the one function that turns them into a config.
+
+A script that defines these flags also calls `flags.adopt_module_key_flags(zoo.flags)`, so
+its `--help` lists them (absl lists only the main module's own flags there).
+"""
 
 from __future__ import annotations
+
+import re
 
 from absl import flags
 
@@ -29,6 +35,8 @@ def define_train_flags():
                        "all replicas.")
   flags.DEFINE_float("learning_rate", None, "Peak learning rate.")
   flags.DEFINE_integer("seed", None, "Seed for weights, shuffling and augmentation.")
+  flags.DEFINE_bool("deterministic", None, "TensorFlow op determinism: rerunning the same "
+                    "command gives bit-identical weights (slower; cost in BENCHMARKS.md).")
   flags.DEFINE_enum("mixed_precision", None, ["auto", "float32", "float16", "bfloat16"],
                     "Precision policy (default: the recipe's, float32). auto: mixed_float16 on "
                     "GPUs with compute capability >= 7.0, mixed_bfloat16 on TPUs, float32 else. "
@@ -50,12 +58,30 @@ def define_train_flags():
   define_data_flags()
 
 
+# Config field set by each named flag of `scripts/train.py` (the others go through --set).
+FLAG_FIELDS = {"dataset": "dataset", "epochs": "train_epochs", "batch_size": "batch_size",
+               "learning_rate": "learning_rate", "seed": "seed",
+               "deterministic": "deterministic", "mixed_precision": "mixed_precision",
+               "strategy": "strategy"}
+
+
 def config_from_flags(values) -> TrainConfig:
-  """The recipe named by --model, with the named flags then --set overrides applied."""
+  """The recipe named by --model, with the named flags then --set overrides applied.
+
+  Raises:
+    ValueError: naming the flag the user typed (`--epochs`), not the config field behind
+      it (`train_epochs`), when the bad value came from a named flag.
+  """
   config = registry.get_config(values.model)
-  named = {"dataset": values.dataset, "train_epochs": values.epochs,
-           "batch_size": values.batch_size, "learning_rate": values.learning_rate,
-           "seed": values.seed, "mixed_precision": values.mixed_precision,
-           "strategy": values.strategy}
-  config = config.replace(**{k: v for k, v in named.items() if v is not None})
-  return apply_overrides(config, values.set).validate()
+  named = {field: getattr(values, flag) for flag, field in FLAG_FIELDS.items()
+           if getattr(values, flag) is not None}
+  try:
+    return apply_overrides(config.replace(**named), values.set).validate()
+  except ValueError as e:
+    message = str(e)
+    overridden = {item.partition("=")[0].strip() for item in values.set}
+    for flag, field in FLAG_FIELDS.items():
+      if field in named and field not in overridden:
+        message = re.sub(rf"`{field}`", f"`--{flag}`", message)
+        message = re.sub(rf"\b{field}=", f"--{flag}=", message)
+    raise ValueError(message) from None

@@ -15,7 +15,9 @@ directory of its own, `model_dir/workers/<type>_<index>/` (see `zoo.distribute.w
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 import time
 from typing import Optional, Sequence
 
@@ -27,6 +29,23 @@ from zoo import data, distribute, precision, provenance, registry
 from zoo.configs import TrainConfig
 
 CHECKPOINT = os.path.join("checkpoints", "model.keras")
+BACKUP = "backup"
+METRICS = "metrics.json"
+
+log = logging.getLogger("zoo")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+  """Ctrl-C (or SIGINT) stopped training; completed epochs are saved and a rerun resumes.
+
+  Its message is the one line to show the user (see `zoo.cli.run`).
+  """
+
+
+def warmup_epochs(config: TrainConfig) -> float:
+  """The warmup actually used: `warmup_epochs`, capped at `max_warmup_fraction` of the run,
+  so that a run shortened with `--epochs` still decays instead of warming up throughout."""
+  return min(config.warmup_epochs, config.max_warmup_fraction * config.train_epochs)
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
@@ -34,7 +53,7 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
   lr = config.learning_rate
   if config.lr_schedule == "cosine":
     total = max(config.train_epochs * steps_per_epoch, 1)
-    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+    warmup = int(round(warmup_epochs(config) * steps_per_epoch))
     lr = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else config.learning_rate,
         decay_steps=max(total - warmup, 1),
@@ -55,7 +74,8 @@ def _check_same_config(model_dir: str, config: TrainConfig) -> None:
   if not os.path.exists(path):
     return
   with open(path) as f:
-    old = json.load(f)
+    # Through the dataclass: fields added since the run started compare at their defaults.
+    old = json.loads(TrainConfig.from_dict(json.load(f)).to_json())
   new = json.loads(config.to_json())
   diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
   if diff:
@@ -63,6 +83,24 @@ def _check_same_config(model_dir: str, config: TrainConfig) -> None:
         f"Invalid value for `model_dir`: {model_dir!r} holds a run with a different config "
         f"(fields {diff} differ). Rerun with the same flags to resume it, or pick a new "
         "--model_dir.")
+
+
+def completed_epochs(model_dir: str) -> int:
+  """Epochs of the run in `model_dir` that finished and were backed up (0 for a new run)."""
+  path = os.path.join(model_dir, BACKUP, "training_metadata.json")
+  if not os.path.exists(path):
+    return 0
+  with open(path) as f:
+    return int(json.load(f)["epoch"])  # Written by keras.callbacks.BackupAndRestore.
+
+
+def _op_determinism_enabled() -> Optional[bool]:
+  """TensorFlow's own word on whether op determinism is on (None if it cannot say)."""
+  try:
+    from tensorflow.python.framework import config as tf_config  # No public getter.
+    return bool(tf_config.is_op_determinism_enabled())
+  except (ImportError, AttributeError):
+    return None
 
 
 def _num_batches(ds: tf.data.Dataset) -> int:
@@ -76,7 +114,8 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
                        data_dir: Optional[str] = None, manual_dir: Optional[str] = None,
                        allow_download: bool = False, tpu: Optional[str] = None,
                        worker_start_timeout_seconds: float = 300.0,
-                       extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
+                       extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+                       verbose="auto") -> dict:
   """Trains `config` into `model_dir`, resuming if it holds an interrupted run.
 
   Args:
@@ -89,18 +128,25 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
     worker_start_timeout_seconds: `multi_worker_mirrored`: how long to wait for every
       worker in `TF_CONFIG` to start (see `zoo.distribute.get_strategy`).
     extra_callbacks: more Keras callbacks (benchmarks use `zoo.callbacks.EpochTimer`).
+    verbose: `fit()`'s verbosity; `auto`: a progress bar when stdout is a terminal, one
+      line per epoch otherwise.
 
   Returns:
-    The final metrics written to `metrics.json`.
+    The final metrics written to `metrics.json`. A run that is already complete is not
+    trained or evaluated again: its `metrics.json` is returned as it is.
 
   Raises:
     ValueError: an invalid config field, or a model_dir holding another config's run.
     zoo.data.DatasetNotAvailableError: the dataset is not available offline.
     zoo.callbacks.NonFiniteLossError: the loss became NaN/inf (checkpoints are kept).
     zoo.distribute.WorkerLostError: multi-worker training lost a peer (backups are kept).
+    TrainingInterrupted: Ctrl-C; the message says where it stopped and how to resume.
   """
   config.validate()
-  keras.utils.set_random_seed(config.seed)
+  if config.deterministic:
+    # Process-wide and cannot be undone: every op then picks a deterministic kernel
+    # (or fails if it has none), so the same command gives bit-identical weights.
+    tf.config.experimental.enable_op_determinism()
   # Strategy first: a TPU's devices are visible (to `auto` precision) only once connected.
   strategy = distribute.get_strategy(config.strategy, tpu=tpu,
                                      worker_start_timeout_seconds=worker_start_timeout_seconds)
@@ -109,10 +155,20 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   distribute.check_global_batch(config.eval_batch_size, strategy, name="eval_batch_size")
   model_dir = distribute.worker_dir(model_dir, strategy)
   _check_same_config(model_dir, config)
+  done = completed_epochs(model_dir)
+  metrics_path = os.path.join(model_dir, METRICS)
+  if done >= config.train_epochs and os.path.exists(metrics_path):
+    log.info("Run %s is complete (%d/%d epochs); its %s is kept. Pick a new --model_dir "
+             "to train again.", model_dir, done, config.train_epochs, METRICS)
+    with open(metrics_path) as f:
+      return json.load(f)
 
   builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
                                  allow_download=allow_download)
   info = data.dataset_info(builder)
+  # Seeded only now: preparing a dataset (the first run on a new --data_dir) draws random
+  # numbers, and seeding before it gave that first run other initial weights than reruns.
+  keras.utils.set_random_seed(config.seed)
   os.makedirs(model_dir, exist_ok=True)
   train_ds = distribute.shard_inputs(data.make_classification_dataset(
       builder, config.train_split, batch_size=config.batch_size, training=True,
@@ -130,12 +186,16 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
 
   provenance.write_json(os.path.join(model_dir, "config.json"), config.to_dict())
   run_card = {
-      "config": config.to_dict(), "data_dir": data_dir, "manual_dir": manual_dir,
+      "config": config.to_dict(),
+      # Where the data was actually read from (TFDS's default when --data_dir was not given).
+      "data_dir": os.fspath(builder.data_dir_root), "dataset_dir": os.fspath(builder.data_dir),
+      "manual_dir": manual_dir,
       "dataset": {"name": info.name, "num_examples": info.num_examples,
                   "class_names": list(info.class_names)},
       "dtype_policy": policy, "strategy": type(strategy).__name__,
       "num_replicas": strategy.num_replicas_in_sync, "steps_per_epoch": steps_per_epoch,
-      "jit_compile": jit_compile,
+      "warmup_epochs": warmup_epochs(config), "jit_compile": jit_compile,
+      "op_determinism": _op_determinism_enabled(),
       **provenance.describe(),
   }
   provenance.write_json(os.path.join(model_dir, "run_card.json"), run_card)
@@ -149,8 +209,8 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
                   jit_compile=jit_compile)
 
   log_dir = os.path.join(model_dir, "tensorboard")
-  backup_dir = os.path.join(model_dir, "backup")
-  resuming = os.path.exists(os.path.join(backup_dir, "training_metadata.json"))
+  backup_dir = os.path.join(model_dir, BACKUP)
+  resuming = done > 0
   os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
   cbs = [
       # First: it raises on a NaN loss before any other callback can save that epoch.
@@ -168,12 +228,26 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
     images, _ = next(iter(train_ds))
     cbs.append(zoo_callbacks.ImageSamples(log_dir, images[:config.log_images]))
 
+  if resuming:
+    kept = "epoch 1 is" if done == 1 else f"epochs 1-{done} are"
+    log.info("Resuming %s from epoch %d/%d (%s done and kept).", model_dir, done + 1,
+             config.train_epochs, kept)
+  if verbose == "auto":
+    # A live progress bar on a terminal; one line per epoch in logs and pipes.
+    verbose = 1 if sys.stdout.isatty() else 2
   start = time.perf_counter()
   try:
+    # shuffle=False: the pipeline shuffles (seeded); Keras would ignore True and warn.
     history = model.fit(train_ds, epochs=config.train_epochs, validation_data=eval_ds,
-                        callbacks=cbs, verbose=2)
+                        callbacks=cbs, verbose=verbose, shuffle=False)
     fit_seconds = time.perf_counter() - start
     results = model.evaluate(eval_ds, return_dict=True, verbose=0)
+  except KeyboardInterrupt as e:
+    done = completed_epochs(model_dir)
+    raise TrainingInterrupted(
+        f"Stopped at epoch {min(done + 1, config.train_epochs)}/{config.train_epochs} "
+        f"({done} completed and saved in {model_dir}); rerun the same command to resume."
+    ) from e
   except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
       raise
@@ -190,5 +264,5 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
       "git_commit": run_card["git_commit"],
       "versions": run_card["versions"],
   }
-  provenance.write_json(os.path.join(model_dir, "metrics.json"), metrics)
+  provenance.write_json(metrics_path, metrics)
   return metrics

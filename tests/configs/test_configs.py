@@ -68,7 +68,8 @@ def test_override_errors(override, message):
                             r"'sgd'\]\. Received: optimizer='lamb'"),
     ({"mixed_precision": "fp8"}, r"Invalid value for `mixed_precision`"),
     ({"strategy": "horovod"}, r"Invalid value for `strategy`"),
-    ({"warmup_epochs": 50.0}, r"Invalid value for `warmup_epochs`"),
+    ({"warmup_epochs": -1.0}, r"Invalid value for `warmup_epochs`: expected a number >= 0"),
+    ({"max_warmup_fraction": 1.5}, r"Invalid value for `max_warmup_fraction`"),
 ])
 def test_validation_errors(changes, message):
   with pytest.raises(ValueError, match=message):

@@ -33,7 +33,10 @@ class TrainConfig:
     learning_rate: peak learning rate.
     lr_schedule: `constant` or `cosine` (linear warmup, then cosine decay to 0 at the
       end of the last epoch).
-    warmup_epochs: length of the warmup, in epochs (fractions allowed).
+    warmup_epochs: length of the linear warmup, in epochs (fractions allowed), capped at
+      `max_warmup_fraction` of the run (see `zoo.train.warmup_epochs`).
+    max_warmup_fraction: the warmup never takes more than this share of `train_epochs`,
+      so a run shortened with `--epochs=1` still spends most of its steps decaying.
     weight_decay: decoupled weight decay (AdamW / SGD), per step, times the learning rate.
     ema_momentum: keep an exponential moving average of the weights (Polyak averaging)
       with this momentum per step, and validate, checkpoint and export the averaged
@@ -42,6 +45,9 @@ class TrainConfig:
     max_shift_pixels: largest translation, in pixels, along each axis.
     shuffle_buffer_examples: shuffle buffer size in examples (>= split size = full shuffle).
     seed: seed for weights, shuffling and augmentation.
+    deterministic: TensorFlow op determinism: the same command gives bit-identical weights
+      and metrics (measured cost in BENCHMARKS.md). Off by default: without it runs with
+      the same seed differ by float rounding in multi-threaded kernels.
     jit_compile: compile train/eval steps with XLA.
     mixed_precision: `float32`, `float16`, `bfloat16` or `auto` (see `zoo.precision`).
     strategy: `default`, `one_device`, `mirrored`, `multi_worker_mirrored`, `tpu` or
@@ -62,12 +68,14 @@ class TrainConfig:
   learning_rate: float = 1e-3
   lr_schedule: str = "constant"
   warmup_epochs: float = 0.0
+  max_warmup_fraction: float = 0.1
   weight_decay: float = 0.0
   ema_momentum: float = 0.0
   augment: bool = False
   max_shift_pixels: int = 2
   shuffle_buffer_examples: int = 60_000
   seed: int = 0
+  deterministic: bool = False
   jit_compile: bool = True
   mixed_precision: str = "float32"
   strategy: str = "default"
@@ -90,10 +98,13 @@ class TrainConfig:
     _one_of(self, "mixed_precision", ("auto", "float32", "float16", "bfloat16"))
     _one_of(self, "strategy", ("auto", "default", "one_device", "mirrored",
                                "multi_worker_mirrored", "tpu"))
-    if not 0 <= self.warmup_epochs <= max(self.train_epochs, 0):
-      raise ValueError(
-          "Invalid value for `warmup_epochs`: expected 0 <= warmup_epochs <= "
-          f"train_epochs ({self.train_epochs}). Received: warmup_epochs={self.warmup_epochs!r}")
+    if not self.warmup_epochs >= 0:
+      raise ValueError("Invalid value for `warmup_epochs`: expected a number >= 0. "
+                       f"Received: warmup_epochs={self.warmup_epochs!r}")
+    if not 0 <= self.max_warmup_fraction <= 1:
+      raise ValueError("Invalid value for `max_warmup_fraction`: expected 0 <= "
+                       "max_warmup_fraction <= 1. "
+                       f"Received: max_warmup_fraction={self.max_warmup_fraction!r}")
     if self.weight_decay < 0:
       raise ValueError("Invalid value for `weight_decay`: expected a number >= 0. "
                        f"Received: weight_decay={self.weight_decay!r}")

@@ -13,8 +13,12 @@ message naming the dataset, the files expected and the flags to pass.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
+import logging
 import os
+import time
 from typing import Optional
 
 import numpy as np
@@ -26,6 +30,8 @@ import tensorflow_datasets as tfds
 _IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 EXPECTED_FILES = {"mnist": _IDX_FILES, "fashion_mnist": _IDX_FILES}
+
+log = logging.getLogger("zoo")
 
 
 class DatasetNotAvailableError(RuntimeError):
@@ -77,8 +83,19 @@ def prepare_builder(name: str, *, data_dir: Optional[str] = None,
       raise DatasetNotAvailableError(
           f"Dataset {name!r}: `manual_dir` {manual_dir!r} lacks {missing}. "
           f"Expected all of {list(expected)}.")
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    log.info("Preparing %r from the original files in %s into %s (once) ...", name,
+             manual_dir, builder.data_dir_root)
+    start = time.perf_counter()
+    # TFDS reports reading local files as a download ("Downloading and preparing dataset
+    # Unknown size", MiB/s bars). Nothing is downloaded here: its report is dropped.
+    tfds.display_progress_bar(False)
+    try:
+      with contextlib.redirect_stdout(io.StringIO()):
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    finally:
+      tfds.display_progress_bar(True)
+    log.info("Prepared %r in %.0f s.", name, time.perf_counter() - start)
     return builder
   if allow_download:
     builder.download_and_prepare()

@@ -1,0 +1,123 @@
+"""What every `scripts/*.py` shares: a quiet start, readable logs, one-line errors.
+
+Import this module first in a script, before anything that imports TensorFlow: importing
+it imports TensorFlow with its start-up lines filtered (see `quiet_tensorflow_import`).
+Library code never imports it; only the command line is quieted.
+
+  from zoo import cli  # First: quiets TensorFlow's start-up.
+  ...
+  if __name__ == "__main__":
+    cli.run(main)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sys
+import tempfile
+
+from absl import app
+from absl import flags as absl_flags
+from absl import logging as absl_logging
+
+# Lines TensorFlow writes to the stderr file descriptor while it loads, before its logging
+# is initialized (so `TF_CPP_MIN_LOG_LEVEL` does not reach them): the same INFO block once
+# per shared library it loads, and on machines without an NVIDIA driver the error of a
+# CUDA probe that cannot succeed. They say nothing a user can act on.
+_STARTUP_NOISE = (
+    r"^WARNING: All log messages before absl::InitializeLog\(\) is called",
+    r"^I\d{4} ",  # INFO lines of TensorFlow's C++ logging.
+    r"^To enable the following instructions: .* rebuild TensorFlow",
+)
+_NO_DRIVER_NOISE = r"failed call to cuInit: .*(UNKNOWN ERROR \(303\)|CUDA_ERROR_NO_DEVICE)"
+
+
+def _is_noise(line: str, no_gpu_driver: bool) -> bool:
+  if any(re.search(p, line) for p in _STARTUP_NOISE):
+    return True
+  return no_gpu_driver and re.search(_NO_DRIVER_NOISE, line) is not None
+
+
+@contextlib.contextmanager
+def _filtered_stderr(no_gpu_driver: bool):
+  """Sends file descriptor 2 to a temporary file, then replays every line but the noise."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile(mode="w+b") as capture:
+    os.dup2(capture.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      capture.seek(0)
+      for raw in capture:
+        line = raw.decode("utf-8", "replace")
+        if not _is_noise(line, no_gpu_driver):
+          sys.stderr.write(line)
+      sys.stderr.flush()
+
+
+def quiet_tensorflow_import() -> None:
+  """Imports TensorFlow and probes its devices with the start-up noise filtered out.
+
+  Real warnings and errors still print. `TF_CPP_MIN_LOG_LEVEL` defaults to 1 (no INFO
+  lines from TensorFlow's C++ runtime afterwards); set it to 0 to see everything, which
+  also turns this filter off.
+  """
+  if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+    import tensorflow  # noqa: F401  pylint: disable=unused-import
+    return
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+  no_gpu_driver = not os.path.exists("/proc/driver/nvidia")
+  with _filtered_stderr(no_gpu_driver):
+    import tensorflow as tf
+    # The CUDA probe (and its error on machines without a driver) runs on first use.
+    tf.config.list_physical_devices("GPU")
+
+
+class _DropTfdsNoise(logging.Filter):
+  """TFDS warns that a dataset folder it is about to prepare has no metadata yet."""
+
+  def filter(self, record):
+    return "has no dataset_info.json" not in record.getMessage()
+
+
+def _configure_logging() -> None:
+  """absl's INFO lines (TFDS's "Constructing tf.data.Dataset ...") only with -v 0; the zoo's
+  own progress lines (`logging.getLogger("zoo")`) always, plainly."""
+  if not absl_flags.FLAGS["verbosity"].present:
+    absl_logging.set_verbosity(absl_logging.WARNING)
+    absl_logging.get_absl_handler().addFilter(_DropTfdsNoise())
+  logger = logging.getLogger("zoo")
+  if not logger.handlers:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def run(main) -> None:
+  """`absl.app.run(main)` with the zoo's logging; Ctrl-C exits with status 130 and the
+  message of the `KeyboardInterrupt` (one line, no traceback)."""
+
+  def _main(argv):
+    _configure_logging()
+    try:
+      return main(argv)
+    except KeyboardInterrupt as e:
+      print(f"\n{str(e) or 'interrupted'}", file=sys.stderr)
+      sys.exit(130)  # 128 + SIGINT, as shells report it.
+
+  app.run(_main)
+
+
+try:
+  quiet_tensorflow_import()
+except KeyboardInterrupt:
+  sys.exit(130)  # Ctrl-C while TensorFlow loads: nothing started, nothing to say.
