@@ -83,16 +83,31 @@ def _scalar_and_image_tags(log_dir):
   return tags
 
 
-def test_tensorboard_has_scalars_learning_rate_images_and_confusion_matrix(mock_mnist,
-                                                                          mock_manual_dir, tmp_path):
+def _tensorboard_plugin_tags(run_dir):
+  """{plugin: {tag}} as TensorBoard itself reads the run (its event accumulator, default
+  size guidance): each tag belongs to the one plugin whose data TensorBoard shows for it."""
+  from tensorboard.backend.event_processing import plugin_event_accumulator
+  acc = plugin_event_accumulator.EventAccumulator(str(run_dir))
+  acc.Reload()
+  return {plugin: set(acc.PluginTagToContent(plugin))
+          for plugin in ("scalars", "images", "text")
+          if plugin in acc.ActivePlugins()}
+
+
+def test_tensorboard_shows_scalars_learning_rate_images_and_confusion_matrix(
+    mock_mnist, mock_manual_dir, tmp_path):
   config = registry.get_config("mnist_mlp_tiny")
   train.train_and_evaluate(config, str(tmp_path / "run"), data_dir=str(tmp_path / "tfds"),
                            manual_dir=mock_manual_dir)
-  tags = _scalar_and_image_tags(tmp_path / "run" / "tensorboard")
+  log_dir = tmp_path / "run" / "tensorboard"
+  tags = _scalar_and_image_tags(log_dir)
   for tag in ["train/epoch_loss", "train/epoch_accuracy", "train/epoch_learning_rate",
-              "validation/epoch_loss", "validation/epoch_accuracy",
-              "images/train_inputs", "validation/confusion_matrix"]:
+              "validation/epoch_loss", "validation/epoch_accuracy"]:
     assert tag in tags, sorted(tags)
+  assert _tensorboard_plugin_tags(log_dir / "images")["images"] == {"train_inputs"}
+  validation = _tensorboard_plugin_tags(log_dir / "validation")
+  assert "confusion_matrix" in validation["images"], validation
+  assert "confusion_matrix_counts" in validation["text"], validation
 
 
 class _Interrupt(keras.callbacks.Callback):

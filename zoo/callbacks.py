@@ -102,6 +102,9 @@ def confusion_matrix_image(matrix: np.ndarray, cell_pixels: int = 16) -> np.ndar
 class ConfusionMatrix(keras.callbacks.Callback):
   """Writes the confusion matrix on `dataset` to TensorBoard, as an image and as text.
 
+  The two have tags of their own (`confusion_matrix`, `confusion_matrix_counts`):
+  TensorBoard assigns each tag to one plugin, so under one shared tag it shows only one.
+
   Args:
     log_dir: TensorBoard directory (a sub-folder `validation` is written).
     dataset: batches of (images, labels).
@@ -135,7 +138,7 @@ class ConfusionMatrix(keras.callbacks.Callback):
             for name, row in zip(self.class_names, matrix)]
     with tf.summary.create_file_writer(f"{self.log_dir}/validation").as_default():
       tf.summary.image("confusion_matrix", confusion_matrix_image(matrix), step=step)
-      tf.summary.text("confusion_matrix", "\n".join([header, sep] + body), step=step)
+      tf.summary.text("confusion_matrix_counts", "\n".join([header, sep] + body), step=step)
 
   def on_epoch_end(self, epoch, logs=None):
     self._last_epoch = epoch
