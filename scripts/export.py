@@ -1,12 +1,14 @@
 """Exports a trained run for apps: SavedModel (TF Serving layout) + TFLite, parity-checked.
 
-  python scripts/export.py --model_dir=runs/cnn --name=mnist_cnn \
-      --manual_dir=../shared/data/mnist
+  python scripts/export.py --model_dir=runs/cnn --manual_dir=../shared/data/mnist
 
-Writes saved_models/<name>/<version>/ (next free version unless --version) with the
-SavedModel, the TFLite variants, labels.txt and model_card.json. The version appears only
-when every parity check passed.
+Writes exports/<name>/<version>/ (next free version unless --version) with the SavedModel,
+the TFLite variants, labels.txt and model_card.json, and prints the parity table it
+checked. The version appears only when every parity check passed. `saved_models/` holds
+the models the zoo ships; write there only to rebuild one (README, "Pre-trained models").
 """
+
+from zoo import cli  # First: quiets TensorFlow's start-up.
 
 import sys
 
@@ -16,7 +18,8 @@ from zoo import data, export
 from zoo import flags as zoo_flags
 
 flags.DEFINE_string("model_dir", None, "Run directory written by scripts/train.py.")
-flags.DEFINE_string("export_dir", "saved_models", "Root of the exported models.")
+flags.DEFINE_string("export_dir", "exports", "Root of the exported models (the zoo's own "
+                    "shipped models are in saved_models/).")
 flags.DEFINE_string("name", None, "Model name (default: the run's recipe name).")
 flags.DEFINE_integer("version", None, "Integer version (default: next free one).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
@@ -25,6 +28,7 @@ flags.DEFINE_string("parity_split", None, "Split the exports are checked on (def
                     "run's eval split).")
 flags.mark_flag_as_required("model_dir")
 zoo_flags.define_data_flags()
+flags.adopt_module_key_flags(zoo_flags)
 FLAGS = flags.FLAGS
 
 
@@ -36,11 +40,12 @@ def main(argv):
         FLAGS.model_dir, export_dir=FLAGS.export_dir, name=FLAGS.name, version=FLAGS.version,
         overwrite=FLAGS.overwrite, variants=FLAGS.variants, parity_split=FLAGS.parity_split,
         data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, allow_download=FLAGS.download)
-  except (FileExistsError, FileNotFoundError, export.ExportError,
+  except (FileExistsError, FileNotFoundError, ValueError, export.ExportError,
           data.DatasetNotAvailableError) as e:
     sys.exit(f"error: {e}")
+  print(export.parity_table(export.read_card(path)))
   print(path)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -1,11 +1,15 @@
 """Classifies image files with an exported model and prints JSON, one result per file.
 
   python scripts/predict.py --model=saved_models/mnist_cnn digit.png other.jpg
-  python scripts/predict.py --model=saved_models/mnist_cnn/1/model_int8.tflite digit.png
+  python scripts/predict.py --model=saved_models/mnist_cnn/2/model_int8.tflite digit.png
 
+The JSON says which version and file were loaded. A dark digit on light paper is inverted
+to MNIST's light-on-dark first (each result says `inverted`; --noauto_invert turns it off).
 A file that is missing or not an image gets an "error" entry; the others are still
 classified. Exit status 1 if any file failed.
 """
+
+from zoo import cli  # First: quiets TensorFlow's start-up.
 
 import json
 import sys
@@ -16,6 +20,8 @@ import zoo
 
 flags.DEFINE_string("model", None, "Exported model: saved_models/<name> (newest version), a "
                     "version directory, or a .tflite file.")
+flags.DEFINE_bool("auto_invert", True, "Invert images whose border is light (a dark digit "
+                  "on paper) to the dataset's light-on-dark before classifying.")
 flags.mark_flag_as_required("model")
 FLAGS = flags.FLAGS
 
@@ -28,11 +34,12 @@ def main(argv):
     predictor = zoo.load(FLAGS.model)
   except FileNotFoundError as e:
     sys.exit(f"error: {e}")
-  results = predictor.predict_files(files)
-  print(json.dumps({"model": FLAGS.model, "kind": predictor.kind, "results": results}, indent=2))
+  results = predictor.predict_files(files, auto_invert=FLAGS.auto_invert)
+  print(json.dumps({"model": FLAGS.model, "loaded": predictor.source, "kind": predictor.kind,
+                    "results": results}, indent=2))
   if any("error" in r for r in results):
     sys.exit(1)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

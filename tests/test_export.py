@@ -3,6 +3,7 @@ bad input; interrupted and failed exports leave nothing behind."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -62,7 +63,11 @@ def test_layout_card_and_parity(exported):
   assert card["parity"]["float32"]["top1_agreement"] >= 0.999
   assert card["parity"]["float16"]["top1_agreement"] >= 0.999
   assert all(check["passed"] for check in card["checks"]) and len(card["checks"]) == 5
-  assert card["files"]["int8"]["input"]["dtype"] == "uint8"
+  for key in export.TFLITE_VARIANTS:  # One input convention for every file.
+    assert card["files"][key]["inputs"]["images"]["dtype"] == "uint8"
+    assert card["files"][key]["inputs"]["images"]["range"] == [0, 255]
+  signatures = card["files"]["saved_model"]["signatures"]
+  assert signatures["serving_default"]["inputs"]["images"] == card["files"]["int8"]["inputs"]["images"]
   assert card["training"]["config"]["recipe"] == "mnist_cnn"
   assert card["git_commit"] and card["versions"]["tensorflow"].startswith("2.")
 
@@ -78,6 +83,69 @@ def test_saved_model_signatures_are_named_and_typed(exported):
   assert outputs["classes"].dtype == tf.int64 and outputs["labels"].dtype == tf.string
   (bspec,) = loaded.signatures["serve_image_bytes"].structured_input_signature[1].values()
   assert bspec.name == "image_bytes" and bspec.dtype == tf.string
+  assert loaded.signatures["serve_image_bytes"].structured_outputs["inverted"].dtype == tf.bool
+
+
+@pytest.mark.parametrize("variant", export.TFLITE_VARIANTS)
+def test_every_tflite_file_works_from_its_card_alone(exported, test_images, variant):
+  """An app that knows only the card: it feeds what `files.<v>.inputs.images` says, with
+  no preprocessing of its own, and gets the accuracy the card reports."""
+  from ai_edge_litert import interpreter as litert
+  images, labels = test_images
+  card = json.load(open(os.path.join(exported, "model_card.json")))
+  entry = card["files"][variant]
+  contract = entry["inputs"]["images"]
+  assert contract["range"] == [0, 255] and contract["dtype"] == "uint8"
+  interpreter = litert.Interpreter(model_path=os.path.join(exported, entry["path"]))
+  inp = interpreter.get_input_details()[0]
+  interpreter.resize_tensor_input(inp["index"], [len(images), *card["image_shape"]])
+  interpreter.allocate_tensors()
+  interpreter.set_tensor(inp["index"], images.astype(contract["dtype"]))
+  interpreter.invoke()
+  out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+  assert out.dtype == np.dtype(entry["outputs"]["probabilities"]["dtype"])
+  accuracy = float(np.mean(np.argmax(out, -1) == labels))
+  assert accuracy == pytest.approx(card["parity"][variant]["accuracy"], abs=1e-9)
+  assert accuracy >= card["metrics"]["keras_accuracy"] - 0.005
+
+
+def _paper_photos(images, size=84, seed=0):
+  """MNIST digits as people write them: dark ink on light, uneven paper, larger, JPEG."""
+  rng = np.random.default_rng(seed)
+  photos = []
+  for image in images:
+    ink = tf.image.resize(tf.cast(image, tf.float32), (size, size)).numpy() / 255.0
+    paper = 215 + 25 * np.linspace(0, 1, size)[None, :, None] + rng.normal(0, 6, (size, size, 1))
+    photo = paper * (1 - ink) + 35 * ink  # Ink 35 where the digit is, paper elsewhere.
+    rgb = np.repeat(np.clip(photo, 0, 255), 3, axis=-1).astype(np.uint8)
+    photos.append(tf.io.encode_jpeg(rgb, quality=90).numpy())
+  return photos
+
+
+def test_dark_digits_on_paper_are_inverted_and_classified(exported, test_images, tmp_path):
+  images, labels = test_images
+  n = 100
+  photos = _paper_photos(images[:n])
+  paths = []
+  for i, photo in enumerate(photos):
+    paths.append(str(tmp_path / f"photo_{i}.jpg"))
+    open(paths[-1], "wb").write(photo)
+  predictor = zoo.load(exported)
+  auto = predictor.predict_files(paths)
+  raw = predictor.predict_files(paths, auto_invert=False)
+  assert all(r["inverted"] for r in auto) and not any(r["inverted"] for r in raw)
+  auto_acc = np.mean([r["class"] == y for r, y in zip(auto, labels[:n])])
+  raw_acc = np.mean([r["class"] == y for r, y in zip(raw, labels[:n])])
+  assert auto_acc >= 0.9 and raw_acc <= 0.5, (auto_acc, raw_acc)
+  # The SavedModel's bytes signature does the same inside the graph.
+  served = tf.saved_model.load(exported).signatures["serve_image_bytes"](
+      image_bytes=tf.constant(photos))
+  assert served["inverted"].numpy().all()
+  np.testing.assert_array_equal(served["classes"].numpy(), [r["class"] for r in auto])
+  # Digits as MNIST stores them are left alone.
+  mnist_png = tmp_path / "mnist.png"
+  mnist_png.write_bytes(tf.io.encode_png(images[0]).numpy())
+  assert predictor.predict_files([str(mnist_png)])[0]["inverted"] is False
 
 
 def test_image_bytes_signature_matches_the_pixel_signature(exported, test_images):
@@ -117,6 +185,8 @@ def test_tflite_files_use_builtin_ops_only(exported):
 def test_model_directory_resolves_to_the_newest_version(exported):
   predictor = zoo.load(os.path.dirname(exported))
   assert predictor.kind == "saved_model" and predictor.card["version"] == 1
+  assert predictor.source == {"name": "mnist_cnn", "version": 1, "kind": "saved_model",
+                              "path": exported}
 
 
 @pytest.mark.parametrize("images, message", [
@@ -150,6 +220,30 @@ def test_corrupt_bytes_in_the_bytes_signature_raise(exported):
   serve = tf.saved_model.load(exported).signatures["serve_image_bytes"]
   with pytest.raises(tf.errors.InvalidArgumentError):
     serve(image_bytes=tf.constant([b"not an image"]))
+
+
+def test_export_script_prints_the_parity_table_it_checked(small_run, real_mnist_data_dir,
+                                                          tmp_path):
+  proc = subprocess.run(
+      [sys.executable, str(REPO / "scripts" / "export.py"), f"--model_dir={small_run}",
+       f"--export_dir={tmp_path}", f"--data_dir={real_mnist_data_dir}", "--variants=float32",
+       "--parity_split=test[:500]"],
+      capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  lines = proc.stdout.splitlines()
+  assert lines[-1] == str(tmp_path / "mnist_cnn" / "1")
+  assert lines[0].startswith("Parity on test[:500] (500 images), Keras model accuracy")
+  assert any(re.match(r"float32\s+\d+\.\d\d %\s+\d+\.\d\d %", l) for l in lines), lines
+  assert any(l.startswith("PASS  float32 top-1 agreement >= 0.999") for l in lines), lines
+
+
+def test_exports_go_to_exports_not_to_the_shipped_models(small_run, real_mnist_data_dir,
+                                                         tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  path = export.export_run(small_run, data_dir=real_mnist_data_dir, variants=[],
+                           parity_split="test[:100]")
+  assert path == os.path.join("exports", "mnist_cnn", "1")
+  assert not (tmp_path / "saved_models").exists()
 
 
 def test_existing_version_is_refused_and_next_one_is_used(small_run, exported, real_mnist_data_dir):
@@ -193,7 +287,17 @@ def test_predict_script_prints_json_and_flags_bad_files(exported, test_images, t
     assert proc.returncode == 1, proc.stderr[-2000:]
     out = json.loads(proc.stdout)
     assert out["results"][0]["class"] == int(labels[0])
+    assert out["results"][0]["inverted"] is False
     assert "error" in out["results"][1]
+    loaded = out["loaded"]
+    assert loaded["name"] == "mnist_cnn"
+    if model.endswith(".tflite"):
+      assert loaded == {"name": "mnist_cnn", "version": 1, "kind": "tflite", "path": model}
+    else:  # The newest version, resolved and named.
+      newest = max(int(d) for d in os.listdir(model) if d.isdigit())
+      assert loaded["version"] == newest
+      assert loaded["path"] == os.path.join(model, str(newest))
+    assert "Local rendezvous" not in proc.stderr and "cuInit" not in proc.stderr, proc.stderr
 
 
 def test_saved_model_stores_each_weight_once_and_is_world_readable(exported, small_run):

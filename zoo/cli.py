@@ -65,14 +65,16 @@ def _filtered_stderr(no_gpu_driver: bool):
 def quiet_tensorflow_import() -> None:
   """Imports TensorFlow and probes its devices with the start-up noise filtered out.
 
-  Real warnings and errors still print. `TF_CPP_MIN_LOG_LEVEL` defaults to 1 (no INFO
-  lines from TensorFlow's C++ runtime afterwards); set it to 0 to see everything, which
-  also turns this filter off.
+  Real errors still print, and so do Python warnings. `TF_CPP_MIN_LOG_LEVEL` defaults to
+  2: no INFO or WARNING lines from TensorFlow's C++ runtime afterwards (its warnings are
+  for TensorFlow's developers, e.g. "Local rendezvous is aborting" each time a corrupt
+  image fails to decode, which the zoo reports per file itself). Set it to 0 to see
+  everything, which also turns this filter off.
   """
   if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
     import tensorflow  # noqa: F401  pylint: disable=unused-import
     return
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   no_gpu_driver = not os.path.exists("/proc/driver/nvidia")
   with _filtered_stderr(no_gpu_driver):
     import tensorflow as tf

@@ -1,16 +1,21 @@
 """Exports a run directory for apps: SavedModel (TF Serving layout) + TFLite, parity-checked.
 
-  saved_models/<name>/<version>/
+  exports/<name>/<version>/        (`saved_models/` holds the zoo's shipped models)
     saved_model.pb, variables/, assets/   SavedModel; signatures below
     model_float32.tflite, model_float16.tflite, model_dynamic_int8.tflite, model_int8.tflite
     labels.txt                            one label name per line, in class order
     model_card.json                       specs, metrics, parity, files, config, provenance
 
+One input convention for every file: `images` uint8 [N, H, W, C], pixels 0-255 exactly as
+the dataset stores them (MNIST: light digit on black); scaling to [0, 1] is inside each
+graph. The card states it for every file (`files.<name>.inputs`), and the exporter checks
+each TFLite file's actual input and output tensors against it.
+
 SavedModel signatures (named inputs and outputs):
   serving_default(images: uint8 [N, H, W, C])      -> probabilities, classes, labels
-  serve_image_bytes(image_bytes: string [N])       -> the same, PNG/JPEG of any size
-TFLite files take `images` as float32 [N, H, W, C] in [0, 1] (the int8 file: uint8, with
-its quantization parameters in the card) and output `probabilities`.
+  serve_image_bytes(image_bytes: string [N])       -> the same + inverted: PNG/JPEG of any
+      size; a dark-on-light photo is inverted to the dataset's polarity (`inverted` True)
+TFLite files (all four): images uint8 [N, H, W, C] -> probabilities float32 [N, K].
 
 The export is written to a temporary directory beside the target and renamed into place
 only when every parity check passed: an interrupted or failed export leaves no version.
@@ -28,7 +33,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import data, evaluate, provenance, registry
+from zoo import data, evaluate, predictor, provenance, registry
 
 TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 
@@ -66,16 +71,6 @@ def float32_twin(build: Callable[[], keras.Model], trained: keras.Model) -> kera
   return model
 
 
-def decode_image_bytes(image_bytes: tf.Tensor, image_shape) -> tf.Tensor:
-  """One encoded PNG/JPEG/GIF/BMP (any size, gray or RGB) -> uint8 [H, W, C] for the model."""
-  height, width, channels = image_shape
-  image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-  if channels == 1:
-    image = tf.image.rgb_to_grayscale(image)
-  image = tf.image.resize(image, (height, width), antialias=True)
-  return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-
-
 def _outputs(probabilities, class_names):
   classes = tf.argmax(probabilities, axis=-1)
   return {"probabilities": tf.cast(probabilities, tf.float32), "classes": classes,
@@ -90,9 +85,11 @@ def write_saved_model(model: keras.Model, path: str, image_shape, class_names) -
     return _outputs(model(data.normalize_images(images), training=False), names)
 
   def serve_image_bytes(image_bytes):
-    images = tf.map_fn(lambda b: decode_image_bytes(b, image_shape), image_bytes,
-                       fn_output_signature=tf.TensorSpec(image_shape, tf.uint8))
-    return serve_images(images)
+    images, inverted = tf.map_fn(
+        lambda b: data.match_dataset_polarity(data.decode_image_bytes(b, image_shape)),
+        image_bytes, fn_output_signature=(tf.TensorSpec(image_shape, tf.uint8),
+                                          tf.TensorSpec([], tf.bool)))
+    return {**serve_images(images), "inverted": inverted}
 
   # No archive.track(model): the endpoints capture the variables already, and tracking
   # the model too stores every weight twice (keras-team/keras issue 23553, open).
@@ -105,21 +102,24 @@ def write_saved_model(model: keras.Model, path: str, image_shape, class_names) -
 
 
 def write_tflite_source(model: keras.Model, path: str, image_shape) -> None:
-  """Writes the SavedModel the TFLite files are converted from: float `images` in [0, 1]
-  -> `probabilities`. (Converting a Keras concrete function directly leaves READ_VARIABLE
-  ops that int8 calibration cannot run; a SavedModel is frozen properly.)"""
+  """Writes the SavedModel every TFLite file is converted from: uint8 `images` (scaled
+  inside, as in the SavedModel) -> float32 `probabilities`. (Converting a Keras concrete
+  function directly leaves READ_VARIABLE ops that int8 calibration cannot run; a SavedModel
+  is frozen properly.)"""
   archive = keras.export.ExportArchive()  # Untracked model: see write_saved_model.
   archive.add_endpoint(
-      "serving_default", lambda images: {"probabilities": model(images, training=False)},
-      input_signature=[tf.TensorSpec([None, *image_shape], tf.float32, name="images")])
+      "serving_default",
+      lambda images: {"probabilities": model(data.normalize_images(images), training=False)},
+      input_signature=[tf.TensorSpec([None, *image_shape], tf.uint8, name="images")])
   archive.write_out(path, verbose=False)
 
 
 def convert_tflite(source_dir: str, variant: str, calibration_images=None) -> bytes:
   """Converts the SavedModel from `write_tflite_source` to one TFLite variant, built-in ops
   only: `float32`, `float16` (float16 weights), `dynamic_int8` (int8 weights, float
-  activations) or `int8` (int8 weights and activations, uint8 input and output,
-  calibrated on `calibration_images`)."""
+  activations) or `int8` (int8 weights and activations, calibrated on
+  `calibration_images`, uint8 pixels [N, H, W, C]). Every variant keeps the source's
+  uint8 pixel input and float32 probability output."""
   if variant not in TFLITE_VARIANTS:
     raise ValueError(f"Invalid value for `variant`: expected one of {list(TFLITE_VARIANTS)}. "
                      f"Received: {variant!r}")
@@ -137,8 +137,8 @@ def convert_tflite(source_dir: str, variant: str, calibration_images=None) -> by
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([img[None]] for img in calibration_images)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.uint8
+    converter.inference_input_type = tf.uint8  # The pixels themselves, not a quantization.
+    converter.inference_output_type = tf.float32
   return converter.convert()
 
 
@@ -157,7 +157,7 @@ def _next_version(model_root: str) -> int:
   return max(versions, default=0) + 1
 
 
-def export_run(model_dir: str, *, export_dir: str = "saved_models", name: Optional[str] = None,
+def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[str] = None,
                version: Optional[int] = None, overwrite: bool = False,
                variants: Sequence[str] = TFLITE_VARIANTS, parity_split: Optional[str] = None,
                calibration_examples: int = 500, data_dir: Optional[str] = None,
@@ -168,7 +168,8 @@ def export_run(model_dir: str, *, export_dir: str = "saved_models", name: Option
 
   Args:
     model_dir: a run directory written by `zoo.train.train_and_evaluate`.
-    export_dir: root of the TF Serving model directories.
+    export_dir: root of the TF Serving model directories. Users' exports go to `exports/`;
+      `saved_models/` holds the models the zoo ships (tests pin their versions there).
     name: model name (default: the run's recipe name).
     version: integer version (default: the next free one).
     overwrite: replace an existing version.
@@ -205,6 +206,7 @@ def export_run(model_dir: str, *, export_dir: str = "saved_models", name: Option
   split = parity_split or config.eval_split
   images, labels = data.split_arrays(builder, split)
   reference = model.predict(data.normalize_images(images), batch_size=1000, verbose=0)
+  pixels = pixel_contract(info.image_shape)
 
   os.makedirs(root, exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=root)
@@ -213,12 +215,9 @@ def export_run(model_dir: str, *, export_dir: str = "saved_models", name: Option
     with open(os.path.join(tmp, "labels.txt"), "w") as f:
       f.write("\n".join(info.class_names) + "\n")
     calibration = None
-    if "int8" in variants:
-      calibration_ds = data.make_classification_dataset(
-          builder, config.train_split, batch_size=calibration_examples, training=True,
-          seed=config.seed)
-      calibration = next(iter(calibration_ds))[0].numpy()
-    files = {"saved_model": {"path": ".", "signatures": _signature_specs(info)}}
+    if "int8" in variants:  # Training pixels (TFDS's stored order is already shuffled).
+      calibration, _ = data.split_arrays(builder, config.train_split, calibration_examples)
+    files = {"saved_model": {"path": ".", "signatures": _signature_specs(info, pixels)}}
     with tempfile.TemporaryDirectory(dir=root) as source:
       if variants:
         write_tflite_source(model, source, info.image_shape)
@@ -226,7 +225,10 @@ def export_run(model_dir: str, *, export_dir: str = "saved_models", name: Option
         path = f"model_{variant}.tflite"
         with open(os.path.join(tmp, path), "wb") as f:
           f.write(convert_tflite(source, variant, calibration))
-        files[variant] = {"path": path, "bytes": os.path.getsize(os.path.join(tmp, path))}
+        files[variant] = {"path": path, "bytes": os.path.getsize(os.path.join(tmp, path)),
+                          "inputs": {"images": pixels},
+                          "outputs": {"probabilities": {"dtype": "float32",
+                                                        "shape": [-1, info.num_classes]}}}
 
     card = {
         "name": name, "version": version, "task": "image_classification",
@@ -241,16 +243,12 @@ def export_run(model_dir: str, *, export_dir: str = "saved_models", name: Option
         **{k: v for k, v in provenance.describe().items() if k != "machine"},
     }
     _write_card(tmp, card)  # Predictors read labels and shapes from it.
-    from zoo import predictor as predictor_lib
     parity = {"saved_model": _agreement(
-        reference, predictor_lib.SavedModelPredictor(tmp).predict(images)["probabilities"], labels)}
+        reference, predictor.SavedModelPredictor(tmp).predict(images)["probabilities"], labels)}
     for variant in variants:
-      p = predictor_lib.TFLitePredictor(os.path.join(tmp, files[variant]["path"]))
+      p = predictor.TFLitePredictor(os.path.join(tmp, files[variant]["path"]))
+      _check_tflite_contract(p, files[variant], variant)
       parity[variant] = _agreement(reference, p.predict(images)["probabilities"], labels)
-      inp = p._input
-      files[variant]["input"] = {"name": "images", "dtype": np.dtype(inp["dtype"]).name,
-                                 "shape": [-1, *info.image_shape],
-                                 "quantization": [float(q) for q in inp["quantization"]]}
     card["parity"] = parity
     card["checks"] = _check_parity(card, min_agreement or MIN_AGREEMENT,
                                    max_int8_accuracy_drop)
@@ -273,17 +271,61 @@ def _write_card(directory, card):
   provenance.write_json(os.path.join(directory, "model_card.json"), card)
 
 
-def _signature_specs(info) -> dict:
+def read_card(version_dir: str) -> dict:
+  """The model card of an exported version directory."""
+  with open(os.path.join(version_dir, "model_card.json")) as f:
+    return json.load(f)
+
+
+def pixel_contract(image_shape) -> dict:
+  """The `images` input of every exported file, as the model card states it."""
+  return {"dtype": "uint8", "shape": [-1, *image_shape], "range": [0, 255],
+          "description": "pixels exactly as the dataset stores them (MNIST: a light digit "
+                         "on a black background); scaling is inside the model"}
+
+
+def _check_tflite_contract(p: "predictor.TFLitePredictor", entry: dict, variant: str) -> None:
+  """The file's real tensors must be what its card entry promises an app."""
+  inp, out = p.input_details, p.output_details
+  expected_in = np.dtype(entry["inputs"]["images"]["dtype"])
+  if (np.dtype(inp["dtype"]) != expected_in or any(inp["quantization"])
+      or np.dtype(out["dtype"]) != np.float32):
+    raise ExportError(
+        f"TFLite {variant} file breaks the card's contract: input {np.dtype(inp['dtype'])} "
+        f"quantization {inp['quantization']}, output {np.dtype(out['dtype'])}; expected "
+        f"{expected_in} pixels with no quantization and float32 probabilities.")
+
+
+def _signature_specs(info, pixels) -> dict:
   outputs = {"probabilities": {"dtype": "float32", "shape": [-1, info.num_classes]},
              "classes": {"dtype": "int64", "shape": [-1]},
              "labels": {"dtype": "string", "shape": [-1]}}
   return {
-      "serving_default": {"inputs": {"images": {"dtype": "uint8",
-                                                "shape": [-1, *info.image_shape]}},
-                          "outputs": outputs},
-      "serve_image_bytes": {"inputs": {"image_bytes": {"dtype": "string", "shape": [-1]}},
-                            "outputs": outputs},
+      "serving_default": {"inputs": {"images": pixels}, "outputs": outputs},
+      "serve_image_bytes": {
+          "inputs": {"image_bytes": {
+              "dtype": "string", "shape": [-1],
+              "description": "encoded PNG/JPEG/GIF/BMP, any size, gray or RGB; a dark "
+                             "digit on light paper is inverted to the dataset's polarity"}},
+          "outputs": {**outputs, "inverted": {"dtype": "bool", "shape": [-1]}}},
   }
+
+
+def parity_table(card: dict) -> str:
+  """The parity figures and checks of a model card as a plain-text table (for export.py)."""
+  rows = [("file", "accuracy", "top-1 agreement", "max |diff|", "size")]
+  for key, p in card["parity"].items():
+    size = card["files"][key].get("bytes")
+    rows.append((key, f"{100 * p['accuracy']:.2f} %", f"{100 * p['top1_agreement']:.2f} %",
+                 f"{p['max_abs_diff']:.2e}", f"{size / 1e6:.2f} MB" if size else ""))
+  widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+  lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+  metrics = card["metrics"]
+  lines.insert(0, f"Parity on {metrics['split']} ({metrics['num_examples']} images), Keras "
+                  f"model accuracy {100 * metrics['keras_accuracy']:.2f} %:")
+  lines += [f"{'PASS' if c['passed'] else 'FAIL'}  {c['check']} (value {c['value']:.4g})"
+            for c in card["checks"]]
+  return "\n".join(lines)
 
 
 def _check_parity(card, min_agreement, max_int8_drop) -> list[dict]:

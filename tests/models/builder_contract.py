@@ -85,7 +85,8 @@ def check_export_contract(model, build, *, input_shape, tmp_path, atol):
   interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], pixels.shape)
   interpreter.allocate_tensors()
   (inp,), (outp,) = interpreter.get_input_details(), interpreter.get_output_details()
-  assert inp["dtype"] == np.float32 and outp["dtype"] == np.float32
-  interpreter.set_tensor(inp["index"], pixels.astype("float32") / 255.0)
+  # uint8 pixels in, as every exported file takes them; float32 probabilities out.
+  assert inp["dtype"] == np.uint8 and outp["dtype"] == np.float32
+  interpreter.set_tensor(inp["index"], pixels)
   interpreter.invoke()
   np.testing.assert_allclose(interpreter.get_tensor(outp["index"]), expected, atol=atol)

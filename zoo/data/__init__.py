@@ -1,5 +1,6 @@
-"""tf.data input pipelines over tensorflow-datasets, shared by every recipe."""
+"""tf.data input pipelines over tensorflow-datasets, and image decoding shared with exports."""
 
+from zoo.data.images import decode_image_bytes, match_dataset_polarity
 from zoo.data.tfds_input import (DatasetNotAvailableError, dataset_info,
                                  make_classification_dataset, normalize_images,
                                  num_examples, prepare_builder, split_arrays)
