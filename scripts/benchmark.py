@@ -14,11 +14,21 @@ measures every artifact of exported models instead (size, accuracy, single-image
 
   python scripts/benchmark.py --precision --manual_dir=../shared/data/mnist
 
+  python scripts/benchmark.py --seeds=0,1,2 --manual_dir=../shared/data/mnist
+
+trains `mnist_cnn` and `mnist_mlp` (--seed_recipes) once per seed, reports each recipe's test
+accuracy as mean ± std, min, median and max against its floor, then `--epochs=1` runs of each
+and one `--deterministic` run (its time vs the same seed without). About 25 minutes.
+
+  python scripts/benchmark.py --precision --manual_dir=../shared/data/mnist
+
 compares the precision policies instead: training images/s of `mnist_mlp` and `mnist_cnn`
 under float32, mixed_bfloat16 and mixed_float16, with and without XLA, and the test
 accuracy of each full recipe (or --precision_epochs) trained under each policy. About 30
 minutes on a 2-core CPU. Run it on a GPU machine to measure what mixed_float16 gives there.
 """
+
+from zoo import cli  # First: quiets TensorFlow's start-up.
 
 import json
 import os
@@ -46,6 +56,9 @@ flags.DEFINE_list("exported", [], "Instead of training: measure these exported v
 flags.DEFINE_bool("precision", False, "Instead of the foundation benchmark: compare the "
                   "precision policies on --precision_recipes.")
 flags.DEFINE_list("precision_recipes", ["mnist_mlp", "mnist_cnn"], "Recipes for --precision.")
+flags.DEFINE_list("seeds", [], "Instead of the foundation benchmark: train --seed_recipes "
+                  "once per seed and report accuracy over seeds.")
+flags.DEFINE_list("seed_recipes", ["mnist_cnn", "mnist_mlp"], "Recipes for --seeds.")
 flags.DEFINE_integer("precision_epochs", None, "Epochs each recipe trains under each policy "
                      "for the accuracy column of --precision (default: the recipe's own).")
 FLAGS = flags.FLAGS
@@ -62,6 +75,23 @@ def main(argv):
     print(body)
     return
   workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="zoo_bench_")
+  if FLAGS.seeds:
+    common = dict(data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
+                  target=FLAGS.target_accuracy)
+    rows = [benchmarks.run_recipe(name, workdir, seed=int(seed), **common)
+            for name in FLAGS.seed_recipes for seed in FLAGS.seeds]
+    short = [benchmarks.run_recipe(name, workdir, train_epochs=1, **common)
+             for name in FLAGS.seed_recipes]
+    # Last: op determinism stays on for the rest of the process.
+    det = [benchmarks.run_recipe(FLAGS.seed_recipes[0], workdir, seed=int(FLAGS.seeds[0]),
+                                 deterministic=True, **common)]
+    with open(os.path.join(workdir, "seeds.json"), "w") as f:
+      json.dump({"rows": rows, "short": short, "deterministic": det}, f, indent=2)
+    body = benchmarks.seeds_report(rows, short, det, command=command.strip(),
+                                   floors=benchmarks.ACCURACY_FLOORS)
+    benchmarks.write_section(FLAGS.output, "Accuracy over seeds (seeds)", body)
+    print(body)
+    return
   if FLAGS.precision:
     policies = benchmarks.PRECISION_POLICIES
     step_rates = {(name, policy): rates for name in FLAGS.precision_recipes
@@ -102,4 +132,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -21,6 +21,10 @@ from zoo import callbacks as zoo_callbacks
 from zoo import data, precision, provenance, registry, train
 
 
+# The test accuracy each headline recipe must reach as the median over seeds (README).
+ACCURACY_FLOORS = {"mnist_cnn": 0.994, "mnist_mlp": 0.983}
+
+
 class EpochRecorder(zoo_callbacks.EpochTimer):
   """`EpochTimer` that also keeps each epoch's validation accuracy."""
 
@@ -44,10 +48,21 @@ def seconds_to_accuracy(train_seconds, val_accuracy, target) -> tuple[Optional[f
 
 
 def run_recipe(name: str, workdir: str, *, data_dir, manual_dir, target: float,
-               train_epochs: Optional[int] = None, mixed_precision: Optional[str] = None) -> dict:
-  """Trains recipe `name` from scratch in `workdir`; returns its timing and accuracy row."""
+               train_epochs: Optional[int] = None, mixed_precision: Optional[str] = None,
+               seed: Optional[int] = None, deterministic: bool = False) -> dict:
+  """Trains recipe `name` from scratch in `workdir`; returns its timing and accuracy row.
+
+  `deterministic=True` turns TensorFlow op determinism on for the rest of the process
+  (it cannot be turned off): run such rows last.
+  """
   config = registry.get_config(name)
   label = name
+  if seed is not None:
+    config = config.replace(seed=seed)
+    label += f" --seed={seed}"
+  if deterministic:
+    config = config.replace(deterministic=True)
+    label += " --deterministic"
   if train_epochs is not None:
     config = config.replace(train_epochs=train_epochs)
     label += f" --epochs={train_epochs}"
@@ -67,6 +82,8 @@ def run_recipe(name: str, workdir: str, *, data_dir, manual_dir, target: float,
   return {
       "recipe": name,
       "label": label,
+      "seed": config.seed,
+      "deterministic": config.deterministic,
       "mixed_precision": config.mixed_precision,
       "jit_compile": config.jit_compile,
       "epochs": config.train_epochs,
@@ -341,4 +358,54 @@ def precision_report(step_rates: dict, rows: list[dict], *, command: str) -> str
     lines.append(f"| `{r['recipe']}` | {r['epochs']} | {r['mixed_precision']} | "
                  f"{'on' if r['jit_compile'] else 'off'} | {_pct(r['final_accuracy'])} | "
                  f"{r['train_seconds']:.1f} s | {r['images_per_second']:.0f} |")
+  return "\n".join(lines) + "\n"
+
+
+def seed_summary(rows: list[dict]) -> list[dict]:
+  """Per recipe: final accuracy over its seeds as mean, std (sample), min, median, max."""
+  import statistics
+  out = []
+  for recipe in dict.fromkeys(r["recipe"] for r in rows):
+    acc = [r["final_accuracy"] for r in rows if r["recipe"] == recipe]
+    secs = [r["train_seconds"] for r in rows if r["recipe"] == recipe]
+    out.append({"recipe": recipe, "seeds": len(acc), "mean": statistics.mean(acc),
+                "std": statistics.stdev(acc) if len(acc) > 1 else 0.0, "min": min(acc),
+                "median": statistics.median(acc), "max": max(acc),
+                "train_seconds_median": statistics.median(secs)})
+  return out
+
+
+def seeds_report(rows: list[dict], short_rows: list[dict], deterministic_rows: list[dict], *,
+                 command: str, floors: dict) -> str:
+  """The BENCHMARKS.md section for `scripts/benchmark.py --seeds`."""
+  lines = _header(command, libraries="keras tensorflow-datasets") + [
+      "Data: the real MNIST files in `../shared/data/mnist`; final accuracy on the 10,000-image "
+      "test split after the recipe's full schedule; each seed a fresh run of the unchanged "
+      "recipe (`--seed=N`); training seconds exclude validation.",
+      "",
+      "| recipe | seeds | test accuracy mean ± std | min | median | max | floor | median - floor "
+      "| train time (median) |",
+      "|---|---|---|---|---|---|---|---|---|",
+  ]
+  for s in seed_summary(rows):
+    floor = floors.get(s["recipe"])
+    margin = "" if floor is None else f"{100 * (s['median'] - floor):+.2f} points"
+    lines.append(
+        f"| `{s['recipe']}` | {s['seeds']} | {100 * s['mean']:.2f} ± {100 * s['std']:.2f} % | "
+        f"{_pct(s['min'])} | {_pct(s['median'])} | {_pct(s['max'])} | "
+        f"{'' if floor is None else _pct(floor)} | {margin} | {s['train_seconds_median']:.0f} s |")
+  lines += ["", "Every run:", "",
+            "| run | final test acc | best test acc | train time | time to 99.0 % (epoch) |",
+            "|---|---|---|---|---|"]
+  for r in rows + short_rows + deterministic_rows:
+    epoch = "" if r["epoch_to_target"] is None else f" ({r['epoch_to_target']})"
+    lines.append(f"| `{r['label']}` | {_pct(r['final_accuracy'])} | {_pct(r['best_accuracy'])} | "
+                 f"{r['train_seconds']:.1f} s | {_sec(r['seconds_to_target'])}{epoch} |")
+  for d in deterministic_rows:
+    base = next((r for r in rows if r["recipe"] == d["recipe"] and r["seed"] == d["seed"]), None)
+    if base:
+      lines += ["", f"`--deterministic` (TensorFlow op determinism) on `{d['recipe']}`, seed "
+                f"{d['seed']}: {d['train_seconds']:.1f} s of training vs {base['train_seconds']:.1f} s "
+                f"without ({d['train_seconds'] / base['train_seconds']:.2f}x), final accuracy "
+                f"{_pct(d['final_accuracy'])} vs {_pct(base['final_accuracy'])}."]
   return "\n".join(lines) + "\n"

@@ -1,11 +1,12 @@
 """Recipe `mnist_cnn`: a small BatchNorm convnet, cosine schedule, weight averaging, shifts.
 
-Run card (figures filled from BENCHMARKS.md, measured, not claimed):
+Run card (figures from BENCHMARKS.md, "Accuracy over seeds", measured, not claimed):
   command:  python scripts/train.py --model=mnist_cnn --model_dir=runs/cnn \
                 --manual_dir=../shared/data/mnist
-  expected: >= 99.4 % accuracy on the MNIST test split (10,000 images), and 99.0 % in at
-            most a third of the wall time the keras-io example convnet needs.
-  wall time / hardware: see BENCHMARKS.md (2-core CPU, no GPU).
+  expected: MNIST test accuracy (10,000 images) 99.39-99.50 % over seeds 0, 1, 2
+            (mean 99.45 %, median 99.47 %; floor 99.4 %); --epochs=1: >= 98.5 %.
+  wall time / hardware: about 2 minutes of training (12 epochs of ~9.5 s) on a 2-core
+            x86_64 CPU with AVX-512, no GPU (2026-11-25).
 """
 
 from zoo.configs.base import TrainConfig
@@ -15,7 +16,9 @@ def get_config() -> TrainConfig:
   return TrainConfig(
       model="cnn",
       dataset="mnist",
-      batch_size=128,
+      # 64, not 128: twice the steps per epoch; 99.47 % vs 99.39-99.43 % for 128 in
+      # single-seed screening runs. BENCHMARKS.md has the figures over seeds.
+      batch_size=64,
       train_epochs=12,
       optimizer="adamw",
       learning_rate=3e-3,
