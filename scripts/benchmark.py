@@ -12,7 +12,11 @@ About 15 minutes on a 2-core CPU.
 
 measures every artifact of exported models instead (size, accuracy, single-image latency).
 
-  python scripts/benchmark.py --precision --manual_dir=../shared/data/mnist
+  python scripts/benchmark.py --gan=tf_tutorial_dcgan,dcgan_mnist --gan_minutes=10 \
+      --manual_dir=../shared/data/mnist
+
+trains the TensorFlow DCGAN tutorial and `dcgan_mnist` side by side, one CPU core each, for
+the same wall-clock budget, and compares their FIDs (zoo.quality). About 13 minutes.
 
   python scripts/benchmark.py --seeds=0,1,2 --manual_dir=../shared/data/mnist
 
@@ -37,7 +41,7 @@ import tempfile
 
 from absl import app, flags
 
-from zoo import benchmarks
+import benchmark_lib as benchmarks  # Beside this script.
 from zoo import flags as zoo_flags
 
 zoo_flags.define_data_flags()
@@ -59,6 +63,9 @@ flags.DEFINE_list("precision_recipes", ["mnist_mlp", "mnist_cnn"], "Recipes for 
 flags.DEFINE_list("seeds", [], "Instead of the foundation benchmark: train --seed_recipes "
                   "once per seed and report accuracy over seeds.")
 flags.DEFINE_list("seed_recipes", ["mnist_cnn", "mnist_mlp"], "Recipes for --seeds.")
+flags.DEFINE_list("gan", [], "Instead of the foundation benchmark: train these GAN recipes "
+                  "(reference first, contender second) for --gan_minutes each, side by side.")
+flags.DEFINE_float("gan_minutes", 10.0, "Wall-clock training budget of each --gan recipe.")
 flags.DEFINE_integer("precision_epochs", None, "Epochs each recipe trains under each policy "
                      "for the accuracy column of --precision (default: the recipe's own).")
 FLAGS = flags.FLAGS
@@ -75,6 +82,16 @@ def main(argv):
     print(body)
     return
   workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="zoo_bench_")
+  if FLAGS.gan:
+    rows = benchmarks.gan_side_by_side(FLAGS.gan, workdir, budget_seconds=60 * FLAGS.gan_minutes,
+                                       data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir)
+    with open(os.path.join(workdir, "gan.json"), "w") as f:
+      json.dump(rows, f, indent=2)
+    body = benchmarks.gan_report(rows, command=command.strip(), reference=FLAGS.gan[0],
+                                 contender=FLAGS.gan[-1])
+    benchmarks.write_section(FLAGS.output, "DCGAN vs the TensorFlow tutorial (gan)", body)
+    print(body)
+    return
   if FLAGS.seeds:
     common = dict(data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
                   target=FLAGS.target_accuracy)

@@ -1,7 +1,12 @@
-"""Evaluates a run directory on a split and prints the metrics as JSON.
+"""Evaluates a run directory or an exported model with its task's metrics, as JSON.
 
   python scripts/evaluate.py --model_dir=runs/cnn --split=test \
       --manual_dir=../shared/data/mnist
+  python scripts/evaluate.py --export=saved_models/dcgan_mnist --manual_dir=../shared/data/mnist
+
+Classifiers: accuracy (and loss for a run). Generators: FID in the zoo classifier's
+feature space, class coverage, mean confidence, requested-digit agreement (zoo.quality).
+A run's metrics are also written to <model_dir>/eval_<split>.json.
 """
 
 from zoo import cli  # First: quiets TensorFlow's start-up.
@@ -15,8 +20,10 @@ from zoo import data, evaluate
 from zoo import flags as zoo_flags
 
 flags.DEFINE_string("model_dir", None, "Run directory written by scripts/train.py.")
+flags.DEFINE_string("export", None, "Or an exported model: a model or version directory, "
+                    "or a .tflite file.")
 flags.DEFINE_string("split", None, "TFDS split (default: the run's eval_split).")
-flags.mark_flag_as_required("model_dir")
+flags.mark_flags_as_mutual_exclusive(["model_dir", "export"], required=True)
 zoo_flags.define_data_flags()
 flags.adopt_module_key_flags(zoo_flags)
 FLAGS = flags.FLAGS
@@ -26,10 +33,10 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
   try:
-    metrics = evaluate.evaluate_run(FLAGS.model_dir, split=FLAGS.split,
-                                    data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
-                                    allow_download=FLAGS.download)
-  except (FileNotFoundError, data.DatasetNotAvailableError) as e:
+    run = evaluate.evaluate_run if FLAGS.model_dir else evaluate.evaluate_export
+    metrics = run(FLAGS.model_dir or FLAGS.export, split=FLAGS.split, data_dir=FLAGS.data_dir,
+                  manual_dir=FLAGS.manual_dir, allow_download=FLAGS.download)
+  except (FileNotFoundError, ValueError, data.DatasetNotAvailableError) as e:
     sys.exit(f"error: {e}")
   print(json.dumps(metrics, indent=2))
 

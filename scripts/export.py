@@ -1,4 +1,4 @@
-"""Exports a trained run for apps: SavedModel (TF Serving layout) + TFLite, parity-checked.
+"""Exports a trained run for apps: SavedModel (TF Serving layout) + TFLite, checked.
 
   python scripts/export.py --model_dir=runs/cnn --manual_dir=../shared/data/mnist
 
@@ -23,9 +23,10 @@ flags.DEFINE_string("export_dir", "exports", "Root of the exported models (the z
 flags.DEFINE_string("name", None, "Model name (default: the run's recipe name).")
 flags.DEFINE_integer("version", None, "Integer version (default: next free one).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
-flags.DEFINE_list("variants", list(export.TFLITE_VARIANTS), "TFLite variants to write.")
-flags.DEFINE_string("parity_split", None, "Split the exports are checked on (default: the "
-                    "run's eval split).")
+flags.DEFINE_list("variants", None, "TFLite variants to write (default: all of the task's: "
+                  "classifiers float32,float16,dynamic_int8,int8; generators float32,float16).")
+flags.DEFINE_string("parity_split", None, "Classifiers: the split the exports are checked "
+                    "on (default: the run's eval split).")
 flags.mark_flag_as_required("model_dir")
 zoo_flags.define_data_flags()
 flags.adopt_module_key_flags(zoo_flags)
@@ -38,8 +39,9 @@ def main(argv):
   try:
     path = export.export_run(
         FLAGS.model_dir, export_dir=FLAGS.export_dir, name=FLAGS.name, version=FLAGS.version,
-        overwrite=FLAGS.overwrite, variants=FLAGS.variants, parity_split=FLAGS.parity_split,
-        data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, allow_download=FLAGS.download)
+        overwrite=FLAGS.overwrite, variants=FLAGS.variants, data_dir=FLAGS.data_dir,
+        manual_dir=FLAGS.manual_dir, allow_download=FLAGS.download,
+        **({"parity_split": FLAGS.parity_split} if FLAGS.parity_split else {}))
   except (FileExistsError, FileNotFoundError, ValueError, export.ExportError,
           data.DatasetNotAvailableError) as e:
     sys.exit(f"error: {e}")

@@ -13,7 +13,7 @@ import sys
 
 from absl import app, flags
 
-from zoo import callbacks, data, distribute, train
+from zoo import callbacks, data, distribute, tasks, train
 from zoo import flags as zoo_flags
 
 zoo_flags.define_train_flags()
@@ -36,7 +36,7 @@ def main(argv):
   except (ValueError, data.DatasetNotAvailableError, callbacks.NonFiniteLossError,
           distribute.WorkerLostError) as e:
     sys.exit(f"error: {e}")
-  print(f"{FLAGS.model}: {metrics['split']} accuracy {metrics['accuracy']:.4f} "
+  print(f"{FLAGS.model}: {tasks.get(config.task).headline(metrics)} "
         f"-> {metrics['model_dir']}/metrics.json")
 
 

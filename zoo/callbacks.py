@@ -173,3 +173,64 @@ class EpochTimer(keras.callbacks.Callback):
     self.train_seconds.append(self._last - self._start)
     if logs is not None:
       logs["train_seconds"] = self.train_seconds[-1]
+
+
+def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
+  """uint8 images [N, H, W, C] -> one uint8 grid image [rows * H, ceil(N / rows) * W, C]."""
+  images = np.asarray(images)
+  n, h, w, c = images.shape
+  cols = -(-n // rows)
+  grid = np.zeros((rows * h, cols * w, c), dtype=images.dtype)
+  for i, image in enumerate(images):
+    r, col = divmod(i, cols)
+    grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+  return grid
+
+
+class SampleGrid(keras.callbacks.Callback):
+  """Writes a grid of generated images from a fixed latent batch to TensorBoard every
+  epoch (tag `samples`, step = epoch), so the same latents are seen improving.
+
+  Args:
+    log_dir: TensorBoard directory (a sub-folder `samples` is written).
+    sample: `sample(model) -> uint8 images [N, H, W, C]` from the fixed latents; for a
+      conditional generator, row r holding class r.
+    rows: rows of the grid.
+  """
+
+  def __init__(self, log_dir: str, sample, rows: int):
+    super().__init__()
+    self.log_dir = log_dir
+    self.sample = sample
+    self.rows = rows
+
+  def on_epoch_end(self, epoch, logs=None):
+    grid = image_grid(self.sample(self.model), self.rows)
+    with tf.summary.create_file_writer(f"{self.log_dir}/samples").as_default():
+      tf.summary.image("samples", grid[None], step=epoch)
+
+
+class GeneratorQuality(keras.callbacks.Callback):
+  """Adds a generator's quality (see `zoo.quality`) to the epoch logs: `fid`,
+  `coverage_min`, `coverage_max`, `mean_confidence` (and `label_agreement_min` when
+  conditional), so TensorBoard and the progress lines show them. Place it before the
+  TensorBoard callback.
+
+  Args:
+    measure: `measure(model) -> dict` from `zoo.quality.generator_quality`.
+    every_epochs: measure every N epochs (and after the last one); 0 = never.
+  """
+
+  KEYS = ("fid", "coverage_min", "coverage_max", "mean_confidence", "label_agreement_min")
+
+  def __init__(self, measure, every_epochs: int = 1):
+    super().__init__()
+    self.measure = measure
+    self.every_epochs = every_epochs
+
+  def on_epoch_end(self, epoch, logs=None):
+    last = epoch + 1 == self.params.get("epochs")
+    if logs is None or not self.every_epochs or ((epoch + 1) % self.every_epochs and not last):
+      return
+    result = self.measure(self.model)
+    logs.update({k: result[k] for k in self.KEYS if k in result})

@@ -1,15 +1,19 @@
-"""Apps' side: load an exported classifier (SavedModel or .tflite) and predict, one API.
+"""Apps' side: load an exported model (SavedModel or .tflite) and use it, one API per task.
 
-  predictor = zoo.load("saved_models/mnist_cnn")          # newest version
-  predictor = zoo.load("saved_models/mnist_cnn/2/model_int8.tflite")
+  predictor = zoo.load("saved_models/mnist_cnn")          # newest version -> a Classifier
+  predictor = zoo.load("saved_models/mnist_cnn/3/model_int8.tflite")
   predictor.source                                         # what was loaded: path, version
   out = predictor.predict(images_uint8)                    # [N, H, W, C] as in the dataset
   out["probabilities"], out["classes"], out["labels"]
   predictor.predict_files(["digit.png"])                   # per-file results or errors
 
-Every file is fed what its model card says it takes (`files.<name>.inputs.images`): for
-exports of this zoo, uint8 pixels 0-255 as the dataset stores them. TFLite files run in
-`ai_edge_litert` with built-in ops only.
+  generator = zoo.load("saved_models/cdcgan_mnist")        # -> a Generator
+  generator.generate_seeds([1, 2, 3], labels=[7, 7, 7])    # uint8 [3, 28, 28, 1]
+
+A predictor is a task front (`Classifier`, `Generator`; chosen by the model card's `task`
+through `zoo.tasks`) over a backend that runs the file (`SavedModelBackend`,
+`TFLiteBackend`). Every file is fed what its model card says it takes. TFLite files run
+in `ai_edge_litert` with built-in ops only.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -25,21 +29,74 @@ CARD = "model_card.json"
 log = logging.getLogger("zoo")
 
 
+def read_card(version_dir: str) -> dict:
+  """The model card of an exported version directory."""
+  card_path = os.path.join(version_dir, CARD)
+  if not os.path.exists(card_path):
+    raise FileNotFoundError(f"No {CARD} in {version_dir!r}: not a zoo export.")
+  with open(card_path) as f:
+    return json.load(f)
+
+
+class SavedModelBackend:
+  """Runs a SavedModel's named signatures; inputs and outputs are numpy arrays by name."""
+
+  kind = "saved_model"
+
+  def __init__(self, version_dir: str):
+    import tensorflow as tf
+    self.path = version_dir
+    self._loaded = tf.saved_model.load(version_dir)
+    self.signatures = set(self._loaded.signatures.keys())
+
+  def run(self, signature: str = "serving_default", **inputs) -> dict:
+    outputs = self._loaded.signatures[signature](**inputs)
+    return {k: v.numpy() for k, v in outputs.items()}
+
+
+class TFLiteBackend:
+  """Runs a .tflite file's signature in LiteRT (built-in ops only), resizing the batch."""
+
+  kind = "tflite"
+
+  def __init__(self, path: str):
+    from ai_edge_litert import interpreter as litert
+    self.path = path
+    # BUILTIN: refuse any model that would need Flex (TensorFlow) ops.
+    self._interpreter = litert.Interpreter(
+        model_path=path, experimental_op_resolver_type=litert.OpResolverType.BUILTIN)
+    self.signatures = set(self._interpreter.get_signature_list())
+    self._runners = {}
+
+  def _runner(self, signature):
+    if signature not in self._runners:
+      self._runners[signature] = self._interpreter.get_signature_runner(signature)
+    return self._runners[signature]
+
+  def input_details(self, signature: str = "serving_default") -> dict:
+    """Input tensor details by input name (dtype, shape, quantization, ...)."""
+    return self._runner(signature).get_input_details()
+
+  def output_details(self, signature: str = "serving_default") -> dict:
+    return self._runner(signature).get_output_details()
+
+  def run(self, signature: str = "serving_default", **inputs) -> dict:
+    details = self.input_details(signature)
+    feed = {k: np.asarray(v).astype(details[k]["dtype"]) for k, v in inputs.items()}
+    return dict(self._runner(signature)(**feed))
+
+
 class Predictor:
-  """Common front of both kinds: input checks, label names, image files."""
+  """Common front: the card, the backend, what was loaded."""
 
   kind = ""
 
-  def __init__(self, version_dir: str, path: str):
-    card_path = os.path.join(version_dir, CARD)
-    if not os.path.exists(card_path):
-      raise FileNotFoundError(f"No {CARD} in {version_dir!r}: not a zoo export.")
-    with open(card_path) as f:
-      self.card = json.load(f)
-    self.path = path
-    self.version = self.card.get("version")
-    self.image_shape = tuple(self.card["image_shape"])
-    self.class_names = list(self.card["labels"])
+  def __init__(self, backend, card: dict):
+    self.backend = backend
+    self.card = card
+    self.kind = backend.kind
+    self.path = backend.path
+    self.version = card.get("version")
 
   @property
   def source(self) -> dict:
@@ -47,26 +104,52 @@ class Predictor:
     return {"name": self.card.get("name"), "version": self.version, "kind": self.kind,
             "path": self.path}
 
+
+def _check_array(name, value, dtype, shape_tail) -> np.ndarray:
+  value = np.asarray(value)
+  if value.dtype != np.dtype(dtype):
+    raise ValueError(f"Invalid value for `{name}`: expected dtype {np.dtype(dtype)}. "
+                     f"Received: dtype={value.dtype}")
+  if value.ndim != 1 + len(shape_tail) or tuple(value.shape[1:]) != tuple(shape_tail):
+    raise ValueError(f"Invalid value for `{name}`: expected shape "
+                     f"[N{''.join(', ' + str(d) for d in shape_tail)}]. "
+                     f"Received: shape={list(value.shape)}")
+  return value
+
+
+class Classifier(Predictor):
+  """An image classifier: `predict(images)`, `predict_files(paths)`, `features(images)`."""
+
+  def __init__(self, backend, card):
+    super().__init__(backend, card)
+    self.image_shape = tuple(card["image_shape"])
+    self.class_names = list(card["labels"])
+
   def _check(self, images) -> np.ndarray:
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
+    if np.asarray(images).dtype != np.uint8:
       raise ValueError(f"Invalid value for `images`: expected dtype uint8 (pixels 0-255, as "
-                       f"stored by the dataset). Received: dtype={images.dtype}")
-    if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
-      raise ValueError(f"Invalid value for `images`: expected shape [N, "
-                       f"{', '.join(map(str, self.image_shape))}]. "
-                       f"Received: shape={list(images.shape)}")
-    return images
+                       f"stored by the dataset). Received: dtype={np.asarray(images).dtype}")
+    return _check_array("images", images, np.uint8, self.image_shape)
 
   def predict(self, images) -> dict:
     """uint8 images [N, H, W, C] -> probabilities [N, K] float32, classes [N] int64, labels."""
-    probabilities = self._probabilities(self._check(images))
+    probabilities = self.backend.run(images=self._check(images))["probabilities"]
+    probabilities = probabilities.astype(np.float32)
     classes = np.argmax(probabilities, axis=-1).astype(np.int64)
     return {"probabilities": probabilities, "classes": classes,
             "labels": [self.class_names[c] for c in classes]}
 
-  def _probabilities(self, images: np.ndarray) -> np.ndarray:
-    raise NotImplementedError
+  @property
+  def has_features(self) -> bool:
+    return "features" in self.backend.signatures
+
+  def features(self, images) -> dict:
+    """uint8 images -> `features` (the penultimate layer, float32 [N, D], usable as
+    embeddings) and `probabilities`, from the SavedModel's `features` signature."""
+    if not self.has_features:
+      raise ValueError(f"{self.path!r} has no `features` signature (exports from this zoo "
+                       "version have it in the SavedModel).")
+    return self.backend.run("features", images=self._check(images))
 
   def predict_files(self, paths: Sequence[str], auto_invert: bool = True) -> list[dict]:
     """Classifies image files (PNG/JPEG/GIF/BMP, any size, gray or RGB).
@@ -83,14 +166,14 @@ class Predictor:
     """
     import tensorflow as tf
 
-    from zoo import data
+    from zoo.data import images as image_ops
     results, images, where = [], [], []
     for path in paths:
       try:
         with open(path, "rb") as f:
           raw = f.read()
-        image, inverted = data.match_dataset_polarity(
-            data.decode_image_bytes(tf.constant(raw), self.image_shape), auto_invert)
+        image, inverted = image_ops.match_dataset_polarity(
+            image_ops.decode_image_bytes(tf.constant(raw), self.image_shape), auto_invert)
         images.append(image.numpy())
         where.append(len(results))
         results.append({"file": path, "inverted": bool(inverted)})
@@ -108,59 +191,47 @@ class Predictor:
     return results
 
 
-class SavedModelPredictor(Predictor):
-  kind = "saved_model"
+class Generator(Predictor):
+  """An image generator: `generate(latent, labels)` and `generate_seeds(seeds, labels)`."""
 
-  def __init__(self, version_dir: str):
-    super().__init__(version_dir, path=version_dir)
-    import tensorflow as tf
-    self._loaded = tf.saved_model.load(version_dir)
-    self._serve = self._loaded.signatures["serving_default"]
+  def __init__(self, backend, card):
+    super().__init__(backend, card)
+    self.image_shape = tuple(card["image_shape"])
+    self.latent_dim = int(card["latent_dim"])
+    self.class_names = list(card.get("labels") or [])
+    self.conditional = bool(card.get("conditional"))
 
-  def _probabilities(self, images):
-    return self._serve(images=images)["probabilities"].numpy()
+  def _labels(self, labels, n) -> dict:
+    if not self.conditional:
+      if labels is not None:
+        raise ValueError("Invalid value for `labels`: this generator is unconditional; "
+                         "pass no labels.")
+      return {}
+    if labels is None:
+      raise ValueError(f"Invalid value for `labels`: this generator is conditional; pass one "
+                       f"class index (0-{len(self.class_names) - 1}) per image.")
+    labels = np.asarray(labels)
+    if (labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer)
+        or labels.min(initial=0) < 0 or labels.max(initial=0) >= len(self.class_names)):
+      raise ValueError(f"Invalid value for `labels`: expected {n} integers in "
+                       f"[0, {len(self.class_names) - 1}]. Received: {labels.tolist()!r}")
+    return {"labels": labels.astype(np.int64)}
 
+  def generate(self, latent, labels=None) -> np.ndarray:
+    """latent float32 [N, latent_dim] (and labels [N]) -> uint8 images [N, H, W, C]."""
+    latent = _check_array("latent", np.asarray(latent, np.float32), np.float32,
+                          (self.latent_dim,))
+    return self.backend.run(latent=latent, **self._labels(labels, len(latent)))["images"]
 
-class TFLitePredictor(Predictor):
-  kind = "tflite"
-
-  def __init__(self, path: str):
-    super().__init__(os.path.dirname(os.path.abspath(path)), path=path)
-    from ai_edge_litert import interpreter as litert
-    # BUILTIN: refuse any model that would need Flex (TensorFlow) ops.
-    self._interpreter = litert.Interpreter(
-        model_path=path, experimental_op_resolver_type=litert.OpResolverType.BUILTIN)
-    name = os.path.basename(path)
-    entry = next((f for f in self.card["files"].values() if f.get("path") == name), {})
-    # The card's contract for this file; exports older than the contract took float32
-    # pixels / 255 in every file but the int8 one.
-    self.input_contract = entry.get("inputs", {}).get("images") or {
-        "dtype": entry.get("input", {}).get("dtype", "float32"),
-        "range": [0, 255] if entry.get("input", {}).get("dtype") == "uint8" else [0, 1]}
-    self._batch = None
-    self._refresh_details()
-
-  def _refresh_details(self):
-    self.input_details = self._interpreter.get_input_details()[0]
-    self.output_details = self._interpreter.get_output_details()[0]
-
-  def _probabilities(self, images):
-    n = len(images)
-    if self._batch != n:
-      self._interpreter.resize_tensor_input(self.input_details["index"], [n, *self.image_shape])
-      self._interpreter.allocate_tensors()
-      self._refresh_details()
-      self._batch = n
-    low, high = self.input_contract["range"]
-    x = images if (low, high) == (0, 255) else images / 255.0 * (high - low) + low
-    x = x.astype(self.input_contract["dtype"])
-    self._interpreter.set_tensor(self.input_details["index"], x)
-    self._interpreter.invoke()
-    y = self._interpreter.get_tensor(self.output_details["index"])
-    if self.output_details["dtype"] != np.float32:  # Older int8 exports: uint8 output.
-      scale, zero = self.output_details["quantization"]
-      y = (y.astype(np.float32) - zero) * scale
-    return y.astype(np.float32)
+  def generate_seeds(self, seeds, labels=None) -> np.ndarray:
+    """One image per int seed, the same image for the same seed everywhere (the latent is
+    `zoo.models.gan.seed_latents(seeds)`, as in the SavedModel's `generate` signature)."""
+    seeds = np.asarray(seeds, np.int64).reshape(-1)
+    if "generate" in self.backend.signatures:
+      return self.backend.run("generate", seed=seeds,
+                              **self._labels(labels, len(seeds)))["images"]
+    from zoo.models import gan
+    return self.generate(gan.seed_latents(seeds, self.latent_dim).numpy(), labels)
 
 
 def _newest_version(model_dir: str) -> str:
@@ -173,26 +244,32 @@ def _newest_version(model_dir: str) -> str:
 
 
 def load(path: str) -> Predictor:
-  """Returns a predictor for an exported model.
+  """Returns the task's predictor for an exported model.
 
   Args:
-    path: a `.tflite` file, a version directory (`saved_models/mnist_cnn/2`), or a model
+    path: a `.tflite` file, a version directory (`saved_models/mnist_cnn/3`), or a model
       directory (`saved_models/mnist_cnn`, whose newest version is used).
 
   Returns:
-    A predictor; its `source` says which version and which file or directory it loaded.
+    The front of the card's task (`Classifier`, `Generator`, ...); its `source` says which
+    version and which file or directory it loaded.
   """
+  from zoo import tasks
   if path.endswith(".tflite"):
     if not os.path.isfile(path):
       raise FileNotFoundError(f"Invalid value for `path`: no such file {path!r}.")
-    predictor = TFLitePredictor(path)
+    card = read_card(os.path.dirname(os.path.abspath(path)))
+    backend = TFLiteBackend(path)
   elif not os.path.isdir(path):
     raise FileNotFoundError(f"Invalid value for `path`: {path!r} is neither a .tflite file "
                             "nor a directory.")
   else:
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
       path = _newest_version(path)
-    predictor = SavedModelPredictor(path)
+    card = read_card(path)
+    backend = SavedModelBackend(path)
+  predictor = tasks.for_card(card).predictor(backend, card)
   log.info("Loaded %s version %s from %s (%s).", predictor.source["name"], predictor.version,
            predictor.path, predictor.kind)
   return predictor
+

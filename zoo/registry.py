@@ -10,15 +10,16 @@ from typing import Callable
 import keras
 
 from zoo import models
-from zoo.configs import TrainConfig, keras_example_cnn, mnist_cnn, mnist_mlp, tiny
+from zoo.configs import (TrainConfig, cdcgan_mnist, dcgan_mnist, keras_example_cnn, mnist_cnn,
+                         mnist_mlp, tf_tutorial_dcgan)
 
 RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "mnist_mlp": mnist_mlp.get_config,
     "mnist_cnn": mnist_cnn.get_config,
     "keras_example_cnn": keras_example_cnn.get_config,
-    # For tests only.
-    "mnist_mlp_tiny": tiny.mnist_mlp_tiny,
-    "mnist_cnn_tiny": tiny.mnist_cnn_tiny,
+    "dcgan_mnist": dcgan_mnist.get_config,
+    "cdcgan_mnist": cdcgan_mnist.get_config,
+    "tf_tutorial_dcgan": tf_tutorial_dcgan.get_config,
 }
 
 

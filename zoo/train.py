@@ -1,13 +1,7 @@
-"""Training entry point: `train_and_evaluate(config, model_dir)` runs a recipe end to end.
-
-What lands in `model_dir`:
-  config.json        the exact config (read back by `scripts/evaluate.py` and export)
-  run_card.json      config + data paths + policy + strategy + versions + git commit
-  tensorboard/       train/validation scalars, learning rate, input images, confusion matrix
-  backup/            `BackupAndRestore` state: rerunning the same command resumes here
-  checkpoints/model.keras   the model after the last completed epoch
-  metrics.json       final metrics on `config.eval_split`, with provenance
-
+"""Training entry point: `train_and_evaluate(config, model_dir)` runs a recipe end to end,
+for every task (`zoo.tasks`): the task supplies the data, compilation, callbacks and
+metrics; this module owns the loop around `fit()` (strategy, policy, resume, backups,
+checkpoints, TensorBoard, the run card). The run-directory layout is in `zoo.rundir`.
 Under `multi_worker_mirrored` the chief writes `model_dir` and every other worker a run
 directory of its own, `model_dir/workers/<type>_<index>/` (see `zoo.distribute.worker_dir`).
 """
@@ -25,12 +19,12 @@ import keras
 import tensorflow as tf
 
 from zoo import callbacks as zoo_callbacks
-from zoo import data, distribute, precision, provenance, registry
+from zoo import data, distribute, precision, provenance, registry, rundir, tasks
 from zoo.configs import TrainConfig
 
-CHECKPOINT = os.path.join("checkpoints", "model.keras")
-BACKUP = "backup"
-METRICS = "metrics.json"
+# The layout's names, for callers that knew them here.
+CHECKPOINT, BACKUP, METRICS = rundir.CHECKPOINT, rundir.BACKUP, rundir.METRICS
+completed_epochs = rundir.completed_epochs
 
 log = logging.getLogger("zoo")
 
@@ -61,16 +55,17 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
         warmup_steps=warmup)
   ema = {"use_ema": config.ema_momentum > 0, "ema_momentum": config.ema_momentum or 0.99}
   if config.optimizer == "adam":
-    return keras.optimizers.Adam(lr, **ema)
+    return keras.optimizers.Adam(lr, beta_1=config.beta_1, **ema)
   if config.optimizer == "adamw":
-    return keras.optimizers.AdamW(lr, weight_decay=config.weight_decay, **ema)
+    return keras.optimizers.AdamW(lr, beta_1=config.beta_1, weight_decay=config.weight_decay,
+                                  **ema)
   return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True,
                               weight_decay=config.weight_decay or None, **ema)
 
 
 def _check_same_config(model_dir: str, config: TrainConfig) -> None:
   """A model_dir holds one run: resuming it with another config would mix two runs."""
-  path = os.path.join(model_dir, "config.json")
+  path = rundir.path(model_dir, rundir.CONFIG)
   if not os.path.exists(path):
     return
   with open(path) as f:
@@ -83,15 +78,6 @@ def _check_same_config(model_dir: str, config: TrainConfig) -> None:
         f"Invalid value for `model_dir`: {model_dir!r} holds a run with a different config "
         f"(fields {diff} differ). Rerun with the same flags to resume it, or pick a new "
         "--model_dir.")
-
-
-def completed_epochs(model_dir: str) -> int:
-  """Epochs of the run in `model_dir` that finished and were backed up (0 for a new run)."""
-  path = os.path.join(model_dir, BACKUP, "training_metadata.json")
-  if not os.path.exists(path):
-    return 0
-  with open(path) as f:
-    return int(json.load(f)["epoch"])  # Written by keras.callbacks.BackupAndRestore.
 
 
 def _op_determinism_enabled() -> Optional[bool]:
@@ -143,6 +129,8 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
     TrainingInterrupted: Ctrl-C; the message says where it stopped and how to resume.
   """
   config.validate()
+  task = tasks.get(config.task)
+  task.knobs(config)  # Unknown task knobs fail now, not after data preparation.
   if config.deterministic:
     # Process-wide and cannot be undone: every op then picks a deterministic kernel
     # (or fails if it has none), so the same command gives bit-identical weights.
@@ -155,8 +143,8 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   distribute.check_global_batch(config.eval_batch_size, strategy, name="eval_batch_size")
   model_dir = distribute.worker_dir(model_dir, strategy)
   _check_same_config(model_dir, config)
-  done = completed_epochs(model_dir)
-  metrics_path = os.path.join(model_dir, METRICS)
+  done = rundir.completed_epochs(model_dir)
+  metrics_path = rundir.path(model_dir, rundir.METRICS)
   if done >= config.train_epochs and os.path.exists(metrics_path):
     log.info("Run %s is complete (%d/%d epochs); its %s is kept. Pick a new --model_dir "
              "to train again.", model_dir, done, config.train_epochs, METRICS)
@@ -170,12 +158,8 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   # numbers, and seeding before it gave that first run other initial weights than reruns.
   keras.utils.set_random_seed(config.seed)
   os.makedirs(model_dir, exist_ok=True)
-  train_ds = distribute.shard_inputs(data.make_classification_dataset(
-      builder, config.train_split, batch_size=config.batch_size, training=True,
-      seed=config.seed, augment=config.augment, max_shift_pixels=config.max_shift_pixels,
-      shuffle_buffer_examples=config.shuffle_buffer_examples))
-  eval_ds = distribute.shard_inputs(data.make_classification_dataset(
-      builder, config.eval_split, batch_size=config.eval_batch_size, training=False))
+  train_ds, eval_ds = (distribute.shard_inputs(ds) if ds is not None else None
+                       for ds in task.datasets(builder, config))
   steps_per_epoch = _num_batches(train_ds)
   if steps_per_epoch == 0:
     raise ValueError(f"Invalid value for `batch_size`: split {config.train_split!r} has fewer "
@@ -184,7 +168,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   # A config asks for XLA; the strategy says whether it can have it (see zoo.distribute).
   jit_compile = config.jit_compile and distribute.xla_supported(strategy)
 
-  provenance.write_json(os.path.join(model_dir, "config.json"), config.to_dict())
+  provenance.write_json(rundir.path(model_dir, rundir.CONFIG), config.to_dict())
   run_card = {
       "config": config.to_dict(),
       # Where the data was actually read from (TFDS's default when --data_dir was not given).
@@ -198,20 +182,17 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
       "op_determinism": _op_determinism_enabled(),
       **provenance.describe(),
   }
-  provenance.write_json(os.path.join(model_dir, "run_card.json"), run_card)
+  provenance.write_json(rundir.path(model_dir, rundir.RUN_CARD), run_card)
 
   with strategy.scope():
     model = registry.build_model(config, input_shape=info.image_shape,
                                  num_classes=info.num_classes)
-    model.compile(optimizer=make_optimizer(config, steps_per_epoch),
-                  loss=keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  jit_compile=jit_compile)
+    task.compile(model, config, lambda: make_optimizer(config, steps_per_epoch), jit_compile)
 
-  log_dir = os.path.join(model_dir, "tensorboard")
-  backup_dir = os.path.join(model_dir, BACKUP)
+  log_dir = rundir.path(model_dir, rundir.TENSORBOARD)
+  backup_dir = rundir.path(model_dir, rundir.BACKUP)
   resuming = done > 0
-  os.makedirs(os.path.join(model_dir, "checkpoints"), exist_ok=True)
+  os.makedirs(os.path.dirname(rundir.path(model_dir, rundir.CHECKPOINT)), exist_ok=True)
   cbs = [
       # First: it raises on a NaN loss before any other callback can save that epoch.
       zoo_callbacks.StopOnNonFiniteLoss(where=f"{model_dir!r}"),
@@ -219,14 +200,13 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
       *([zoo_callbacks.ResumableSwapEMAWeights(resuming)] if config.ema_momentum else []),
       keras.callbacks.BackupAndRestore(backup_dir,
                                        double_checkpoint=True, delete_checkpoint=False),
-      keras.callbacks.ModelCheckpoint(os.path.join(model_dir, CHECKPOINT)),
+      keras.callbacks.ModelCheckpoint(rundir.path(model_dir, rundir.CHECKPOINT)),
+      # Before TensorBoard: the logs they add (a GAN's FID) are then written with the rest.
+      *task.callbacks(config, builder=builder, log_dir=log_dir, info=info, train_ds=train_ds,
+                      validation_ds=eval_ds),
       keras.callbacks.TensorBoard(log_dir, write_graph=False),
-      zoo_callbacks.ConfusionMatrix(log_dir, eval_ds, info.class_names),
       *extra_callbacks,
   ]
-  if config.log_images:
-    images, _ = next(iter(train_ds))
-    cbs.append(zoo_callbacks.ImageSamples(log_dir, images[:config.log_images]))
 
   if resuming:
     kept = "epoch 1 is" if done == 1 else f"epochs 1-{done} are"
@@ -241,9 +221,9 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
     history = model.fit(train_ds, epochs=config.train_epochs, validation_data=eval_ds,
                         callbacks=cbs, verbose=verbose, shuffle=False)
     fit_seconds = time.perf_counter() - start
-    results = model.evaluate(eval_ds, return_dict=True, verbose=0)
+    results = task.evaluate(model, config, builder, config.eval_split)
   except KeyboardInterrupt as e:
-    done = completed_epochs(model_dir)
+    done = rundir.completed_epochs(model_dir)
     raise TrainingInterrupted(
         f"Stopped at epoch {min(done + 1, config.train_epochs)}/{config.train_epochs} "
         f"({done} completed and saved in {model_dir}); rerun the same command to resume."
@@ -254,10 +234,9 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
     raise distribute.lost_worker_error(e, model_dir) from e
   metrics = {
       "model_dir": model_dir,
+      "task": config.task,
       "split": config.eval_split,
-      "num_examples": data.num_examples(builder, config.eval_split),
-      "accuracy": float(results["accuracy"]),
-      "loss": float(results["loss"]),
+      **results,
       "train_epochs": config.train_epochs,
       "epochs_run_this_invocation": len(history.epoch),
       "fit_seconds_this_invocation": round(fit_seconds, 2),

@@ -21,6 +21,8 @@ class TrainConfig:
 
   Attributes:
     model: name of the model builder in `zoo.models.MODELS`.
+    task: what the model does, a name in `zoo.tasks.TASKS` (`classification`,
+      `generation`): it decides the data, losses, callbacks, metrics and export.
     recipe: name of the recipe this config came from (set by `zoo.registry.get_config`).
     dataset: tensorflow-datasets name (`mnist`, `fashion_mnist`, ...).
     train_split: TFDS split (slicing allowed, e.g. `train[:90%]`) used for training.
@@ -29,7 +31,9 @@ class TrainConfig:
     batch_size: global batch size in examples per step, summed over all replicas.
     eval_batch_size: global batch size in examples for evaluation.
     train_epochs: number of passes over `train_split`.
-    optimizer: `adam`, `adamw` or `sgd` (SGD uses Nesterov momentum 0.9).
+    optimizer: `adam`, `adamw` or `sgd` (SGD uses Nesterov momentum 0.9). A task with
+      several networks (a GAN) gets one such optimizer per network.
+    beta_1: Adam/AdamW decay rate of the first-moment estimates (DCGAN: 0.5).
     learning_rate: peak learning rate.
     lr_schedule: `constant` or `cosine` (linear warmup, then cosine decay to 0 at the
       end of the last epoch).
@@ -54,9 +58,11 @@ class TrainConfig:
       `auto` (see `zoo.distribute`).
     log_images: how many training images to write to TensorBoard (0 = none).
     model_kwargs: the builder's own knobs (widths, dropout, ...).
+    task_kwargs: the task's own knobs (see `task_kwargs` of `zoo/tasks/<task>.py`).
   """
 
   model: str
+  task: str = "classification"
   recipe: str = ""
   dataset: str = "mnist"
   train_split: str = "train"
@@ -66,6 +72,7 @@ class TrainConfig:
   train_epochs: int = 10
   optimizer: str = "adam"
   learning_rate: float = 1e-3
+  beta_1: float = 0.9
   lr_schedule: str = "constant"
   warmup_epochs: float = 0.0
   max_warmup_fraction: float = 0.1
@@ -81,6 +88,7 @@ class TrainConfig:
   strategy: str = "default"
   log_images: int = 8
   model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+  task_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   def validate(self) -> "TrainConfig":
     """Checks every field; raises ValueError naming the field, the expectation and the value."""
@@ -93,6 +101,9 @@ class TrainConfig:
     if not self.learning_rate > 0:
       raise ValueError("Invalid value for `learning_rate`: expected a number > 0. "
                        f"Received: learning_rate={self.learning_rate!r}")
+    if not 0 <= self.beta_1 < 1:
+      raise ValueError("Invalid value for `beta_1`: expected 0 <= beta_1 < 1. "
+                       f"Received: beta_1={self.beta_1!r}")
     _one_of(self, "optimizer", ("adam", "adamw", "sgd"))
     _one_of(self, "lr_schedule", ("constant", "cosine"))
     _one_of(self, "mixed_precision", ("auto", "float32", "float16", "bfloat16"))
@@ -159,7 +170,8 @@ def _parse_value(text: str) -> Any:
 def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
   """Returns `config` with `field=value` overrides applied (`--set` on the command line).
 
-  `model_kwargs.<knob>=value` sets one builder knob. Values are Python literals
+  `model_kwargs.<knob>=value` sets one builder knob, `task_kwargs.<knob>=value` one task
+  knob. Values are Python literals
   (`0.1`, `True`, `(64, 128)`) or bare strings; each is checked against the field's type.
 
   Raises:
@@ -167,7 +179,7 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
   """
   hints = typing.get_type_hints(TrainConfig)
   changes: dict[str, Any] = {}
-  model_kwargs = dict(config.model_kwargs)
+  kwargs = {"model_kwargs": dict(config.model_kwargs), "task_kwargs": dict(config.task_kwargs)}
   for item in overrides:
     key, sep, raw = item.partition("=")
     key = key.strip()
@@ -175,8 +187,9 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
       raise ValueError(f"Invalid override {item!r}: expected `field=value`, "
                        "e.g. `train_epochs=3` or `model_kwargs.dropout=0.2`.")
     value = _parse_value(raw.strip())
-    if key.startswith("model_kwargs."):
-      model_kwargs[key[len("model_kwargs."):]] = value
+    field, dot, knob = key.partition(".")
+    if dot and field in kwargs:
+      kwargs[field][knob] = value
       continue
     if key not in hints:
       raise ValueError(f"Unknown config field {key!r} in override {item!r}; "
@@ -189,6 +202,7 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
       raise ValueError(f"Invalid override {item!r}: `{key}` expects "
                        f"{getattr(origin, '__name__', origin)}, got {value!r}")
     changes[key] = value
-  if model_kwargs != config.model_kwargs:
-    changes["model_kwargs"] = model_kwargs
+  for field, value in kwargs.items():
+    if value != getattr(config, field):
+      changes[field] = value
   return config.replace(**changes)

@@ -1,18 +1,20 @@
 """Pure model builders: no data, no flags, no device logic.
 
 Every builder takes keyword arguments `input_shape`, `num_classes`, `name`, plus its own
-knobs, and returns a `keras.Model` whose output is float32 class probabilities
-(the last activation is forced to float32 so mixed-precision recipes stay stable).
+knobs, and returns a `keras.Model`. Classifiers output float32 class probabilities (the
+last activation is forced to float32 so mixed-precision recipes stay stable); GAN builders
+return a `zoo.models.gan.GAN` whose images, logits and losses are float32.
 """
 
-from zoo.models.cnn import cnn, cnn_tiny, keras_example_cnn
-from zoo.models.mlp import mlp, mlp_tiny
+from zoo.models.cnn import cnn, keras_example_cnn
+from zoo.models.gan import dcgan, tf_tutorial_dcgan
+from zoo.models.mlp import mlp
 
 # Builders by name; recipes in `zoo.configs` refer to these names.
 MODELS = {
     "mlp": mlp,
-    "mlp_tiny": mlp_tiny,
     "cnn": cnn,
-    "cnn_tiny": cnn_tiny,
     "keras_example_cnn": keras_example_cnn,
+    "dcgan": dcgan,
+    "tf_tutorial_dcgan": tf_tutorial_dcgan,
 }

@@ -1,7 +1,5 @@
 """Convolutional classifiers for small images (MNIST-sized)."""
 
-import functools
-
 import keras
 
 from zoo.models import common
@@ -68,6 +66,3 @@ def keras_example_cnn(*, input_shape=(28, 28, 1), num_classes=10, name="keras_ex
   x = keras.layers.Dropout(0.5)(x)
   return keras.Model(inputs, common.classifier_head(x, num_classes), name=name)
 
-
-# For tests only: small enough that one fit step takes milliseconds.
-cnn_tiny = functools.partial(cnn, filters=(4, 8), name="cnn_tiny")

@@ -1,7 +1,5 @@
 """Multi-layer perceptron for small images (MNIST-sized)."""
 
-import functools
-
 import keras
 
 from zoo.models import common
@@ -36,6 +34,3 @@ def mlp(*, input_shape=(28, 28, 1), num_classes=10, name="mlp",
       x = keras.layers.Dropout(dropout)(x)
   return keras.Model(inputs, common.classifier_head(x, num_classes), name=name)
 
-
-# For tests only: small enough that one fit step takes milliseconds.
-mlp_tiny = functools.partial(mlp, hidden_units=(16,), name="mlp_tiny")

@@ -1,4 +1,5 @@
-"""Benchmarks behind BENCHMARKS.md: recipe quality and time-to-accuracy, input pipeline speed.
+"""Benchmarks behind BENCHMARKS.md (used by scripts/benchmark.py; not part of the library):
+recipe quality and time-to-accuracy, input pipeline speed, precision, exports, GANs.
 
 Everything here trains the real recipes through `zoo.train.train_and_evaluate`, on the
 real data, and times epochs with `zoo.callbacks.EpochTimer` (training only; the per-epoch
@@ -18,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from zoo import callbacks as zoo_callbacks
-from zoo import data, precision, provenance, registry, train
+from zoo import data, precision, provenance, registry, tasks, train
 
 
 # The test accuracy each headline recipe must reach as the median over seeds (README).
@@ -111,15 +112,12 @@ def pipeline_images_per_second(name: str, *, data_dir, epochs: int = 3) -> list[
   """Images/s of the recipe's training input pipeline alone, one figure per epoch."""
   config = registry.get_config(name)
   builder = data.prepare_builder(config.dataset, data_dir=data_dir)
-  ds = data.make_classification_dataset(
-      builder, config.train_split, batch_size=config.batch_size, training=True,
-      seed=config.seed, augment=config.augment, max_shift_pixels=config.max_shift_pixels,
-      shuffle_buffer_examples=config.shuffle_buffer_examples)
+  ds, _ = tasks.get(config.task).datasets(builder, config)
   rates = []
   for _ in range(epochs):
     start, n = time.perf_counter(), 0
-    for images, _ in ds:
-      n += int(images.shape[0])
+    for batch in ds:
+      n += int(tf.nest.flatten(batch)[0].shape[0])
     rates.append(n / (time.perf_counter() - start))
   return rates
 
@@ -136,8 +134,9 @@ def train_step_images_per_second(name: str, *, data_dir,
   config = registry.get_config(name)
   builder = data.prepare_builder(config.dataset, data_dir=data_dir)
   info = data.dataset_info(builder)
-  images, labels = next(iter(data.make_classification_dataset(
-      builder, config.train_split, batch_size=config.batch_size, training=True)))
+  task = tasks.get(config.task)
+  batch = next(iter(task.datasets(builder, config)[0]))
+  batch = batch if isinstance(batch, tuple) else (batch,)
   rates = {}
   try:
     for policy in policies:
@@ -146,13 +145,13 @@ def train_step_images_per_second(name: str, *, data_dir,
         precision.set_policy(policy)
         model = registry.build_model(config, input_shape=info.image_shape,
                                      num_classes=info.num_classes)
-        model.compile(optimizer=train.make_optimizer(config, 100), jit_compile=jit_compile,
-                      loss="sparse_categorical_crossentropy")
+        # Compiled as training compiles it, by the recipe's task.
+        task.compile(model, config, lambda: train.make_optimizer(config, 100), jit_compile)
         for _ in range(3):
-          model.train_on_batch(images, labels)
+          model.train_on_batch(*batch)
         steps, start = 0, time.perf_counter()
         while steps < min_steps or time.perf_counter() - start < min_seconds:
-          model.train_on_batch(images, labels)
+          model.train_on_batch(*batch)
           steps += 1
         rate = steps * config.batch_size / (time.perf_counter() - start)
         rates.setdefault(policy, {})["xla" if jit_compile else "no_xla"] = rate
@@ -408,4 +407,105 @@ def seeds_report(rows: list[dict], short_rows: list[dict], deterministic_rows: l
                 f"{d['seed']}: {d['train_seconds']:.1f} s of training vs {base['train_seconds']:.1f} s "
                 f"without ({d['train_seconds'] / base['train_seconds']:.2f}x), final accuracy "
                 f"{_pct(d['final_accuracy'])} vs {_pct(base['final_accuracy'])}."]
+  return "\n".join(lines) + "\n"
+
+
+class TimeBudget(keras.callbacks.Callback):
+  """Stops `fit()` at the first step boundary after `seconds` of fitting (from
+  `on_train_begin`, so tracing and compilation count), and records what was done."""
+
+  def __init__(self, seconds: float):
+    super().__init__()
+    self.seconds = seconds
+    self.steps = 0
+    self.epochs_started = 0
+
+  def on_train_begin(self, logs=None):
+    self.start = time.perf_counter()
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.epochs_started += 1
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.steps += 1
+    self.elapsed = time.perf_counter() - self.start
+    if self.elapsed >= self.seconds:
+      self.model.stop_training = True
+
+
+def _gan_child(name, run_dir, budget_seconds, core, data_dir, manual_dir, overrides, queue):
+  """One GAN run in a child process pinned to one CPU core (see `gan_side_by_side`)."""
+  os.sched_setaffinity(0, {core})
+  tf.config.threading.set_intra_op_parallelism_threads(1)
+  tf.config.threading.set_inter_op_parallelism_threads(1)
+  config = registry.get_config(name).replace(**overrides)
+  budget = TimeBudget(budget_seconds)
+  metrics = train.train_and_evaluate(config, run_dir, data_dir=data_dir, manual_dir=manual_dir,
+                                     extra_callbacks=[budget], verbose=2)
+  queue.put({"recipe": name, "run_dir": run_dir, "core": core, "steps": budget.steps,
+             "batch_size": config.batch_size, "epochs_started": budget.epochs_started,
+             "fit_seconds": round(budget.elapsed, 1), "metrics": metrics})
+
+
+def gan_side_by_side(names: Sequence[str], workdir: str, *, budget_seconds: float, data_dir,
+                     manual_dir) -> list[dict]:
+  """Trains the GAN recipes `names` at the same time, each in its own process pinned to its
+  own CPU core (one core each: equal hardware, and any other load on the machine hits
+  both alike), each stopped after `budget_seconds` of fitting; then each run's final
+  metrics (FID etc. on the recipe's `eval_samples`, with the same feature classifier).
+  The per-epoch quality measurement is off in both, so the budget is all training."""
+  import multiprocessing
+  if len(names) > os.cpu_count():
+    raise ValueError(f"{len(names)} runs need {len(names)} CPU cores; this machine has "
+                     f"{os.cpu_count()}.")
+  ctx = multiprocessing.get_context("spawn")
+  queue = ctx.Queue()
+  overrides = {"task_kwargs": {"quality_every_epochs": 0}}
+  procs = []
+  for core, name in enumerate(names):
+    run_dir = os.path.join(workdir, name)
+    if os.path.exists(run_dir):
+      raise ValueError(f"Benchmark run directory {run_dir} already exists: benchmarks train "
+                       "from scratch; pass an empty or new --workdir.")
+    p = ctx.Process(target=_gan_child, args=(name, run_dir, budget_seconds, core, data_dir,
+                                              manual_dir, overrides, queue))
+    p.start()
+    procs.append(p)
+  rows = [queue.get() for _ in procs]
+  for p in procs:
+    p.join()
+  order = {name: i for i, name in enumerate(names)}
+  return sorted(rows, key=lambda r: order[r["recipe"]])
+
+
+def gan_report(rows: list[dict], *, command: str, reference: str, contender: str) -> str:
+  """The markdown section: FID, coverage and confidence of each GAN at equal wall time."""
+  by_name = {r["recipe"]: r for r in rows}
+  any_metrics = rows[0]["metrics"]
+  feature = any_metrics["feature_model"]
+  lines = _header(command, libraries="keras numpy") + [
+      f"Each recipe trained from scratch on the real MNIST training split for the same "
+      f"wall-clock budget, at the same time, each in its own process pinned to one CPU core; "
+      f"then {any_metrics['num_samples']:,} samples of each were scored against the "
+      f"{any_metrics['split']} split with `zoo.quality`: FID in the feature space of the zoo "
+      f"classifier `{feature['name']}` version {feature['version']} (its `features` "
+      "signature, 3,136-d). These FIDs use the zoo classifier, not Inception-v3: they are "
+      "not comparable with MNIST FIDs in the literature.",
+      "",
+      "| recipe | fit time | steps x batch | epochs | FID | classes min-max | mean confidence |",
+      "|---|---|---|---|---|---|---|",
+  ]
+  for r in rows:
+    m = r["metrics"]
+    lines.append(f"| `{r['recipe']}` | {r['fit_seconds']:.0f} s | {r['steps']} x "
+                 f"{r['batch_size']} | {r['steps'] * r['batch_size'] / 60000:.2f} | "
+                 f"{m['fid']:.2f} | {100 * m['coverage_min']:.1f}-{100 * m['coverage_max']:.1f} % "
+                 f"| {m['mean_confidence']:.3f} |")
+  ratio = by_name[contender]["metrics"]["fid"] / by_name[reference]["metrics"]["fid"]
+  lines += ["", f"FID ratio `{contender}` / `{reference}`: **{ratio:.3f}** (target: <= 0.5; "
+            "each digit 5-15 % of the samples and mean confidence >= 0.9 for the contender).",
+            "", "Class coverage (share of samples per digit 0-9):", ""]
+  for r in rows:
+    lines.append(f"- `{r['recipe']}`: " + ", ".join(f"{100 * c:.1f}"
+                                                   for c in r["metrics"]["class_coverage"]))
   return "\n".join(lines) + "\n"

@@ -1,0 +1,20 @@
+"""Recipe `cdcgan_mnist`: a class-conditional DCGAN: an app asks for "a 7" and gets one.
+
+`dcgan_mnist`'s networks, with the label embedded and concatenated to the latent vector
+in the generator, and a projection discriminator (Miyato & Koyama, 2018). Same optimizer
+and batch. Quality: FID, coverage and the share of samples the zoo's classifier labels as
+the requested digit (`zoo.quality`).
+
+Run card:
+  command:  python scripts/train.py --model=cdcgan_mnist --model_dir=runs/cdcgan \
+                --manual_dir=../shared/data/mnist
+  expected: see the shipped model's card (saved_models/cdcgan_mnist/1) and BENCHMARKS.md.
+  wall time / hardware: 10 epochs of ~50 s on a 2-core x86_64 CPU with AVX-512, no GPU.
+"""
+
+from zoo.configs import dcgan_mnist
+
+
+def get_config():
+  config = dcgan_mnist.get_config()
+  return config.replace(model_kwargs={**config.model_kwargs, "conditional": True})

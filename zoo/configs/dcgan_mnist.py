@@ -1,0 +1,35 @@
+"""Recipe `dcgan_mnist`: an unconditional DCGAN for MNIST digits.
+
+Generator Dense(7*7*128)-BN-ReLU -> Conv2DT(64, 4, stride 2)-BN-ReLU -> Conv2DT(1, 4,
+stride 2)-tanh; discriminator Conv(64, 4, 2)-LReLU(0.2) -> Conv(128, 4, 2)-LReLU -> Dense(1).
+Adam 2e-4 with beta_1 0.5 (Radford et al., 2016), batch 64, latent 64. Quality is
+measured with `zoo.quality` (FID in the feature space of the zoo's MNIST classifier).
+
+Run card (figures from BENCHMARKS.md, "DCGAN vs the TensorFlow tutorial", measured):
+  command:  python scripts/train.py --model=dcgan_mnist --model_dir=runs/dcgan \
+                --manual_dir=../shared/data/mnist
+  expected: see BENCHMARKS.md and the shipped model's card (saved_models/dcgan_mnist/1).
+  wall time / hardware: 10 epochs of ~50 s on a 2-core x86_64 CPU with AVX-512, no GPU.
+"""
+
+from zoo.configs.base import TrainConfig
+
+
+def get_config() -> TrainConfig:
+  return TrainConfig(
+      model="dcgan",
+      task="generation",
+      dataset="mnist",
+      batch_size=64,
+      train_epochs=10,
+      optimizer="adam",
+      learning_rate=2e-4,
+      beta_1=0.5,
+      lr_schedule="constant",
+      augment=False,
+      # XLA: no faster here, but it avoids a spurious grappler "remapper failed" error
+      # line that TensorFlow prints for LeakyReLU gradients without it.
+      jit_compile=True,
+      model_kwargs={"conditional": False, "latent_dim": 64,
+                    "generator_filters": (128, 64), "discriminator_filters": (64, 128)},
+  )

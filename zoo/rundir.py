@@ -1,0 +1,60 @@
+"""The run-directory layout, in one place. Every module that reads or writes a run uses this.
+
+  <model_dir>/
+    config.json               the exact config (read back by evaluation and export)
+    run_card.json             config + data paths + policy + strategy + versions + git commit
+    tensorboard/              scalars, images (written by the task's callbacks)
+    backup/                   `keras.callbacks.BackupAndRestore` state: a rerun resumes here
+    checkpoints/model.keras   the model after the last completed epoch
+    metrics.json              final metrics on `config.eval_split`, with provenance
+    eval_<split>.json         written by `scripts/evaluate.py`
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+CONFIG = "config.json"
+RUN_CARD = "run_card.json"
+METRICS = "metrics.json"
+TENSORBOARD = "tensorboard"
+BACKUP = "backup"
+CHECKPOINT = os.path.join("checkpoints", "model.keras")
+
+
+def path(model_dir: str, name: str) -> str:
+  """`model_dir/name` for one of the names above."""
+  return os.path.join(model_dir, name)
+
+
+def eval_path(model_dir: str, split: str) -> str:
+  """Where `scripts/evaluate.py` writes its metrics for `split` (slicing made file-safe)."""
+  return os.path.join(model_dir, f"eval_{re.sub(r'[^A-Za-z0-9_.-]+', '_', split)}.json")
+
+
+def completed_epochs(model_dir: str) -> int:
+  """Epochs of the run in `model_dir` that finished and were backed up (0 for a new run)."""
+  metadata = os.path.join(model_dir, BACKUP, "training_metadata.json")
+  if not os.path.exists(metadata):
+    return 0
+  with open(metadata) as f:
+    return int(json.load(f)["epoch"])  # Written by keras.callbacks.BackupAndRestore.
+
+
+def read_json(model_dir: str, name: str) -> dict:
+  with open(os.path.join(model_dir, name)) as f:
+    return json.load(f)
+
+
+def check_trained(model_dir: str) -> None:
+  """Raises FileNotFoundError unless `model_dir` is a run with a checkpoint."""
+  if not os.path.exists(os.path.join(model_dir, CONFIG)):
+    raise FileNotFoundError(
+        f"Invalid value for `model_dir`: {model_dir!r} is not a run directory (no "
+        f"{CONFIG}). Expected the --model_dir of a scripts/train.py run.")
+  if not os.path.exists(os.path.join(model_dir, CHECKPOINT)):
+    raise FileNotFoundError(
+        f"Run {model_dir!r} has no checkpoint yet ({CHECKPOINT}): it has not finished an "
+        "epoch. Train it first (rerunning scripts/train.py resumes it).")

@@ -1,0 +1,38 @@
+"""Tasks: what differs between classification, generation (and detection next).
+
+`train_and_evaluate`, `evaluate_run`, `export_run` and `zoo.load` are one function each
+for every task: each looks the task up once, here, and the task supplies its datasets,
+how its model is compiled, its callbacks, its metrics, its export and its predictor
+(see `zoo.tasks.base.Task` for the interface). A recipe names its task in
+`TrainConfig.task`; task knobs live in `TrainConfig.task_kwargs`.
+"""
+
+from __future__ import annotations
+
+from zoo.tasks import classification, generation
+from zoo.tasks.base import Task
+
+TASKS: dict[str, Task] = {
+    "classification": classification.TASK,
+    "generation": generation.TASK,
+}
+
+# Model cards written before the task seam say `image_classification`.
+_CARD_TASKS = {**TASKS, "image_classification": classification.TASK}
+
+
+def get(name: str) -> Task:
+  """The task called `name`; unknown names fail with the list of valid ones."""
+  if name not in TASKS:
+    raise ValueError(f"Invalid value for `task`: expected one of {sorted(TASKS)}. "
+                     f"Received: task={name!r}")
+  return TASKS[name]
+
+
+def for_card(card: dict) -> Task:
+  """The task of an exported model, from its model card's `task`."""
+  name = card.get("task")
+  if name not in _CARD_TASKS:
+    raise ValueError(f"Model card of {card.get('name')!r} names task {name!r}; this zoo "
+                     f"knows {sorted(_CARD_TASKS)}.")
+  return _CARD_TASKS[name]
