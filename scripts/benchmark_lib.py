@@ -458,6 +458,9 @@ def gan_side_by_side(names: Sequence[str], workdir: str, *, budget_seconds: floa
   if len(names) > os.cpu_count():
     raise ValueError(f"{len(names)} runs need {len(names)} CPU cores; this machine has "
                      f"{os.cpu_count()}.")
+  for name in names:  # Once, here: two processes preparing one data_dir would collide.
+    data.prepare_builder(registry.get_config(name).dataset, data_dir=data_dir,
+                         manual_dir=manual_dir)
   ctx = multiprocessing.get_context("spawn")
   queue = ctx.Queue()
   overrides = {"task_kwargs": {"quality_every_epochs": 0}}
@@ -471,9 +474,11 @@ def gan_side_by_side(names: Sequence[str], workdir: str, *, budget_seconds: floa
                                               manual_dir, overrides, queue))
     p.start()
     procs.append(p)
-  rows = [queue.get() for _ in procs]
   for p in procs:
     p.join()
+    if p.exitcode:
+      raise RuntimeError(f"A benchmark run failed (exit code {p.exitcode}); see its output.")
+  rows = [queue.get() for _ in procs]
   order = {name: i for i, name in enumerate(names)}
   return sorted(rows, key=lambda r: order[r["recipe"]])
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests import recipes
 from zoo import distribute, registry, train
 
 
@@ -47,7 +48,7 @@ def test_bad_tf_config_is_refused_before_any_waiting(tf_config, message, monkeyp
 
 
 def test_global_batch_must_split_over_the_replicas(mock_mnist, mock_manual_dir, tmp_path):
-  config = registry.get_config("mnist_mlp_tiny").replace(strategy="mirrored", batch_size=7)
+  config = recipes.mnist_mlp_tiny().replace(strategy="mirrored", batch_size=7)
   with pytest.raises(ValueError, match=r"Invalid value for `batch_size`: expected a positive "
                                        r"multiple of the number of replicas \(2\)\. Received: "
                                        r"batch_size=7"):

@@ -13,6 +13,7 @@ import pytest
 from absl import flags
 from absl.testing import flagsaver
 
+from tests import recipes
 from tests.conftest import REPO
 from zoo import callbacks as zoo_callbacks
 from zoo import registry, train
@@ -37,16 +38,11 @@ def run_train_script(train_script, argv):
     train_script.main(["train.py"])
 
 
-# The real recipes, shrunk by flags only: tiny widths, one epoch, small batches.
-SHRINK = {
-    "mnist_mlp": ["--set=model_kwargs.hidden_units=(16,)"],
-    "mnist_cnn": ["--set=model_kwargs.filters=(4,8)"],
-    "keras_example_cnn": [],
-}
+SHRINK = recipes.SHRINK
 
 
 def test_every_user_recipe_has_a_smoke_test():
-  assert set(SHRINK) == {n for n in registry.recipe_names() if not n.endswith("_tiny")}
+  assert set(SHRINK) == set(registry.recipe_names())
 
 
 @pytest.mark.parametrize("recipe", sorted(SHRINK))
@@ -64,12 +60,21 @@ def test_train_script_end_to_end(recipe, dataset, train_script, mock_mnist, mock
   assert card["versions"]["tensorflow"].startswith("2.")
   assert card["git_commit"] and card["steps_per_epoch"] == 64 // 16
   metrics = json.loads((model_dir / "metrics.json").read_text())
-  assert 0.0 <= metrics["accuracy"] <= 1.0 and np.isfinite(metrics["loss"])
-  assert metrics["num_examples"] > 0
+  assert metrics["task"] == config["task"] == registry.get_config(recipe).task
   assert (model_dir / train.CHECKPOINT).exists()
   events = {os.path.relpath(os.path.join(d, f), model_dir / "tensorboard").split(os.sep)[0]
             for d, _, files in os.walk(model_dir / "tensorboard") for f in files}
-  assert {"train", "validation", "images"} <= events
+  if config["task"] == "classification":
+    assert 0.0 <= metrics["accuracy"] <= 1.0 and np.isfinite(metrics["loss"])
+    assert metrics["num_examples"] > 0
+    assert {"train", "validation", "images"} <= events
+  else:
+    assert metrics["fid"] >= 0 and np.isfinite(metrics["fid"])
+    assert metrics["num_samples"] == 64
+    assert abs(sum(metrics["class_coverage"]) - 1) < 1e-3
+    assert 0 <= metrics["mean_confidence"] <= 1
+    assert ("label_agreement_min" in metrics) == recipe.startswith("cdcgan")
+    assert {"train", "samples"} <= events
 
 
 def _scalar_and_image_tags(log_dir):
@@ -96,7 +101,7 @@ def _tensorboard_plugin_tags(run_dir):
 
 def test_tensorboard_shows_scalars_learning_rate_images_and_confusion_matrix(
     mock_mnist, mock_manual_dir, tmp_path):
-  config = registry.get_config("mnist_mlp_tiny")
+  config = recipes.mnist_mlp_tiny()
   train.train_and_evaluate(config, str(tmp_path / "run"), data_dir=str(tmp_path / "tfds"),
                            manual_dir=mock_manual_dir)
   log_dir = tmp_path / "run" / "tensorboard"
@@ -123,7 +128,7 @@ class _Interrupt(keras.callbacks.Callback):
 
 
 def test_rerun_resumes_instead_of_starting_over(mock_mnist, mock_manual_dir, tmp_path):
-  config = registry.get_config("mnist_mlp_tiny").replace(train_epochs=3)
+  config = recipes.mnist_mlp_tiny().replace(train_epochs=3)
   kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
   model_dir = str(tmp_path / "run")
   with pytest.raises(train.TrainingInterrupted,
@@ -140,7 +145,7 @@ def test_rerun_resumes_instead_of_starting_over(mock_mnist, mock_manual_dir, tmp
 
 def test_model_dir_with_another_config_is_refused(mock_mnist, mock_manual_dir, tmp_path):
   kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
-  config = registry.get_config("mnist_mlp_tiny")
+  config = recipes.mnist_mlp_tiny()
   train.train_and_evaluate(config, str(tmp_path / "run"), **kwargs)
   with pytest.raises(ValueError, match=r"holds a run with a different config \(fields "
                                        r"\['learning_rate'\] differ\)"):
@@ -166,7 +171,7 @@ class _PoisonWeights(keras.callbacks.Callback):
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_good_checkpoint(
     mock_mnist, mock_manual_dir, tmp_path):
-  config = registry.get_config("mnist_mlp_tiny").replace(train_epochs=3)
+  config = recipes.mnist_mlp_tiny().replace(train_epochs=3)
   model_dir = tmp_path / "run"
   kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
   with pytest.raises(KeyboardInterrupt):
@@ -235,7 +240,7 @@ class _Probe(keras.callbacks.Callback):
 
 def test_ema_weights_are_checkpointed_and_a_resume_trains_on_from_the_raw_weights(
     mock_mnist, mock_manual_dir, tmp_path):
-  config = registry.get_config("mnist_mlp_tiny").replace(train_epochs=3, ema_momentum=0.9)
+  config = recipes.mnist_mlp_tiny().replace(train_epochs=3, ema_momentum=0.9)
   kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
   model_dir = str(tmp_path / "run")
   before = _Probe()

@@ -1,9 +1,14 @@
-"""Contract tests for every builder in zoo.models.MODELS, and their validation errors."""
+"""Contract tests for every classifier builder in zoo.models.MODELS (and the test-only tiny
+variants), and their validation errors. The GAN builders have theirs in test_gan.py."""
 
 import pytest
 
 from tests.models.builder_contract import check_builder_contract, check_export_contract
+from tests.recipes import TINY_BUILDERS
 from zoo import models
+
+CLASSIFIERS = {name: b for name, b in {**models.MODELS, **TINY_BUILDERS}.items()
+               if name not in ("dcgan", "tf_tutorial_dcgan")}
 
 # Exact weight counts, MNIST-shaped input (28, 28, 1), 10 classes. A changed count is a
 # changed architecture: update it knowingly.
@@ -17,12 +22,13 @@ EXPECTED_PARAMS = {
 
 
 def test_every_builder_is_covered():
-  assert set(EXPECTED_PARAMS) == set(models.MODELS)
+  assert set(EXPECTED_PARAMS) == set(CLASSIFIERS)
+  assert set(models.MODELS) - set(CLASSIFIERS) == {"dcgan", "tf_tutorial_dcgan"}
 
 
-@pytest.mark.parametrize("name", sorted(models.MODELS))
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
 def test_contract_float32(name, tmp_path):
-  check_builder_contract(models.MODELS[name], input_shape=(28, 28, 1), num_classes=10,
+  check_builder_contract(CLASSIFIERS[name], input_shape=(28, 28, 1), num_classes=10,
                          expected_params=EXPECTED_PARAMS[name], tmp_path=tmp_path)
 
 
@@ -31,24 +37,24 @@ def test_contract_float32(name, tmp_path):
 EXPORT_ATOL = {"mixed_float16": 2e-3, "mixed_bfloat16": 2e-2}
 
 
-@pytest.mark.parametrize("name", sorted(models.MODELS))
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_contract_mixed_precision_and_float32_export(name, policy, tmp_path):
-  model = check_builder_contract(models.MODELS[name], input_shape=(28, 28, 1), num_classes=10,
+  model = check_builder_contract(CLASSIFIERS[name], input_shape=(28, 28, 1), num_classes=10,
                                  expected_params=EXPECTED_PARAMS[name], tmp_path=tmp_path,
                                  policy=policy)
-  check_export_contract(model, lambda: models.MODELS[name](input_shape=(28, 28, 1),
+  check_export_contract(model, lambda: CLASSIFIERS[name](input_shape=(28, 28, 1),
                                                            num_classes=10),
                         input_shape=(28, 28, 1), tmp_path=tmp_path, atol=EXPORT_ATOL[policy])
 
 
 @pytest.mark.parametrize("name", ["mlp_tiny", "cnn_tiny"])
 def test_other_shapes_and_classes(name, tmp_path):
-  model = models.MODELS[name](input_shape=(32, 32, 3), num_classes=5, name="x")
+  model = CLASSIFIERS[name](input_shape=(32, 32, 3), num_classes=5, name="x")
   assert tuple(model.output.shape) == (None, 5)
 
 
-@pytest.mark.parametrize("name", sorted(models.MODELS))
+@pytest.mark.parametrize("name", sorted(CLASSIFIERS))
 @pytest.mark.parametrize("kwargs, message", [
     ({"input_shape": (28, 28)}, r"Invalid value for `input_shape`: expected \(height, width, "
                                 r"channels\).*Received: input_shape=\(28, 28\)"),
@@ -59,7 +65,7 @@ def test_other_shapes_and_classes(name, tmp_path):
 def test_shared_argument_errors(name, kwargs, message):
   args = {"input_shape": (28, 28, 1), "num_classes": 10, **kwargs}
   with pytest.raises(ValueError, match=message):
-    models.MODELS[name](**args)
+    CLASSIFIERS[name](**args)
 
 
 def test_mlp_errors():

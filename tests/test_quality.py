@@ -1,0 +1,47 @@
+"""zoo.quality on the real MNIST with the shipped classifier as the feature network."""
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+from zoo import data, quality
+
+
+@pytest.fixture(scope="module")
+def mnist_features(real_mnist_data_dir):
+  builder = data.prepare_builder("mnist", data_dir=real_mnist_data_dir)
+  classifier = quality.FeatureClassifier()
+  test, labels = data.split_arrays(builder, "test")
+  return classifier, test, labels, quality.real_statistics(classifier, test)
+
+
+def test_fid_of_real_images_is_near_zero_and_of_noise_is_large(mnist_features,
+                                                               real_mnist_data_dir):
+  classifier, test, _, stats = mnist_features
+  builder = data.prepare_builder("mnist", data_dir=real_mnist_data_dir)
+  train_images, _ = data.split_arrays(builder, "train", 10_000)
+  real = quality.generator_quality(train_images, classifier, stats)
+  noise = np.random.default_rng(0).integers(0, 256, (10_000, 28, 28, 1), dtype=np.uint8)
+  fake = quality.generator_quality(noise, classifier, stats)
+  faint = quality.generator_quality(test[:2000] // 4, classifier, stats)  # Dim digits.
+  # 10,000 real training images vs the 10,000 test images: FID ~ sampling noise only.
+  assert real["fid"] < 0.02 * fake["fid"], (real["fid"], fake["fid"])
+  assert real["coverage_min"] > 0.08 and real["mean_confidence"] > 0.98
+  assert faint["fid"] > 3 * real["fid"]
+  # Symmetric and zero for identical statistics.
+  assert quality.frechet_distance(stats, stats) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_label_agreement_counts_per_requested_class(mnist_features):
+  classifier, test, labels, stats = mnist_features
+  truth = quality.generator_quality(test[:2000], classifier, stats, labels[:2000])
+  shifted = quality.generator_quality(test[:2000], classifier, stats, (labels[:2000] + 1) % 10)
+  assert truth["label_agreement_min"] > 0.97
+  assert shifted["label_agreement_min"] < 0.02
+
+
+def test_feature_model_without_features_signature_is_refused(tmp_path):
+  with pytest.raises(FileNotFoundError, match=r"Invalid value for `feature_model`"):
+    quality.FeatureClassifier(str(tmp_path / "nope"))
+  with pytest.raises(ValueError, match=r"has no `features` signature"):
+    quality.FeatureClassifier(str(REPO / "saved_models" / "mnist_mlp" / "2"))
