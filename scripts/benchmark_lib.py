@@ -434,10 +434,12 @@ class TimeBudget(keras.callbacks.Callback):
 
 
 def _gan_child(name, run_dir, budget_seconds, core, data_dir, manual_dir, overrides, queue):
-  """One GAN run in a child process pinned to one CPU core (see `gan_side_by_side`)."""
-  os.sched_setaffinity(0, {core})
-  tf.config.threading.set_intra_op_parallelism_threads(1)
-  tf.config.threading.set_inter_op_parallelism_threads(1)
+  """One GAN run in a child process (see `gan_side_by_side`), pinned to CPU `core` unless
+  `core` is None."""
+  if core is not None:
+    os.sched_setaffinity(0, {core})
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
   config = registry.get_config(name).replace(**overrides)
   budget = TimeBudget(budget_seconds)
   metrics = train.train_and_evaluate(config, run_dir, data_dir=data_dir, manual_dir=manual_dir,
@@ -448,14 +450,15 @@ def _gan_child(name, run_dir, budget_seconds, core, data_dir, manual_dir, overri
 
 
 def gan_side_by_side(names: Sequence[str], workdir: str, *, budget_seconds: float, data_dir,
-                     manual_dir) -> list[dict]:
-  """Trains the GAN recipes `names` at the same time, each in its own process pinned to its
-  own CPU core (one core each: equal hardware, and any other load on the machine hits
-  both alike), each stopped after `budget_seconds` of fitting; then each run's final
-  metrics (FID etc. on the recipe's `eval_samples`, with the same feature classifier).
-  The per-epoch quality measurement is off in both, so the budget is all training."""
+                     manual_dir, parallel: bool = False) -> list[dict]:
+  """Trains the GAN recipes `names`, each in a fresh process, each stopped after
+  `budget_seconds` of fitting; then each run's final metrics (FID etc. on the recipe's
+  `eval_samples`, with the same feature classifier). One after the other, each with the
+  whole machine; or, `parallel`, at the same time, each pinned to its own CPU core (equal
+  hardware, and other load on the machine hits both alike). The per-epoch quality
+  measurement is off in both, so the budget is all training."""
   import multiprocessing
-  if len(names) > os.cpu_count():
+  if parallel and len(names) > os.cpu_count():
     raise ValueError(f"{len(names)} runs need {len(names)} CPU cores; this machine has "
                      f"{os.cpu_count()}.")
   for name in names:  # Once, here: two processes preparing one data_dir would collide.
@@ -470,10 +473,13 @@ def gan_side_by_side(names: Sequence[str], workdir: str, *, budget_seconds: floa
     if os.path.exists(run_dir):
       raise ValueError(f"Benchmark run directory {run_dir} already exists: benchmarks train "
                        "from scratch; pass an empty or new --workdir.")
-    p = ctx.Process(target=_gan_child, args=(name, run_dir, budget_seconds, core, data_dir,
+    p = ctx.Process(target=_gan_child, args=(name, run_dir, budget_seconds,
+                                              core if parallel else None, data_dir,
                                               manual_dir, overrides, queue))
     p.start()
     procs.append(p)
+    if not parallel:
+      p.join()
   for p in procs:
     p.join()
     if p.exitcode:
@@ -488,9 +494,11 @@ def gan_report(rows: list[dict], *, command: str, reference: str, contender: str
   by_name = {r["recipe"]: r for r in rows}
   any_metrics = rows[0]["metrics"]
   feature = any_metrics["feature_model"]
+  how = ("at the same time, each in its own process pinned to one CPU core"
+         if rows[0]["core"] is not None else "one after the other, each with the whole machine")
   lines = _header(command, libraries="keras numpy") + [
       f"Each recipe trained from scratch on the real MNIST training split for the same "
-      f"wall-clock budget, at the same time, each in its own process pinned to one CPU core; "
+      f"wall-clock budget, {how}; "
       f"then {any_metrics['num_samples']:,} samples of each were scored against the "
       f"{any_metrics['split']} split with `zoo.quality`: FID in the feature space of the zoo "
       f"classifier `{feature['name']}` version {feature['version']} (its `features` "

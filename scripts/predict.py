@@ -1,7 +1,7 @@
 """Classifies image files with an exported model and prints JSON, one result per file.
 
   python scripts/predict.py --model=saved_models/mnist_cnn digit.png other.jpg
-  python scripts/predict.py --model=saved_models/mnist_cnn/2/model_int8.tflite digit.png
+  python scripts/predict.py --model=saved_models/mnist_cnn/3/model_int8.tflite digit.png
 
 The JSON says which version and file were loaded. A dark digit on light paper is inverted
 to MNIST's light-on-dark first (each result says `inverted`; --noauto_invert turns it off).
@@ -32,8 +32,11 @@ def main(argv):
     raise app.UsageError("Expected one or more image files after the flags.")
   try:
     predictor = zoo.load(FLAGS.model)
-  except FileNotFoundError as e:
+  except (FileNotFoundError, ValueError) as e:
     sys.exit(f"error: {e}")
+  if not isinstance(predictor, zoo.predictor.Classifier):
+    sys.exit(f"error: {FLAGS.model!r} is a {predictor.card.get('task')} model, not a "
+             "classifier; see scripts/generate.py for generators.")
   results = predictor.predict_files(files, auto_invert=FLAGS.auto_invert)
   print(json.dumps({"model": FLAGS.model, "loaded": predictor.source, "kind": predictor.kind,
                     "results": results}, indent=2))

@@ -74,7 +74,7 @@ def test_layout_card_and_parity(exported):
 
 def test_saved_model_signatures_are_named_and_typed(exported):
   loaded = tf.saved_model.load(exported)
-  assert set(loaded.signatures) == {"serving_default", "serve_image_bytes"}
+  assert set(loaded.signatures) == {"serving_default", "serve_image_bytes", "features"}
   serve = loaded.signatures["serving_default"]
   (spec,) = serve.structured_input_signature[1].values()
   assert spec.name == "images" and spec.dtype == tf.uint8 and spec.shape.as_list() == [None, 28, 28, 1]
@@ -84,6 +84,12 @@ def test_saved_model_signatures_are_named_and_typed(exported):
   (bspec,) = loaded.signatures["serve_image_bytes"].structured_input_signature[1].values()
   assert bspec.name == "image_bytes" and bspec.dtype == tf.string
   assert loaded.signatures["serve_image_bytes"].structured_outputs["inverted"].dtype == tf.bool
+  features = loaded.signatures["features"](images=tf.zeros([2, 28, 28, 1], tf.uint8))
+  assert features["features"].dtype == tf.float32 and features["features"].shape[0] == 2
+  # The penultimate layer: the classifier's own logits layer maps it to the probabilities.
+  np.testing.assert_allclose(features["probabilities"],
+                             serve(images=tf.zeros([2, 28, 28, 1], tf.uint8))["probabilities"],
+                             atol=1e-6)
 
 
 @pytest.mark.parametrize("variant", export.TFLITE_VARIANTS)

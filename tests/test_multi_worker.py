@@ -54,10 +54,11 @@ class Cluster:
     self.tmp_path = tmp_path
     self.procs = []
 
-  def start(self, model_dir, *, data_dir, ports=None, index=None, extra=(), name="p"):
+  def start(self, model_dir, *, data_dir, ports=None, index=None, extra=(), name="p",
+            recipe_args=RECIPE_ARGS):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     env.pop("TF_CONFIG", None)
-    args = [*RECIPE_ARGS, f"--model_dir={model_dir}", f"--data_dir={data_dir}", *extra]
+    args = [*recipe_args, f"--model_dir={model_dir}", f"--data_dir={data_dir}", *extra]
     if ports is not None:
       env["TF_CONFIG"] = json.dumps({
           "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
@@ -231,3 +232,31 @@ def test_worker_whose_peer_never_starts_gives_up_with_a_clear_message(
   assert cluster.wait(proc, timeout=90) == -signal.SIGKILL
   assert (f"worker 0 waited 5 s for the other workers in TF_CONFIG (127.0.0.1:{ports[1]})"
           in tail(proc)), tail(proc)
+
+
+GAN_ARGS = [
+    "--model=dcgan_mnist", "--epochs=2", "--batch_size=64",
+    "--set=train_split='train[:2048]'", "--set=log_images=0",
+    "--set=model_kwargs.generator_filters=(16,8)", "--set=model_kwargs.discriminator_filters=(8,16)",
+    "--set=task_kwargs.quality_every_epochs=0", "--set=task_kwargs.eval_samples=500",
+]
+
+
+def test_gan_custom_train_step_on_two_workers(cluster, real_mnist_data_dir, tmp_path):
+  """The GAN's own train_step (two optimizers, global-batch losses) under
+  multi_worker_mirrored: both workers finish and hold one model, whose losses are finite."""
+  ports = _free_ports(2)
+  procs = [cluster.start(tmp_path / "gan", data_dir=real_mnist_data_dir, ports=ports, index=i,
+                         name=f"gan{i}", recipe_args=GAN_ARGS) for i in range(2)]
+  for p in procs:
+    assert cluster.wait(p) == 0, tail(p)
+  chief, other = _worker_dirs(tmp_path / "gan")
+  card = json.loads(open(os.path.join(chief, "run_card.json")).read())
+  assert card["num_replicas"] == 2 and card["config"]["task"] == "generation"
+  models = [keras.saving.load_model(os.path.join(d, train.CHECKPOINT)) for d in (chief, other)]
+  for a, b in zip(models[0].get_weights(), models[1].get_weights()):
+    np.testing.assert_array_equal(a, b)
+  for m in models:
+    assert int(m.d_optimizer.iterations) == int(m.g_optimizer.iterations) == 2 * 2048 // 64
+  metrics = _metrics(chief)
+  assert np.isfinite(metrics["fid"]) and metrics["num_samples"] == 500

@@ -234,3 +234,13 @@ class GeneratorQuality(keras.callbacks.Callback):
       return
     result = self.measure(self.model)
     logs.update({k: result[k] for k in self.KEYS if k in result})
+
+
+class GeneratorEMA(keras.callbacks.Callback):
+  """Updates a `zoo.models.gan.GAN`'s weight-averaged generator after every train step
+  (`GAN.update_sampler`), outside the distributed step so that a mirrored variable is
+  assigned once, in cross-replica context. The average is a variable of the model, so
+  checkpoints and `BackupAndRestore` keep it and a resumed run goes on averaging."""
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.model.update_sampler()

@@ -10,7 +10,7 @@ import re
 
 from absl import flags
 
-from zoo import registry
+from zoo import distribute, precision, registry
 from zoo.configs import TrainConfig, apply_overrides
 
 
@@ -37,12 +37,11 @@ def define_train_flags():
   flags.DEFINE_integer("seed", None, "Seed for weights, shuffling and augmentation.")
   flags.DEFINE_bool("deterministic", None, "TensorFlow op determinism: rerunning the same "
                     "command gives bit-identical weights (slower; cost in BENCHMARKS.md).")
-  flags.DEFINE_enum("mixed_precision", None, ["auto", "float32", "float16", "bfloat16"],
+  flags.DEFINE_enum("mixed_precision", None, list(precision.POLICIES),
                     "Precision policy (default: the recipe's, float32). auto: mixed_float16 on "
                     "GPUs with compute capability >= 7.0, mixed_bfloat16 on TPUs, float32 else. "
                     "On CPUs float16 is emulated and trains tens of times slower.")
-  flags.DEFINE_enum("strategy", None, ["auto", "default", "one_device", "mirrored",
-                                       "multi_worker_mirrored", "tpu"],
+  flags.DEFINE_enum("strategy", None, list(distribute.STRATEGIES),
                     "tf.distribute strategy (default: the recipe's, default). --batch_size "
                     "stays the global batch. mirrored: all GPUs, or all logical CPUs when "
                     "there is no GPU. multi_worker_mirrored reads TF_CONFIG (README.md, "

@@ -22,6 +22,8 @@ import tensorflow as tf
 
 _KERAS_POLICY = {"float32": "float32", "float16": "mixed_float16",
                  "bfloat16": "mixed_bfloat16"}
+# The names `--mixed_precision` / `TrainConfig.mixed_precision` accept (the one list).
+POLICIES = ("auto", *_KERAS_POLICY)
 
 
 def resolve_policy(name: str) -> str:
@@ -35,7 +37,7 @@ def resolve_policy(name: str) -> str:
     return "float32"
   if name not in _KERAS_POLICY:
     raise ValueError("Invalid value for `mixed_precision`: expected one of "
-                     f"['auto', 'float32', 'float16', 'bfloat16']. Received: {name!r}")
+                     f"{list(POLICIES)}. Received: {name!r}")
   return _KERAS_POLICY[name]
 
 

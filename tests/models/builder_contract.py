@@ -12,7 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import export
+from zoo import data, export
+from zoo.tasks import classification
 
 
 def check_builder_contract(builder, *, input_shape, num_classes, expected_params, tmp_path,
@@ -71,14 +72,16 @@ def check_export_contract(model, build, *, input_shape, tmp_path, atol):
   assert {layer.compute_dtype for layer in twin.layers} == {"float32"}
 
   saved = tmp_path / "saved_model"
-  export.write_saved_model(twin, str(saved), input_shape, [str(i) for i in range(10)])
+  classification.write_saved_model(twin, str(saved), input_shape, [str(i) for i in range(10)])
   serve = tf.saved_model.load(str(saved)).signatures["serving_default"]
   out = serve(images=tf.constant(pixels))
   assert out["probabilities"].dtype == tf.float32
   np.testing.assert_allclose(out["probabilities"], expected, atol=atol)
 
   source = tmp_path / "tflite_source"
-  export.write_tflite_source(twin, str(source), input_shape)
+  export.write_tflite_source(
+      lambda images: {"probabilities": twin(data.normalize_images(images), training=False)},
+      [tf.TensorSpec([None, *input_shape], tf.uint8, name="images")], str(source))
   from ai_edge_litert import interpreter as litert
   interpreter = litert.Interpreter(model_content=export.convert_tflite(str(source), "float32"),
                                    experimental_op_resolver_type=litert.OpResolverType.BUILTIN)

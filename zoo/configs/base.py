@@ -106,9 +106,9 @@ class TrainConfig:
                        f"Received: beta_1={self.beta_1!r}")
     _one_of(self, "optimizer", ("adam", "adamw", "sgd"))
     _one_of(self, "lr_schedule", ("constant", "cosine"))
-    _one_of(self, "mixed_precision", ("auto", "float32", "float16", "bfloat16"))
-    _one_of(self, "strategy", ("auto", "default", "one_device", "mirrored",
-                               "multi_worker_mirrored", "tpu"))
+    from zoo import distribute, precision  # TensorFlow-importing; the dataclass is not.
+    _one_of(self, "mixed_precision", precision.POLICIES)
+    _one_of(self, "strategy", distribute.STRATEGIES)
     if not self.warmup_epochs >= 0:
       raise ValueError("Invalid value for `warmup_epochs`: expected a number >= 0. "
                        f"Received: warmup_epochs={self.warmup_epochs!r}")

@@ -2,7 +2,8 @@
 
 Generator Dense(7*7*128)-BN-ReLU -> Conv2DT(64, 4, stride 2)-BN-ReLU -> Conv2DT(1, 4,
 stride 2)-tanh; discriminator Conv(64, 4, 2)-LReLU(0.2) -> Conv(128, 4, 2)-LReLU -> Dense(1).
-Adam 2e-4 with beta_1 0.5 (Radford et al., 2016), batch 64, latent 64. Quality is
+Adam 2e-4 with beta_1 0.5 (Radford et al., 2016), batch 64, latent 64; samples come from
+an exponential moving average of the generator's weights (momentum 0.999). Quality is
 measured with `zoo.quality` (FID in the feature space of the zoo's MNIST classifier).
 
 Run card (figures from BENCHMARKS.md, "DCGAN vs the TensorFlow tutorial", measured):
@@ -31,5 +32,9 @@ def get_config() -> TrainConfig:
       # line that TensorFlow prints for LeakyReLU gradients without it.
       jit_compile=True,
       model_kwargs={"conditional": False, "latent_dim": 64,
-                    "generator_filters": (128, 64), "discriminator_filters": (64, 128)},
+                    "generator_filters": (128, 64), "discriminator_filters": (64, 128),
+                    # Sample, evaluate and export the generator's weights averaged over
+                    # ~1,000 steps: in development runs without it the classifier's mean
+                    # confidence on samples crept up to only ~0.88 after 6 epochs.
+                    "ema_momentum": 0.999},
   )

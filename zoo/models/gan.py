@@ -148,10 +148,18 @@ class GAN(keras.Model):
   """
 
   def __init__(self, generator: keras.Model, discriminator: keras.Model, *,
-               latent_dim: int, num_classes: int = 0, **kwargs):
+               latent_dim: int, num_classes: int = 0, ema_momentum: float = 0.0, **kwargs):
     super().__init__(**kwargs)
     self.generator = generator
     self.discriminator = discriminator
+    self.ema_momentum = float(ema_momentum)
+    # With `ema_momentum`, a copy of the generator whose weights are the exponential moving
+    # average of the trained ones (updated by `update_sampler`, e.g. from
+    # `zoo.callbacks.GeneratorEMA`); it is what `call()`, evaluation and export use.
+    self.generator_ema = None
+    if self.ema_momentum:
+      self.generator_ema = keras.models.clone_model(generator)
+      self.generator_ema.set_weights(generator.get_weights())
     self.latent_dim = int(latent_dim)
     self.num_classes = int(num_classes)
     # Seeded from Keras's global seed (`keras.utils.set_random_seed(config.seed)`); its
@@ -165,9 +173,21 @@ class GAN(keras.Model):
   def conditional(self) -> bool:
     return self.num_classes > 0
 
+  @property
+  def sampler(self) -> keras.Model:
+    """The generator to sample from: the weight average if kept, else the generator."""
+    return self.generator_ema if self.generator_ema is not None else self.generator
+
+  def update_sampler(self) -> None:
+    """One EMA step of the sampler's weights (all of them, BatchNorm statistics too) towards
+    the generator's. Call it in cross-replica context (a callback), after a train step."""
+    m = self.ema_momentum
+    for average, weight in zip(self.generator_ema.weights, self.generator.weights):
+      average.assign(m * average + (1.0 - m) * tf.cast(weight, average.dtype))
+
   def call(self, inputs, training=False):
-    """latent [N, D] (or (latent, labels)) -> images in [-1, 1], float32."""
-    return self.generator(inputs, training=training)
+    """latent [N, D] (or (latent, labels)) -> images in [-1, 1], float32, from `sampler`."""
+    return self.sampler(inputs, training=False)
 
   def compile(self, d_optimizer, g_optimizer, **kwargs):
     """Both optimizers are wrapped for loss scaling under mixed_float16 and built here,
@@ -235,7 +255,7 @@ class GAN(keras.Model):
   def test_step(self, data):  # `evaluate()` reports the current losses without training.
     real, labels = self._split(data)
     latent = self._latent(tf.shape(real)[0])
-    fake = self.generator(self._with_label(latent, labels), training=False)
+    fake = self.sampler(self._with_label(latent, labels), training=False)
     real_logits = self.discriminator(self._with_label(real, labels), training=False)
     fake_logits = self.discriminator(self._with_label(fake, labels), training=False)
     ones, zeros = tf.ones_like(real_logits), tf.zeros_like(fake_logits)
@@ -252,7 +272,7 @@ class GAN(keras.Model):
     return {"generator": keras.saving.serialize_keras_object(self.generator),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "latent_dim": self.latent_dim, "num_classes": self.num_classes,
-            "name": self.name}
+            "ema_momentum": self.ema_momentum, "name": self.name}
 
   @classmethod
   def from_config(cls, config):
@@ -264,7 +284,7 @@ class GAN(keras.Model):
 
 def dcgan(*, input_shape=(28, 28, 1), num_classes=10, name="dcgan", conditional=False,
           latent_dim=64, generator_filters=(128, 64), discriminator_filters=(64, 128),
-          kernel_size=4, discriminator_dropout=0.0, label_dim=32):
+          kernel_size=4, discriminator_dropout=0.0, label_dim=32, ema_momentum=0.0):
   """A DCGAN (`conditional=True`: a class-conditional one) for images of `input_shape`.
 
   Args:
@@ -274,6 +294,9 @@ def dcgan(*, input_shape=(28, 28, 1), num_classes=10, name="dcgan", conditional=
     latent_dim: size of the latent vector.
     generator_filters, discriminator_filters, kernel_size, discriminator_dropout,
       label_dim: see `dcgan_generator` and `dcgan_discriminator`.
+    ema_momentum: > 0 keeps an exponential moving average of the generator's weights
+      with this momentum per step (updated by `zoo.callbacks.GeneratorEMA`), and samples,
+      evaluates and exports it; 0.999 averages over roughly the last 1,000 steps.
 
   Returns:
     A `GAN`; compile it with `compile(d_optimizer=..., g_optimizer=...)`.
@@ -285,7 +308,9 @@ def dcgan(*, input_shape=(28, 28, 1), num_classes=10, name="dcgan", conditional=
   discriminator = dcgan_discriminator(image_shape=tuple(input_shape), num_classes=classes,
                                       filters=tuple(discriminator_filters),
                                       kernel_size=kernel_size, dropout=discriminator_dropout)
-  return GAN(generator, discriminator, latent_dim=latent_dim, num_classes=classes, name=name)
+  common.check_rate("ema_momentum", ema_momentum)
+  return GAN(generator, discriminator, latent_dim=latent_dim, num_classes=classes,
+             ema_momentum=ema_momentum, name=name)
 
 
 def tf_tutorial_dcgan(*, input_shape=(28, 28, 1), num_classes=10, name="tf_tutorial_dcgan"):

@@ -63,7 +63,8 @@ class Generation(Task):
 
   def callbacks(self, config, *, builder, log_dir, info, train_ds, validation_ds):
     knobs = self.knobs(config)
-    cbs = []
+    # First: the sample grid and the quality measurement then see this epoch's average.
+    cbs = [zoo_callbacks.GeneratorEMA()] if config.model_kwargs.get("ema_momentum") else []
     if config.log_images:
       rows = info.num_classes if config.model_kwargs.get("conditional") else 8
       per_row = 10 if config.model_kwargs.get("conditional") else 8
@@ -111,7 +112,7 @@ class Generation(Task):
     from zoo import export
     info = data.dataset_info(builder)
     conditional, latent_dim = model.conditional, model.latent_dim
-    generator = model.generator
+    generator = model.sampler
     label_spec = [tf.TensorSpec([None], tf.int64, name="labels")] if conditional else []
 
     def images(latent, *labels):
@@ -198,7 +199,7 @@ def sample(model, seeds, labels=None, batch_size: int = 1000) -> np.ndarray:
     inputs = latent
     if model.conditional:
       inputs = [latent, tf.constant(np.asarray(labels[start:start + batch_size]), tf.int32)]
-    out.append(gan.to_uint8(model.generator(inputs, training=False)).numpy())
+    out.append(gan.to_uint8(model.sampler(inputs, training=False)).numpy())
   return np.concatenate(out)
 
 
