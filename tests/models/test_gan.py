@@ -162,3 +162,27 @@ def test_seed_latents_are_the_same_for_the_same_seed_and_differ_across_seeds():
   np.testing.assert_array_equal(a[0], b[2])
   assert not np.allclose(a[0], a[1])
   assert abs(float(np.std(gan.seed_latents(np.arange(500), 16)))) == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.parametrize("strategy_name", ["default", "mirrored"])
+def test_generator_weight_average_follows_training_and_is_what_samples(strategy_name):
+  from zoo import callbacks
+  strategy = distribute.get_strategy(strategy_name)
+  with strategy.scope():
+    model = gan.dcgan(generator_filters=(8, 4), discriminator_filters=(4, 8), latent_dim=8,
+                      ema_momentum=0.5)
+    _compile(model)
+  start = [w.numpy().copy() for w in model.generator_ema.weights]
+  batch = _batch(model)
+  ds = tf.data.Dataset.from_tensor_slices(batch).batch(8).repeat(3)
+  model.fit(ds, epochs=1, verbose=0, callbacks=[callbacks.GeneratorEMA()])
+  average = [w.numpy() for w in model.generator_ema.weights]
+  current = [w.numpy() for w in model.generator.weights]
+  assert any(not np.array_equal(a, s) for a, s in zip(average, start))  # It moved...
+  assert any(not np.allclose(a, c) for a, c in zip(average, current))  # ...behind training.
+  z = _inputs(model)
+  np.testing.assert_array_equal(model(z), model.generator_ema(z, training=False))
+  # One more update by hand: average <- 0.5 average + 0.5 weights.
+  model.update_sampler()
+  for a, w, new in zip(average, current, model.generator_ema.weights):
+    np.testing.assert_allclose(new.numpy(), 0.5 * a + 0.5 * w, rtol=1e-5, atol=1e-6)

@@ -9,7 +9,7 @@ Run card:
   command:  python scripts/train.py --model=cdcgan_mnist --model_dir=runs/cdcgan \
                 --manual_dir=../shared/data/mnist
   expected: see the shipped model's card (saved_models/cdcgan_mnist/1) and BENCHMARKS.md.
-  wall time / hardware: 10 epochs of ~50 s on a 2-core x86_64 CPU with AVX-512, no GPU.
+  wall time / hardware: 10 epochs of ~75 s on a 2-core x86_64 CPU with AVX-512, no GPU.
 """
 
 from zoo.configs import dcgan_mnist
@@ -17,4 +17,7 @@ from zoo.configs import dcgan_mnist
 
 def get_config():
   config = dcgan_mnist.get_config()
-  return config.replace(model_kwargs={**config.model_kwargs, "conditional": True})
+  # 10 epochs: the label makes the task easier; after 5 epochs its samples already score
+  # FID ~24 with mean confidence 0.99 in development runs.
+  return config.replace(train_epochs=10,
+                        model_kwargs={**config.model_kwargs, "conditional": True})

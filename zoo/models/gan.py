@@ -181,9 +181,16 @@ class GAN(keras.Model):
   def update_sampler(self) -> None:
     """One EMA step of the sampler's weights (all of them, BatchNorm statistics too) towards
     the generator's. Call it in cross-replica context (a callback), after a train step."""
-    m = self.ema_momentum
-    for average, weight in zip(self.generator_ema.weights, self.generator.weights):
-      average.assign(m * average + (1.0 - m) * tf.cast(weight, average.dtype))
+    if not hasattr(self, "_ema_step"):  # One graph call per step, not 3 eager ops per weight.
+      m = self.ema_momentum
+
+      @tf.function
+      def ema_step():
+        for average, weight in zip(self.generator_ema.weights, self.generator.weights):
+          average.assign(m * average + (1.0 - m) * tf.cast(weight, average.dtype))
+
+      self._ema_step = ema_step
+    self._ema_step()
 
   def call(self, inputs, training=False):
     """latent [N, D] (or (latent, labels)) -> images in [-1, 1], float32, from `sampler`."""
@@ -267,6 +274,11 @@ class GAN(keras.Model):
     self.trackers["d_real"].update_state(tf.reduce_mean(tf.sigmoid(real_logits)))
     self.trackers["d_fake"].update_state(tf.reduce_mean(tf.sigmoid(fake_logits)))
     return {name: t.result() for name, t in self.trackers.items()}
+
+  def get_compile_config(self):
+    # Optimizers are not restored from a .keras file: evaluation and export only sample,
+    # and training rebuilds them from its config (BackupAndRestore restores their state).
+    return None
 
   def get_config(self):
     return {"generator": keras.saving.serialize_keras_object(self.generator),
