@@ -1,9 +1,12 @@
-"""Test-only recipes and builders: the real ones shrunk so one fit step takes milliseconds.
+"""Test-only recipes and builders (the real ones shrunk so one fit step takes milliseconds),
+and the callbacks tests use to interrupt a run.
 
 They live with the tests, not in the package: users never see them in `--model`'s list.
 """
 
 import functools
+
+import keras
 
 from zoo import models, registry
 
@@ -50,3 +53,15 @@ def dcgan_tiny(conditional=False):
       model_kwargs={**config.model_kwargs, "generator_filters": (8, 4),
                     "discriminator_filters": (4, 8), "latent_dim": 8},
       task_kwargs={"quality_samples": 64, "eval_samples": 64})
+
+
+class Interrupt(keras.callbacks.Callback):
+  """Simulates a crash (Ctrl-C) at the start of a given epoch (0-based)."""
+
+  def __init__(self, at_epoch):
+    super().__init__()
+    self.at_epoch = at_epoch
+
+  def on_epoch_begin(self, epoch, logs=None):
+    if epoch == self.at_epoch:
+      raise KeyboardInterrupt("simulated crash")

@@ -18,16 +18,6 @@ from zoo import evaluate, export, rundir, train
 from zoo.models import gan
 
 
-class _Interrupt(keras.callbacks.Callback):
-  def __init__(self, at_epoch):
-    super().__init__()
-    self.at_epoch = at_epoch
-
-  def on_epoch_begin(self, epoch, logs=None):
-    if epoch == self.at_epoch:
-      raise KeyboardInterrupt("simulated crash")
-
-
 class _Iterations(keras.callbacks.Callback):
   """Records both optimizers' step counters when training starts (after any restore)."""
 
@@ -55,7 +45,7 @@ def _train_gan_run(tmp_path, mock_manual_dir):
   kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
   model_dir = str(tmp_path / "run")
   with pytest.raises(train.TrainingInterrupted, match=r"Stopped at epoch 3/3 \(2 completed"):
-    train.train_and_evaluate(config, model_dir, extra_callbacks=[_Interrupt(2)], **kwargs)
+    train.train_and_evaluate(config, model_dir, extra_callbacks=[recipes.Interrupt(2)], **kwargs)
   iterations = _Iterations()
   metrics = train.train_and_evaluate(config, model_dir, extra_callbacks=[iterations], **kwargs)
   return {"dir": model_dir, "metrics": metrics, "iterations": iterations, "kwargs": kwargs,

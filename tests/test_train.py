@@ -115,18 +115,6 @@ def test_tensorboard_shows_scalars_learning_rate_images_and_confusion_matrix(
   assert "confusion_matrix_counts" in validation["text"], validation
 
 
-class _Interrupt(keras.callbacks.Callback):
-  """Simulates a crash at the start of a given epoch (0-based)."""
-
-  def __init__(self, at_epoch):
-    super().__init__()
-    self.at_epoch = at_epoch
-
-  def on_epoch_begin(self, epoch, logs=None):
-    if epoch == self.at_epoch:
-      raise KeyboardInterrupt("simulated crash")
-
-
 def test_rerun_resumes_instead_of_starting_over(mock_mnist, mock_manual_dir, tmp_path):
   config = recipes.mnist_mlp_tiny().replace(train_epochs=3)
   kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
@@ -134,7 +122,7 @@ def test_rerun_resumes_instead_of_starting_over(mock_mnist, mock_manual_dir, tmp
   with pytest.raises(train.TrainingInterrupted,
                      match=r"Stopped at epoch 3/3 \(2 completed and saved in .*\); rerun the "
                            r"same command to resume\."):
-    train.train_and_evaluate(config, model_dir, extra_callbacks=[_Interrupt(2)], **kwargs)
+    train.train_and_evaluate(config, model_dir, extra_callbacks=[recipes.Interrupt(2)], **kwargs)
   metrics = train.train_and_evaluate(config, model_dir, **kwargs)
   assert metrics["epochs_run_this_invocation"] == 1  # Epochs 1-2 were not redone.
   written = (tmp_path / "run" / "metrics.json").read_bytes()
@@ -175,7 +163,7 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_good_checkpoint(
   model_dir = tmp_path / "run"
   kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
   with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(config, str(model_dir), extra_callbacks=[_Interrupt(1)], **kwargs)
+    train.train_and_evaluate(config, str(model_dir), extra_callbacks=[recipes.Interrupt(1)], **kwargs)
   checkpoint = (model_dir / train.CHECKPOINT).read_bytes()
   backup = (model_dir / "backup" / "latest.weights.h5").read_bytes()
   with pytest.raises(zoo_callbacks.NonFiniteLossError,
@@ -245,7 +233,7 @@ def test_ema_weights_are_checkpointed_and_a_resume_trains_on_from_the_raw_weight
   model_dir = str(tmp_path / "run")
   before = _Probe()
   with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(config, model_dir, extra_callbacks=[before, _Interrupt(2)], **kwargs)
+    train.train_and_evaluate(config, model_dir, extra_callbacks=[before, recipes.Interrupt(2)], **kwargs)
   # At an epoch end the model holds the average and the optimizer slot the raw weights.
   assert not np.allclose(before.epoch_end_model, before.epoch_end_slot)
   saved = keras.saving.load_model(os.path.join(model_dir, train.CHECKPOINT))

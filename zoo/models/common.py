@@ -3,12 +3,17 @@
 import keras
 
 
+def check_image_shape(shape, name="input_shape"):
+  """Validates an image shape argument: (height, width, channels) of positive integers."""
+  if (not isinstance(shape, (tuple, list)) or len(shape) != 3
+      or not all(isinstance(d, int) and d > 0 for d in shape)):
+    raise ValueError(f"Invalid value for `{name}`: expected (height, width, channels) "
+                     f"of positive integers. Received: {name}={shape!r}")
+
+
 def check_builder_args(input_shape, num_classes):
-  """Validates the arguments every builder shares."""
-  if (not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3
-      or not all(isinstance(d, int) and d > 0 for d in input_shape)):
-    raise ValueError("Invalid value for `input_shape`: expected (height, width, channels) "
-                     f"of positive integers. Received: input_shape={input_shape!r}")
+  """Validates the arguments every classifier builder shares."""
+  check_image_shape(input_shape)
   if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
     raise ValueError("Invalid value for `num_classes`: expected an integer >= 2. "
                      f"Received: num_classes={num_classes!r}")

@@ -106,10 +106,7 @@ def dcgan_discriminator(*, image_shape=(28, 28, 1), num_classes=0, filters=(64, 
 
 def _check_gan_args(latent_dim, image_shape, num_classes):
   common.check_positive_ints("latent_dim", (latent_dim,))
-  if (not isinstance(image_shape, (tuple, list)) or len(image_shape) != 3
-      or not all(isinstance(d, int) and d > 0 for d in image_shape)):
-    raise ValueError("Invalid value for `image_shape`: expected (height, width, channels) "
-                     f"of positive integers. Received: image_shape={image_shape!r}")
+  common.check_image_shape(image_shape, "image_shape")
   if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
     raise ValueError("Invalid value for `num_classes`: expected an integer >= 0 (0 = "
                      f"unconditional). Received: num_classes={num_classes!r}")
