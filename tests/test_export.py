@@ -238,8 +238,8 @@ def test_export_script_prints_the_parity_table_it_checked(small_run, real_mnist_
   assert proc.returncode == 0, proc.stderr[-3000:]
   lines = proc.stdout.splitlines()
   assert lines[-1] == str(tmp_path / "mnist_cnn" / "1")
-  assert lines[0].startswith("Parity on test[:500] (500 images), Keras model accuracy")
-  assert any(re.match(r"float32\s+\d+\.\d\d %\s+\d+\.\d\d %", l) for l in lines), lines
+  assert lines[0].startswith("Parity on test[:500] (500 examples); keras_accuracy")
+  assert any(re.match(r"float32\s+\d+\.\d\d %\s+\S+\s+\d+\.\d\d %", l) for l in lines), lines
   assert any(l.startswith("PASS  float32 top-1 agreement >= 0.999") for l in lines), lines
 
 
@@ -273,7 +273,7 @@ def test_interrupted_export_leaves_no_version(small_run, real_mnist_data_dir, tm
 
 
 def test_failed_parity_check_fails_the_export(small_run, real_mnist_data_dir, tmp_path):
-  with pytest.raises(export.ExportError, match=r"failed its parity checks.*float32 top-1 "
+  with pytest.raises(export.ExportError, match=r"failed its checks.*float32 top-1 "
                                                r"agreement >= 1\.01"):
     export.export_run(small_run, export_dir=str(tmp_path), data_dir=real_mnist_data_dir,
                       variants=["float32"], min_agreement={"float32": 1.01})

@@ -74,8 +74,9 @@ class Classification(Task):
     return cbs
 
   def evaluate(self, model, config, builder, split):
-    ds = data.make_classification_dataset(builder, split, batch_size=config.eval_batch_size,
-                                          training=False)
+    from zoo import distribute  # DATA sharding: under multi-worker, evaluate() shards it.
+    ds = distribute.shard_inputs(data.make_classification_dataset(
+        builder, split, batch_size=config.eval_batch_size, training=False))
     results = model.evaluate(ds, return_dict=True, verbose=0)
     return {"num_examples": data.num_examples(builder, split),
             "accuracy": float(results["accuracy"]), "loss": float(results["loss"])}
