@@ -29,7 +29,8 @@ import tensorflow_datasets as tfds
 # `manual_dir` (the basenames of its download URLs).
 _IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
               "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-EXPECTED_FILES = {"mnist": _IDX_FILES, "fashion_mnist": _IDX_FILES}
+EXPECTED_FILES = {"mnist": _IDX_FILES, "fashion_mnist": _IDX_FILES,
+                  "mnist_detection": _IDX_FILES}
 
 log = logging.getLogger("zoo")
 
@@ -48,13 +49,27 @@ class DatasetInfo:
   num_examples: dict[str, int]
 
 
+@contextlib.contextmanager
+def quiet_tfds():
+  """TFDS reports reading local files as a download ("Downloading and preparing dataset
+  Unknown size", MiB/s bars). Nothing is downloaded where this is used: its report is
+  dropped."""
+  tfds.display_progress_bar(False)
+  try:
+    with contextlib.redirect_stdout(io.StringIO()):
+      yield
+  finally:
+    tfds.display_progress_bar(True)
+
+
 def prepare_builder(name: str, *, data_dir: Optional[str] = None,
                     manual_dir: Optional[str] = None,
                     allow_download: bool = False) -> tfds.core.DatasetBuilder:
   """Returns a TFDS builder for `name` whose data is ready to read.
 
   Args:
-    name: TFDS dataset name, e.g. `mnist` or `fashion_mnist`.
+    name: TFDS dataset name, e.g. `mnist` or `fashion_mnist`, or `coco:DIR` for a folder
+      of COCO-format detection data (see `zoo.data.coco_folder`).
     data_dir: TFDS data directory (default: TFDS's, `~/tensorflow_datasets`).
     manual_dir: folder holding the dataset's original files; the dataset is prepared
       from them into `data_dir` when it is not prepared yet (about 25 s for MNIST).
@@ -64,6 +79,9 @@ def prepare_builder(name: str, *, data_dir: Optional[str] = None,
     DatasetNotAvailableError: not prepared, no usable `manual_dir`, no download allowed.
     ValueError: unknown dataset name.
   """
+  from zoo.data import coco_folder
+  if coco_folder.is_coco_folder(name):  # A user's own folder, `coco:DIR`.
+    return coco_folder.prepare(name[len(coco_folder.PREFIX):], data_dir=data_dir)
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:
@@ -86,15 +104,9 @@ def prepare_builder(name: str, *, data_dir: Optional[str] = None,
     log.info("Preparing %r from the original files in %s into %s (once) ...", name,
              manual_dir, builder.data_dir_root)
     start = time.perf_counter()
-    # TFDS reports reading local files as a download ("Downloading and preparing dataset
-    # Unknown size", MiB/s bars). Nothing is downloaded here: its report is dropped.
-    tfds.display_progress_bar(False)
-    try:
-      with contextlib.redirect_stdout(io.StringIO()):
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
-    finally:
-      tfds.display_progress_bar(True)
+    with quiet_tfds():
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
     log.info("Prepared %r in %.0f s.", name, time.perf_counter() - start)
     return builder
   if allow_download:
@@ -110,10 +122,11 @@ def prepare_builder(name: str, *, data_dir: Optional[str] = None,
 
 
 def dataset_info(builder: tfds.core.DatasetBuilder) -> DatasetInfo:
-  """Summarizes an image-classification builder: image shape, classes, split sizes."""
+  """Summarizes an image builder: image shape (`None` for sizes that vary), classes (of
+  `label`, or of `objects/label` for detection datasets), split sizes."""
   features = builder.info.features
   image_shape = tuple(features["image"].shape)
-  label = features["label"]
+  label = features["label"] if "label" in features else features["objects"]["label"]
   return DatasetInfo(
       name=builder.name,
       image_shape=image_shape,

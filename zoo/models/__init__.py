@@ -3,10 +3,12 @@
 Every builder takes keyword arguments `input_shape`, `num_classes`, `name`, plus its own
 knobs, and returns a `keras.Model`. Classifiers output float32 class probabilities (the
 last activation is forced to float32 so mixed-precision recipes stay stable); GAN builders
-return a `zoo.models.gan.GAN` whose images, logits and losses are float32.
+return a `zoo.models.gan.GAN` whose images, logits and losses are float32; the detector
+builder returns raw float32 head outputs (decoding and NMS: `zoo.boxes`).
 """
 
 from zoo.models.cnn import cnn, keras_example_cnn
+from zoo.models.detector import retinanet
 from zoo.models.gan import dcgan, tf_tutorial_dcgan
 from zoo.models.mlp import mlp
 
@@ -17,4 +19,5 @@ MODELS = {
     "keras_example_cnn": keras_example_cnn,
     "dcgan": dcgan,
     "tf_tutorial_dcgan": tf_tutorial_dcgan,
+    "retinanet": retinanet,
 }
