@@ -19,6 +19,11 @@ trains the TensorFlow DCGAN tutorial and then `dcgan_mnist`, each with the whole
 the same wall-clock budget, and compares their FIDs (zoo.quality). About 23 minutes;
 --gan_parallel trains both at once, one CPU core each (about 12 minutes).
 
+  python scripts/benchmark.py --detection=detector_mnist --manual_dir=../shared/data/mnist
+
+trains the detector recipe from scratch, exports it, and reports its COCO mAP (pycocotools),
+training time, every exported file's mAP and one-image latency. About 30 minutes.
+
   python scripts/benchmark.py --seeds=0,1,2 --manual_dir=../shared/data/mnist
 
 trains `mnist_cnn` and `mnist_mlp` (--seed_recipes) once per seed, reports each recipe's test
@@ -69,6 +74,8 @@ flags.DEFINE_list("gan", [], "Instead of the foundation benchmark: train these G
 flags.DEFINE_float("gan_minutes", 10.0, "Wall-clock training budget of each --gan recipe.")
 flags.DEFINE_bool("gan_parallel", False, "Train the --gan recipes at the same time, one CPU "
                   "core each, instead of one after the other with the whole machine.")
+flags.DEFINE_string("detection", None, "Instead of the foundation benchmark: train, export "
+                    "and time this detector recipe.")
 flags.DEFINE_integer("precision_epochs", None, "Epochs each recipe trains under each policy "
                      "for the accuracy column of --precision (default: the recipe's own).")
 FLAGS = flags.FLAGS
@@ -85,6 +92,15 @@ def main(argv):
     print(body)
     return
   workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="zoo_bench_")
+  if FLAGS.detection:
+    row = benchmarks.detection_benchmark(FLAGS.detection, workdir, data_dir=FLAGS.data_dir,
+                                         manual_dir=FLAGS.manual_dir)
+    with open(os.path.join(workdir, "detection.json"), "w") as f:
+      json.dump(row, f, indent=2)
+    body = benchmarks.detection_report(row, command=command.strip())
+    benchmarks.write_section(FLAGS.output, "Detection (detection)", body)
+    print(body)
+    return
   if FLAGS.gan:
     rows = benchmarks.gan_side_by_side(FLAGS.gan, workdir, budget_seconds=60 * FLAGS.gan_minutes,
                                        data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,

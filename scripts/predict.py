@@ -1,7 +1,12 @@
-"""Classifies image files with an exported model and prints JSON, one result per file.
+"""Classifies (or detects objects in) image files with an exported model; prints JSON.
 
   python scripts/predict.py --model=saved_models/mnist_cnn digit.png other.jpg
   python scripts/predict.py --model=saved_models/mnist_cnn/3/model_int8.tflite digit.png
+  python scripts/predict.py --model=saved_models/detector_mnist canvas.png \
+      --output_dir=predictions
+
+Detectors: each file's boxes with labels and scores (>= --min_score) in the JSON, and
+drawn on the image: <output_dir>/<name>_detections.png beside <name>_detections.json.
 
 The JSON says which version and file were loaded. A dark digit on light paper is inverted
 to MNIST's light-on-dark first (each result says `inverted`; --noauto_invert turns it off).
@@ -22,6 +27,9 @@ flags.DEFINE_string("model", None, "Exported model: saved_models/<name> (newest 
                     "version directory, or a .tflite file.")
 flags.DEFINE_bool("auto_invert", True, "Invert images whose border is light (a dark digit "
                   "on paper) to the dataset's light-on-dark before classifying.")
+flags.DEFINE_string("output_dir", "predictions", "Detectors: where the drawn PNG and the "
+                    "JSON of each file are written.")
+flags.DEFINE_float("min_score", 0.3, "Detectors: the lowest score reported and drawn.")
 flags.mark_flag_as_required("model")
 FLAGS = flags.FLAGS
 
@@ -34,10 +42,17 @@ def main(argv):
     predictor = zoo.load(FLAGS.model)
   except (FileNotFoundError, ValueError) as e:
     sys.exit(f"error: {e}")
-  if not isinstance(predictor, zoo.predictor.Classifier):
+  if isinstance(predictor, zoo.predictor.Detector):
+    from zoo import drawing
+    results = predictor.detect_files(files, min_score=FLAGS.min_score)
+    for r in results:
+      if "error" not in r:
+        r["written"] = drawing.save_detections(r, predictor.class_names, FLAGS.output_dir)
+  elif isinstance(predictor, zoo.predictor.Classifier):
+    results = predictor.predict_files(files, auto_invert=FLAGS.auto_invert)
+  else:
     sys.exit(f"error: {FLAGS.model!r} is a {predictor.card.get('task')} model, not a "
-             "classifier; see scripts/generate.py for generators.")
-  results = predictor.predict_files(files, auto_invert=FLAGS.auto_invert)
+             "classifier or detector; see scripts/generate.py for generators.")
   print(json.dumps({"model": FLAGS.model, "loaded": predictor.source, "kind": predictor.kind,
                     "results": results}, indent=2))
   if any("error" in r for r in results):

@@ -57,3 +57,11 @@ def real_mnist_data_dir(tmp_path_factory):
   data_dir = os.environ.get("ZOO_TEST_DATA_DIR") or str(tmp_path_factory.mktemp("tfds"))
   tfds_input.prepare_builder("mnist", data_dir=data_dir, manual_dir=str(MNIST_DIR))
   return data_dir
+
+
+@pytest.fixture(scope="session")
+def real_mnist_detection_data_dir(real_mnist_data_dir):
+  """The same data_dir with `mnist_detection` prepared from the real MNIST files (~20 s)."""
+  tfds_input.prepare_builder("mnist_detection", data_dir=real_mnist_data_dir,
+                             manual_dir=str(MNIST_DIR))
+  return real_mnist_data_dir

@@ -29,6 +29,10 @@ SHRINK = {
     "cdcgan_mnist": _TINY_GAN,
     "tf_tutorial_dcgan": ["--set=task_kwargs.quality_samples=64",
                           "--set=task_kwargs.eval_samples=64"],
+    "detector_mnist": ["--set=model_kwargs.widths=(4,8,8,8)", "--set=model_kwargs.fpn_width=8",
+                       "--set=model_kwargs.head_width=8", "--set=model_kwargs.head_depth=1",
+                       "--set=train_split=train[:64]", "--set=eval_split=test[:32]",
+                       "--set=task_kwargs.map_images=16"],
 }
 
 
@@ -65,3 +69,16 @@ class Interrupt(keras.callbacks.Callback):
   def on_epoch_begin(self, epoch, logs=None):
     if epoch == self.at_epoch:
       raise KeyboardInterrupt("simulated crash")
+
+
+_TINY_DETECTOR = {"widths": (4, 8, 8, 8), "fpn_width": 8, "head_width": 8, "head_depth": 1}
+
+
+def detector_tiny():
+  """`detector_mnist` with 8-wide layers on 256 training and 64 test canvases."""
+  config = registry.get_config("detector_mnist")
+  return config.replace(
+      train_epochs=3, batch_size=16, eval_batch_size=32, warmup_epochs=0.0,
+      train_split="train[:256]", eval_split="test[:64]", log_images=2,
+      model_kwargs={**config.model_kwargs, **_TINY_DETECTOR},
+      task_kwargs={"map_images": 32})

@@ -45,8 +45,13 @@ def test_every_user_recipe_has_a_smoke_test():
   assert set(SHRINK) == set(registry.recipe_names())
 
 
-@pytest.mark.parametrize("recipe", sorted(SHRINK))
-@pytest.mark.parametrize("dataset", ["mnist", "fashion_mnist"])
+# The datasets each task's recipes are smoke-tested on (mocked).
+_DATASETS = {"classification": ["mnist", "fashion_mnist"],
+             "generation": ["mnist", "fashion_mnist"], "detection": ["mnist_detection"]}
+
+
+@pytest.mark.parametrize("recipe, dataset", [
+    (r, d) for r in sorted(SHRINK) for d in _DATASETS[registry.get_config(r).task]])
 def test_train_script_end_to_end(recipe, dataset, train_script, mock_mnist, mock_manual_dir,
                                  tmp_path):
   model_dir = tmp_path / "run"
@@ -68,6 +73,10 @@ def test_train_script_end_to_end(recipe, dataset, train_script, mock_mnist, mock
     assert 0.0 <= metrics["accuracy"] <= 1.0 and np.isfinite(metrics["loss"])
     assert metrics["num_examples"] > 0
     assert {"train", "validation", "images"} <= events
+  elif config["task"] == "detection":
+    assert 0.0 <= metrics["map"] <= metrics["map_50"] <= 1.0
+    assert metrics["num_images"] > 0 and set(metrics["per_class_ap"]) == set("0123456789")
+    assert {"train", "validation", "validation_detections"} <= events
   else:
     assert metrics["fid"] >= 0 and np.isfinite(metrics["fid"])
     assert metrics["num_samples"] == 64

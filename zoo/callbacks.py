@@ -188,33 +188,60 @@ def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
 
 
 class SampleGrid(keras.callbacks.Callback):
-  """Writes a grid of generated images from a fixed latent batch to TensorBoard every
-  epoch (tag `samples`, step = epoch), so the same latents are seen improving.
+  """Writes a grid of images made from the model to TensorBoard every epoch (step =
+  epoch): a generator's samples from a fixed latent batch, so the same latents are seen
+  improving, or a detector's boxes drawn on fixed validation images.
 
   Args:
-    log_dir: TensorBoard directory (a sub-folder `samples` is written).
-    sample: `sample(model) -> uint8 images [N, H, W, C]` from the fixed latents; for a
-      conditional generator, row r holding class r.
+    log_dir: TensorBoard directory (a sub-folder named `tag` is written).
+    sample: `sample(model) -> uint8 images [N, H, W, C]`; for a conditional generator,
+      row r holding class r.
     rows: rows of the grid.
+    tag: the TensorBoard image tag.
   """
 
-  def __init__(self, log_dir: str, sample, rows: int):
+  def __init__(self, log_dir: str, sample, rows: int, tag: str = "samples"):
     super().__init__()
     self.log_dir = log_dir
     self.sample = sample
     self.rows = rows
+    self.tag = tag
 
   def on_epoch_end(self, epoch, logs=None):
     grid = image_grid(self.sample(self.model), self.rows)
-    with tf.summary.create_file_writer(f"{self.log_dir}/samples").as_default():
-      tf.summary.image("samples", grid[None], step=epoch)
+    with tf.summary.create_file_writer(f"{self.log_dir}/{self.tag}").as_default():
+      tf.summary.image(self.tag, grid[None], step=epoch)
 
 
-class GeneratorQuality(keras.callbacks.Callback):
-  """Adds a generator's quality (see `zoo.quality`) to the epoch logs: `fid`,
+class PeriodicMetrics(keras.callbacks.Callback):
+  """Adds metrics measured by a function of the model to the epoch logs every N epochs
+  (and after the last epoch), so TensorBoard and the progress lines show them: a
+  generator's FID, a detector's COCO mAP. Place it before the TensorBoard callback.
+
+  Args:
+    measure: `measure(model) -> dict`.
+    keys: the keys of that dict to log (scalars).
+    every_epochs: measure every N epochs (and after the last one); 0 = never.
+  """
+
+  def __init__(self, measure, keys, every_epochs: int = 1):
+    super().__init__()
+    self.measure = measure
+    self.keys = tuple(keys)
+    self.every_epochs = every_epochs
+
+  def on_epoch_end(self, epoch, logs=None):
+    last = epoch + 1 == self.params.get("epochs")
+    if logs is None or not self.every_epochs or ((epoch + 1) % self.every_epochs and not last):
+      return
+    result = self.measure(self.model)
+    logs.update({k: result[k] for k in self.keys if k in result})
+
+
+class GeneratorQuality(PeriodicMetrics):
+  """`PeriodicMetrics` of a generator's quality (see `zoo.quality`): `fid`,
   `coverage_min`, `coverage_max`, `mean_confidence` (and `label_agreement_min` when
-  conditional), so TensorBoard and the progress lines show them. Place it before the
-  TensorBoard callback.
+  conditional).
 
   Args:
     measure: `measure(model) -> dict` from `zoo.quality.generator_quality`.
@@ -224,16 +251,7 @@ class GeneratorQuality(keras.callbacks.Callback):
   KEYS = ("fid", "coverage_min", "coverage_max", "mean_confidence", "label_agreement_min")
 
   def __init__(self, measure, every_epochs: int = 1):
-    super().__init__()
-    self.measure = measure
-    self.every_epochs = every_epochs
-
-  def on_epoch_end(self, epoch, logs=None):
-    last = epoch + 1 == self.params.get("epochs")
-    if logs is None or not self.every_epochs or ((epoch + 1) % self.every_epochs and not last):
-      return
-    result = self.measure(self.model)
-    logs.update({k: result[k] for k in self.KEYS if k in result})
+    super().__init__(measure, self.KEYS, every_epochs)
 
 
 class GeneratorEMA(keras.callbacks.Callback):

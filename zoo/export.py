@@ -237,7 +237,7 @@ def parity_table(card: dict) -> str:
   summary = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
                       if isinstance(v, float) and not isinstance(v, bool))
   lines.insert(0, f"Parity on {metrics.get('split', 'fixed inputs')} "
-                  f"({metrics.get('num_examples', metrics.get('num_samples'))} examples); "
+                  f"({metrics.get('num_examples', metrics.get('num_samples', metrics.get('num_images')))} examples); "
                   f"{summary}:")
   lines += [f"{'PASS' if c['passed'] else 'FAIL'}  {c['check']} (value {c['value']:.4g})"
             for c in card["checks"]]

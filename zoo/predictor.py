@@ -10,7 +10,11 @@
   generator = zoo.load("saved_models/cdcgan_mnist")        # -> a Generator
   generator.generate_seeds([1, 2, 3], labels=[7, 7, 7])    # uint8 [3, 28, 28, 1]
 
-A predictor is a task front (`Classifier`, `Generator`; chosen by the model card's `task`
+  detector = zoo.load("saved_models/detector_mnist")      # -> a Detector
+  out = detector.detect(images_uint8)                      # boxes, scores, classes, num
+  detector.detect_files(["canvas.png"])                    # per-file detections or errors
+
+A predictor is a task front (`Classifier`, `Generator`, `Detector`; chosen by the model card's `task`
 through `zoo.tasks`) over a backend that runs the file (`SavedModelBackend`,
 `TFLiteBackend`). Every file is fed what its model card says it takes. TFLite files run
 in `ai_edge_litert` with built-in ops only.
@@ -232,6 +236,72 @@ class Generator(Predictor):
                               **self._labels(labels, len(seeds)))["images"]
     from zoo.models import gan
     return self.generate(gan.seed_latents(seeds, self.latent_dim).numpy(), labels)
+
+
+class Detector(Predictor):
+  """An object detector: `detect(images)` and `detect_files(paths)`; decoding and NMS are
+  inside the exported file, so what comes out is final."""
+
+  OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+
+  def __init__(self, backend, card):
+    super().__init__(backend, card)
+    self.class_names = list(card["labels"])
+    self.channels = int(card["channels"])
+    self.image_size = int(card["image_size"])
+
+  def detect(self, images) -> dict:
+    """uint8 images [N, H, W, C] (any H, W) -> the Object Detection API's outputs:
+    `detection_boxes [N, K, 4]` (normalized [ymin, xmin, ymax, xmax] of the image),
+    `detection_scores [N, K]`, `detection_classes [N, K]` (float class index),
+    `num_detections [N]`. TFLite files take one image per call: they are run per image."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != self.channels:
+      raise ValueError(f"Invalid value for `images`: expected uint8 [N, H, W, "
+                       f"{self.channels}]. Received: dtype={images.dtype}, "
+                       f"shape={list(images.shape)}")
+    if self.kind == "tflite":
+      rows = [self.backend.run(images=image[None]) for image in images]
+      return {k: np.concatenate([r[k] for r in rows]) for k in self.OUTPUTS}
+    out = self.backend.run(images=images)
+    return {k: out[k] for k in self.OUTPUTS}
+
+  def detect_files(self, paths: Sequence[str], min_score: float = 0.3) -> list[dict]:
+    """Detects objects in image files (PNG/JPEG/GIF/BMP, any size, gray or RGB).
+
+    Returns one dict per path, in order: `{"file", "width", "height", "detections":
+    [{"label", "class", "score", "box_yxyx" (normalized), "box_xyxy_pixels"}]}` with the
+    detections scoring at least `min_score`, or `{"file", "error"}` for a missing,
+    unreadable or non-image file (the other files are still processed)."""
+    import tensorflow as tf
+    results = []
+    for path in paths:
+      try:
+        with open(path, "rb") as f:
+          raw = f.read()
+        image = tf.io.decode_image(raw, channels=self.channels,
+                                   expand_animations=False).numpy()
+      except OSError as e:
+        results.append({"file": path, "error": f"cannot read file: {e.strerror or e}"})
+        continue
+      except (tf.errors.InvalidArgumentError, ValueError):
+        results.append({"file": path, "error": "not a decodable image (expected PNG, JPEG, "
+                                              "GIF or BMP)"})
+        continue
+      out = self.detect(image[None])
+      h, w = image.shape[:2]
+      found = []
+      for i in range(int(out["num_detections"][0])):
+        score = float(out["detection_scores"][0, i])
+        if score < min_score:
+          continue
+        y0, x0, y1, x1 = (float(v) for v in out["detection_boxes"][0, i])
+        c = int(out["detection_classes"][0, i])
+        found.append({"label": self.class_names[c], "class": c, "score": score,
+                      "box_yxyx": [y0, x0, y1, x1],
+                      "box_xyxy_pixels": [x0 * w, y0 * h, x1 * w, y1 * h]})
+      results.append({"file": path, "width": int(w), "height": int(h), "detections": found})
+    return results
 
 
 def _newest_version(model_dir: str) -> str:

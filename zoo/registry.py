@@ -10,8 +10,8 @@ from typing import Callable
 import keras
 
 from zoo import models
-from zoo.configs import (TrainConfig, cdcgan_mnist, dcgan_mnist, keras_example_cnn, mnist_cnn,
-                         mnist_mlp, tf_tutorial_dcgan)
+from zoo.configs import (TrainConfig, cdcgan_mnist, dcgan_mnist, detector_mnist,
+                         keras_example_cnn, mnist_cnn, mnist_mlp, tf_tutorial_dcgan)
 
 RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "mnist_mlp": mnist_mlp.get_config,
@@ -20,6 +20,7 @@ RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "dcgan_mnist": dcgan_mnist.get_config,
     "cdcgan_mnist": cdcgan_mnist.get_config,
     "tf_tutorial_dcgan": tf_tutorial_dcgan.get_config,
+    "detector_mnist": detector_mnist.get_config,
 }
 
 

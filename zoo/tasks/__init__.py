@@ -1,4 +1,4 @@
-"""Tasks: what differs between classification, generation (and detection next).
+"""Tasks: what differs between classification, generation and detection.
 
 `train_and_evaluate`, `evaluate_run`, `export_run` and `zoo.load` are one function each
 for every task: each looks the task up once, here, and the task supplies its datasets,
@@ -9,12 +9,13 @@ how its model is compiled, its callbacks, its metrics, its export and its predic
 
 from __future__ import annotations
 
-from zoo.tasks import classification, generation
+from zoo.tasks import classification, detection, generation
 from zoo.tasks.base import Task
 
 TASKS: dict[str, Task] = {
     "classification": classification.TASK,
     "generation": generation.TASK,
+    "detection": detection.TASK,
 }
 
 # Model cards written before the task seam say `image_classification`.

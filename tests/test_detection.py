@@ -1,0 +1,166 @@
+"""The detection task end to end on real MNIST canvases (a tiny detector): train, kill and
+resume, TensorBoard, evaluate, export (SavedModel + TFLite with NMS inside), load, predict."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from tests import recipes
+from tests.conftest import REPO
+from zoo import data, evaluate, export, rundir, train
+from zoo.data import detection_input
+from zoo.models import detector
+
+
+@pytest.fixture(scope="module")
+def detector_run(real_mnist_detection_data_dir, tmp_path_factory):
+  """A tiny detector trained for 3 epochs on 256 canvases, killed once and resumed."""
+  model_dir = str(tmp_path_factory.mktemp("detector") / "run")
+  # Score threshold 0: an undertrained detector still returns 100 boxes per image, so
+  # parity compares real outputs rather than empty lists.
+  config = recipes.detector_tiny().replace(
+      task_kwargs={"map_images": 32, "score_threshold": 0.0})
+  kwargs = dict(data_dir=real_mnist_detection_data_dir)
+  with pytest.raises(train.TrainingInterrupted, match=r"Stopped at epoch 2/3 \(1 completed"):
+    train.train_and_evaluate(config, model_dir, extra_callbacks=[recipes.Interrupt(1)], **kwargs)
+  metrics = train.train_and_evaluate(config, model_dir, **kwargs)
+  return {"dir": model_dir, "metrics": metrics, "config": config, "kwargs": kwargs}
+
+
+def test_a_few_steps_reduce_the_loss(real_mnist_detection_data_dir):
+  builder = data.prepare_builder("mnist_detection", data_dir=real_mnist_detection_data_dir)
+  kwargs = recipes.detector_tiny().model_kwargs
+  anchors = detector.anchors_yxyx((128, 128, 1), **kwargs)
+  ds = detection_input.make_detection_dataset(builder, "train[:32]", image_size=128,
+                                              anchors_yxyx=anchors, batch_size=32,
+                                              training=True)
+  keras.utils.set_random_seed(0)
+  model = detector.retinanet(input_shape=(128, 128, 1), num_classes=10, **kwargs)
+  model.compile(keras.optimizers.Adam(3e-3), loss=detector.DetectionLoss(10))
+  batch = next(iter(ds))
+  history = model.fit(*batch, epochs=15, verbose=0).history["loss"]
+  assert history[-1] < 0.7 * history[0]
+
+
+def test_run_metrics_resume_and_tensorboard(detector_run):
+  m = detector_run["metrics"]
+  assert m["task"] == "detection" and m["epochs_run_this_invocation"] == 2
+  assert m["num_images"] == 64 and m["num_objects"] > 64
+  assert 0.0 <= m["map"] <= m["map_50"] <= 1.0
+  assert set(m["per_class_ap"]) == {str(d) for d in range(10)}
+  from tensorboard.backend.event_processing import plugin_event_accumulator
+  log_dir = os.path.join(detector_run["dir"], rundir.TENSORBOARD)
+  images = plugin_event_accumulator.EventAccumulator(
+      os.path.join(log_dir, "validation_detections"))
+  images.Reload()
+  shown = images.Tensors("validation_detections")
+  assert [e.step for e in shown] == [0, 1, 2]  # One picture per epoch, also after resume.
+  scalars = plugin_event_accumulator.EventAccumulator(os.path.join(log_dir, "train"))
+  scalars.Reload()
+  assert {"epoch_loss", "epoch_map", "epoch_map_50"} <= set(scalars.Tags()["tensors"])
+
+
+def test_evaluate_run_matches_training_metrics(detector_run):
+  again = evaluate.evaluate_run(detector_run["dir"], **detector_run["kwargs"])
+  assert again["map_50"] == pytest.approx(detector_run["metrics"]["map_50"], abs=1e-6)
+  assert os.path.exists(rundir.eval_path(detector_run["dir"], "test[:64]"))
+
+
+@pytest.fixture(scope="module")
+def exported(detector_run, tmp_path_factory):
+  root = tmp_path_factory.mktemp("exports")
+  path = export.export_run(detector_run["dir"], export_dir=str(root),
+                           **detector_run["kwargs"])
+  return {"path": path, "card": export.read_card(path)}
+
+
+def test_export_card_files_and_parity(exported):
+  card, path = exported["card"], exported["path"]
+  assert card["task"] == "detection" and card["labels"] == [str(d) for d in range(10)]
+  assert set(card["files"]) == {"saved_model", "float32", "float16"}
+  assert set(card["parity"]) == {"saved_model", "float32", "float16"}
+  assert all(c["passed"] for c in card["checks"]) and len(card["checks"]) == 3
+  assert card["metrics"]["num_images"] == 64
+  for key in ("saved_model", "float32"):
+    assert card["parity"][key]["map_50_gap"] <= 1e-3
+  assert sorted(os.listdir(path)) == sorted(
+      ["assets", "fingerprint.pb", "labels.txt", "model_card.json", "model_float16.tflite",
+       "model_float32.tflite", "saved_model.pb", "variables"])
+  table = export.parity_table(card)
+  assert "map 50 gap" in table and "PASS" in table
+
+
+def _canvases(data_dir, n=4):
+  builder = data.prepare_builder("mnist_detection", data_dir=data_dir)
+  return detection_input.ground_truth(builder, "test", limit=n)
+
+
+def test_tflite_has_nms_inside_with_builtin_ops_and_agrees(detector_run, exported):
+  truth = _canvases(detector_run["kwargs"]["data_dir"])
+  images = np.stack([t["image"] for t in truth])
+  saved = zoo.load(exported["path"])
+  tflite = zoo.load(os.path.join(exported["path"], "model_float32.tflite"))
+  # The TFLite backend runs LiteRT's BUILTIN op resolver: loading at all means no Flex
+  # and no custom op. Its outputs are final boxes, as the SavedModel's.
+  assert isinstance(saved, zoo.predictor.Detector) and tflite.kind == "tflite"
+  a, b = saved.detect(images), tflite.detect(images)
+  for out in (a, b):
+    assert out["detection_boxes"].shape == (4, 100, 4)
+    assert set(out) == set(zoo.predictor.Detector.OUTPUTS)
+  np.testing.assert_array_equal(a["num_detections"], b["num_detections"])
+  np.testing.assert_allclose(np.sort(a["detection_scores"], -1),
+                             np.sort(b["detection_scores"], -1), atol=1e-4)
+  # Any size in: a 100x60 image gives boxes normalized to that image.
+  odd = np.zeros((1, 60, 100, 1), np.uint8)
+  for p in (saved, tflite):
+    boxes = p.detect(odd)["detection_boxes"]
+    assert boxes.shape == (1, 100, 4) and boxes.min() >= 0 and boxes.max() <= 1
+
+
+def test_image_bytes_signature_matches_pixels(detector_run, exported):
+  import tensorflow as tf
+  truth = _canvases(detector_run["kwargs"]["data_dir"], 2)
+  saved = zoo.load(exported["path"])
+  encoded = np.array([tf.io.encode_png(t["image"]).numpy() for t in truth])
+  by_bytes = saved.backend.run("serve_image_bytes", image_bytes=encoded)
+  by_pixels = saved.detect(np.stack([t["image"] for t in truth]))
+  np.testing.assert_allclose(by_bytes["detection_scores"], by_pixels["detection_scores"],
+                             atol=1e-6)
+
+
+def test_predict_script_draws_boxes_and_writes_json(detector_run, exported, tmp_path):
+  from PIL import Image
+  truth = _canvases(detector_run["kwargs"]["data_dir"], 1)
+  png = tmp_path / "canvas.png"
+  Image.fromarray(truth[0]["image"][..., 0]).save(png)
+  bogus = tmp_path / "notes.png"
+  bogus.write_text("not an image")
+  out_dir = tmp_path / "out"
+  result = subprocess.run(
+      [sys.executable, str(REPO / "scripts" / "predict.py"), f"--model={exported['path']}",
+       f"--output_dir={out_dir}", "--min_score=0.0", str(png), str(bogus)],
+      capture_output=True, text=True, cwd=REPO, timeout=300)
+  assert result.returncode == 1, result.stderr  # One file failed; the other was processed.
+  report = json.loads(result.stdout)
+  ok, bad = report["results"]
+  assert "not a decodable image" in bad["error"]
+  assert ok["width"] == ok["height"] == 128 and len(ok["detections"]) == 100
+  first = ok["detections"][0]
+  assert set(first) == {"label", "class", "score", "box_yxyx", "box_xyxy_pixels"}
+  drawn = np.asarray(Image.open(ok["written"]["png"]))
+  assert drawn.shape == (256, 256, 3) and drawn.std() > 0
+  assert json.load(open(ok["written"]["json"]))["file"] == str(png)
+
+
+def test_evaluate_export_scores_the_file_with_pycocotools(detector_run, exported):
+  path = os.path.join(exported["path"], "model_float16.tflite")
+  metrics = evaluate.evaluate_export(path, **detector_run["kwargs"])
+  assert metrics["task"] == "detection" and metrics["num_images"] == 64
+  assert abs(metrics["map_50"] - exported["card"]["parity"]["float16"]["map_50"]) < 1e-9
+

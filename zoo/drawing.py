@@ -1,0 +1,84 @@
+"""Boxes with class names and scores drawn on images (TensorBoard, `scripts/predict.py`).
+
+Pillow draws the text (its built-in bitmap font: nothing to download), which
+`tf.image.draw_bounding_boxes` cannot.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+PREDICTION_COLOR = (255, 64, 64)
+GROUND_TRUTH_COLOR = (64, 220, 64)
+
+
+def draw_detections(image: np.ndarray, boxes_yxyx, classes, scores, class_names: Sequence[str],
+                    *, ground_truth_yxyx: Optional[np.ndarray] = None,
+                    min_score: float = 0.3, scale: int = 1) -> np.ndarray:
+  """Draws detections (red: `name score`) and optional ground truth (green) on an image.
+
+  Args:
+    image: uint8 [H, W, C] (C = 1 or 3).
+    boxes_yxyx: `[K, 4]` normalized `[ymin, xmin, ymax, xmax]` of the image.
+    classes, scores: `[K]` class indices and scores; boxes under `min_score` are skipped.
+    class_names: names by class index.
+    ground_truth_yxyx: `[N, 4]` normalized boxes drawn in green under the detections.
+    scale: integer upscaling first (small canvases get readable labels).
+
+  Returns:
+    uint8 RGB [H * scale, W * scale, 3].
+  """
+  array = np.asarray(image, np.uint8)
+  if array.ndim == 3 and array.shape[-1] == 1:
+    array = array[..., 0]
+  picture = Image.fromarray(array).convert("RGB")
+  if scale != 1:
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+  w, h = picture.size
+  draw = ImageDraw.Draw(picture)
+
+  def rectangle(box, color):
+    y0, x0, y1, x1 = (float(v) for v in box)
+    draw.rectangle([x0 * w, y0 * h, x1 * w, y1 * h], outline=color, width=max(1, scale))
+    return x0 * w, y0 * h
+
+  if ground_truth_yxyx is not None:
+    for box in np.asarray(ground_truth_yxyx).reshape(-1, 4):
+      rectangle(box, GROUND_TRUTH_COLOR)
+  for box, cls, score in zip(np.asarray(boxes_yxyx).reshape(-1, 4), classes, scores):
+    if score < min_score:
+      continue
+    x, y = rectangle(box, PREDICTION_COLOR)
+    name = class_names[int(cls)] if 0 <= int(cls) < len(class_names) else str(int(cls))
+    text = f"{name} {score:.2f}"
+    left, top, right, bottom = draw.textbbox((x, y), text)
+    y_text = max(y - (bottom - top) - 2, 0)
+    draw.rectangle([x, y_text, x + right - left + 2, y_text + bottom - top + 2],
+                   fill=PREDICTION_COLOR)
+    draw.text((x + 1, y_text), text, fill=(255, 255, 255))
+  return np.asarray(picture)
+
+
+def save_detections(result: dict, class_names: Sequence[str], output_dir: str) -> dict:
+  """Writes one `zoo.predictor.Detector.detect_files` result as `<stem>_detections.png`
+  (the input image with its detections' boxes, names and scores drawn) and
+  `<stem>_detections.json` into `output_dir`; returns `{"png": path, "json": path}`."""
+  import json
+  import os
+  os.makedirs(output_dir, exist_ok=True)
+  stem = os.path.join(output_dir, os.path.splitext(os.path.basename(result["file"]))[0]
+                      + "_detections")
+  with Image.open(result["file"]) as source:
+    image = np.asarray(source.convert("RGB"))
+  found = result["detections"]
+  picture = draw_detections(
+      image, np.asarray([d["box_yxyx"] for d in found]).reshape(-1, 4),
+      [d["class"] for d in found], [d["score"] for d in found], class_names, min_score=0.0,
+      scale=max(1, 256 // max(image.shape[:2])))
+  Image.fromarray(picture).save(stem + ".png")
+  with open(stem + ".json", "w") as f:
+    json.dump(result, f, indent=2)
+  return {"png": stem + ".png", "json": stem + ".json"}
