@@ -6,6 +6,7 @@
 
 Classifiers: accuracy (and loss for a run). Generators: FID in the zoo classifier's
 feature space, class coverage, mean confidence, requested-digit agreement (zoo.quality).
+Detectors: COCO mAP@[.5:.95], mAP@.5, mAP@.75 and AP per class (pycocotools).
 A run's metrics are also written to <model_dir>/eval_<split>.json.
 """
 

@@ -24,7 +24,8 @@ flags.DEFINE_string("name", None, "Model name (default: the run's recipe name)."
 flags.DEFINE_integer("version", None, "Integer version (default: next free one).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
 flags.DEFINE_list("variants", None, "TFLite variants to write (default: all of the task's: "
-                  "classifiers float32,float16,dynamic_int8,int8; generators float32,float16).")
+                  "classifiers float32,float16,dynamic_int8,int8; generators and detectors "
+                  "float32,float16).")
 flags.DEFINE_string("parity_split", None, "Classifiers: the split the exports are checked "
                     "on (default: the run's eval split).")
 flags.mark_flag_as_required("model_dir")

@@ -13,7 +13,7 @@ import sys
 
 from absl import app, flags
 
-from zoo import callbacks, data, distribute, tasks, train
+from zoo import callbacks, data, distribute, models, tasks, train
 from zoo import flags as zoo_flags
 
 zoo_flags.define_train_flags()
@@ -33,8 +33,8 @@ def main(argv):
         config, FLAGS.model_dir, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
         allow_download=FLAGS.download, tpu=FLAGS.tpu,
         worker_start_timeout_seconds=FLAGS.worker_start_timeout)
-  except (ValueError, data.DatasetNotAvailableError, callbacks.NonFiniteLossError,
-          distribute.WorkerLostError) as e:
+  except (ValueError, data.DatasetNotAvailableError, models.OfflineWeightsError,
+          callbacks.NonFiniteLossError, distribute.WorkerLostError) as e:
     sys.exit(f"error: {e}")
   print(f"{FLAGS.model}: {tasks.get(config.task).headline(metrics)} "
         f"-> {metrics['model_dir']}/metrics.json")

@@ -12,6 +12,7 @@ import pytest
 
 import zoo
 from tests import recipes
+from tests.data import coco_folders
 from tests.conftest import REPO
 from zoo import data, evaluate, export, rundir, train
 from zoo.data import detection_input
@@ -164,3 +165,59 @@ def test_evaluate_export_scores_the_file_with_pycocotools(detector_run, exported
   assert metrics["task"] == "detection" and metrics["num_images"] == 64
   assert abs(metrics["map_50"] - exported["card"]["parity"]["float16"]["map_50"]) < 1e-9
 
+
+
+def _train_cli(*argv, timeout=600):
+  return subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"), *argv],
+                        capture_output=True, text=True, cwd=REPO, timeout=timeout)
+
+
+_PHOTO_TINY = ["--set=model_kwargs.image_size=64", "--set=model_kwargs.fpn_width=8",
+               "--set=model_kwargs.head_width=8", "--set=model_kwargs.head_depth=1",
+               "--batch_size=4", "--set=eval_batch_size=4"]
+
+
+def test_one_command_trains_the_photo_recipe_on_a_users_coco_folder(tmp_path):
+  root = coco_folders.write(str(tmp_path / "photos"))
+  run = tmp_path / "run"
+  result = _train_cli("--model=retinanet_mobilenet", f"--dataset=coco:{root}",
+                      f"--model_dir={run}", "--epochs=1", f"--data_dir={tmp_path / 'tfds'}",
+                      *_PHOTO_TINY)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "valid mAP@[.5:.95]" in result.stdout
+  card = json.loads((run / "run_card.json").read_text())
+  assert card["dataset"]["class_names"] == ["square", "bar"]
+  metrics = json.loads((run / "metrics.json").read_text())
+  assert metrics["num_images"] == 8 and set(metrics["per_class_ap"]) == {"square", "bar"}
+
+
+def test_bad_folder_and_offline_weights_fail_in_one_line(tmp_path):
+  root = coco_folders.write(str(tmp_path / "photos"))
+  os.remove(os.path.join(root, "valid", "valid_3.jpg"))
+  result = _train_cli("--model=retinanet_mobilenet", f"--dataset=coco:{root}",
+                      f"--model_dir={tmp_path / 'run'}", f"--data_dir={tmp_path / 'tfds'}",
+                      *_PHOTO_TINY)
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert "valid/_annotations.coco.json: image id 3 names file 'valid_3.jpg'" in result.stderr
+  good = coco_folders.write(str(tmp_path / "good"))
+  env_home = tmp_path / "keras_home"
+  result = subprocess.run(
+      [sys.executable, str(REPO / "scripts" / "train.py"), "--model=retinanet_mobilenet",
+       f"--dataset=coco:{good}", f"--model_dir={tmp_path / 'run2'}",
+       f"--data_dir={tmp_path / 'tfds'}", "--set=model_kwargs.backbone_weights=imagenet",
+       *_PHOTO_TINY], capture_output=True, text=True, cwd=REPO, timeout=300,
+      env={**os.environ, "KERAS_HOME": str(env_home)})
+  assert result.returncode == 1 and "Traceback" not in result.stderr
+  assert "never downloads" in result.stderr
+
+
+def test_detector_trains_under_mirrored_strategy(real_mnist_detection_data_dir, tmp_path):
+  """Two replicas (two logical CPUs, see conftest): the loss is a Keras Loss averaged over
+  the global batch, the mAP callback and the final evaluation read mirrored weights."""
+  config = recipes.detector_tiny().replace(strategy="mirrored", train_epochs=1,
+                                           train_split="train[:64]", eval_split="test[:32]")
+  metrics = train.train_and_evaluate(config, str(tmp_path / "run"),
+                                     data_dir=real_mnist_detection_data_dir)
+  card = json.loads((tmp_path / "run" / "run_card.json").read_text())
+  assert card["num_replicas"] == 2 and card["strategy"] == "MirroredStrategy"
+  assert metrics["num_images"] == 32 and 0 <= metrics["map_50"] <= 1

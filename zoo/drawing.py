@@ -62,6 +62,19 @@ def draw_detections(image: np.ndarray, boxes_yxyx, classes, scores, class_names:
   return np.asarray(picture)
 
 
+def fit_square(image: np.ndarray, side: int) -> np.ndarray:
+  """An RGB image resized to fit `side x side` (aspect ratio kept) on a black square, so
+  that images of different sizes can share one TensorBoard grid."""
+  picture = Image.fromarray(np.asarray(image, np.uint8))
+  if max(picture.size) != side:
+    scale = side / max(picture.size)
+    picture = picture.resize((max(1, round(picture.width * scale)),
+                              max(1, round(picture.height * scale))), Image.BILINEAR)
+  square = Image.new("RGB", (side, side))
+  square.paste(picture, (0, 0))
+  return np.asarray(square)
+
+
 def save_detections(result: dict, class_names: Sequence[str], output_dir: str) -> dict:
   """Writes one `zoo.predictor.Detector.detect_files` result as `<stem>_detections.png`
   (the input image with its detections' boxes, names and scores drawn) and

@@ -12,7 +12,8 @@ its signatures and TFLite files and measures their parity; this module loads the
 makes the float32 twin, converts, and makes the version directory appear atomically: it
 is written to a temporary directory beside the target and renamed into place only when
 every check passed, so an interrupted or failed export leaves no version.
-See `zoo/tasks/classification.py` and `zoo/tasks/generation.py` for each task's files.
+See `zoo/tasks/classification.py`, `zoo/tasks/generation.py` and `zoo/tasks/detection.py`
+for each task's files.
 """
 
 from __future__ import annotations
@@ -76,6 +77,26 @@ def write_tflite_source(fn: Callable, input_signature, path: str) -> None:
   leaves READ_VARIABLE ops that int8 calibration cannot run; a SavedModel is frozen
   properly.)"""
   write_saved_model(path, {"serving_default": (fn, input_signature)})
+
+
+def write_tflite_variants(fn: Callable, input_signature, directory: str,
+                          variants: Sequence[str], *, inputs: dict, outputs: dict,
+                          calibration_images=None) -> dict:
+  """Converts `fn` over `input_signature` to each TFLite variant, writing
+  `directory/model_<variant>.tflite`; returns the model card's `files` entries
+  (`{variant: {path, bytes, inputs, outputs}}`, `inputs`/`outputs` as the card states them)."""
+  files = {}
+  if not variants:
+    return files
+  with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(directory))) as source:
+    write_tflite_source(fn, input_signature, source)
+    for variant in variants:
+      path = f"model_{variant}.tflite"
+      with open(os.path.join(directory, path), "wb") as f:
+        f.write(convert_tflite(source, variant, calibration_images))
+      files[variant] = {"path": path, "bytes": os.path.getsize(os.path.join(directory, path)),
+                        "inputs": inputs, "outputs": outputs}
+  return files
 
 
 def convert_tflite(source_dir: str, variant: str, calibration_images=None) -> bytes:
@@ -236,8 +257,9 @@ def parity_table(card: dict) -> str:
   metrics = card["metrics"]
   summary = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()
                       if isinstance(v, float) and not isinstance(v, bool))
-  lines.insert(0, f"Parity on {metrics.get('split', 'fixed inputs')} "
-                  f"({metrics.get('num_examples', metrics.get('num_samples', metrics.get('num_images')))} examples); "
+  count = next((metrics[k] for k in ("num_examples", "num_samples", "num_images")
+                if k in metrics), None)
+  lines.insert(0, f"Parity on {metrics.get('split', 'fixed inputs')} ({count} examples); "
                   f"{summary}:")
   lines += [f"{'PASS' if c['passed'] else 'FAIL'}  {c['check']} (value {c['value']:.4g})"
             for c in card["checks"]]

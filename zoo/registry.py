@@ -11,7 +11,8 @@ import keras
 
 from zoo import models
 from zoo.configs import (TrainConfig, cdcgan_mnist, dcgan_mnist, detector_mnist,
-                         keras_example_cnn, mnist_cnn, mnist_mlp, tf_tutorial_dcgan)
+                         keras_example_cnn, mnist_cnn, mnist_mlp, retinanet_mobilenet,
+                         tf_tutorial_dcgan)
 
 RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "mnist_mlp": mnist_mlp.get_config,
@@ -21,6 +22,7 @@ RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "cdcgan_mnist": cdcgan_mnist.get_config,
     "tf_tutorial_dcgan": tf_tutorial_dcgan.get_config,
     "detector_mnist": detector_mnist.get_config,
+    "retinanet_mobilenet": retinanet_mobilenet.get_config,
 }
 
 

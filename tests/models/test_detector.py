@@ -80,3 +80,29 @@ def test_mobilenet_backbone_builds_and_imagenet_fails_offline_at_once(tmp_path, 
     detector.retinanet(input_shape=(None, None, 3), num_classes=2, image_size=64,
                        backbone="mobilenet_v2", backbone_weights="imagenet", max_level=5)
   assert time.perf_counter() - start < 5
+
+
+def test_recipe_model_weight_count_and_keras_round_trip(tmp_path):
+  """The `detector_mnist` architecture, pinned; compiled with its loss, it survives a
+  `.keras` save and load (checkpoints, resume, export)."""
+  from zoo import registry
+  config = registry.get_config("detector_mnist")
+  model = registry.build_model(config, input_shape=(128, 128, 1), num_classes=10)
+  assert model.count_params() == 513_742  # A changed count is a changed architecture.
+  model.compile(keras.optimizers.Adam(), loss=detector.DetectionLoss(10))
+  path = str(tmp_path / "m.keras")
+  model.save(path)
+  again = keras.saving.load_model(path)
+  x = np.random.default_rng(0).uniform(size=(1, 128, 128, 1)).astype("float32")
+  np.testing.assert_allclose(again(x).numpy(), model(x).numpy(), atol=1e-6)
+  assert isinstance(again.loss, detector.DetectionLoss)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_policies_compute_in_half_and_keep_float32_variables(policy):
+  keras.mixed_precision.set_global_policy(policy)
+  model = detector.retinanet(input_shape=(64, 64, 1), num_classes=3, **SMALL)
+  assert all(v.dtype == "float32" for v in model.weights)
+  compute = {l.compute_dtype for l in model.layers if l.weights}
+  assert compute == {policy.split("_")[1]}
+  assert model.get_layer("raw_outputs").compute_dtype == "float32"

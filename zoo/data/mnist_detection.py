@@ -117,3 +117,54 @@ class MnistDetection(tfds.core.GeneratorBasedBuilder):
     for i, (canvas, boxes, digit_labels) in enumerate(canvases):
       yield i, {"image": canvas, "image/id": i,
                 "objects": {"bbox": boxes, "label": digit_labels}}
+
+
+def write_coco_photos(manual_dir: str, output_dir: str, *, num_images=None, seed: int = 0,
+                      min_side: int = 160, max_side: int = 320, jpeg_quality: int = 90) -> str:
+  """Writes a photo-like COCO-format folder in Roboflow's layout from the real MNIST digits:
+  `output_dir/{train,valid}/` with RGB JPEGs of random sizes and `_annotations.coco.json`.
+
+  Each image is a `make_canvases` canvas stretched to a random size between `min_side`
+  and `max_side` pixels per side, its digits painted in a random colour over a random
+  colour gradient with noise, so that a detector meets what photos bring (colour, any
+  size and aspect ratio, JPEG artifacts) on data anyone can rebuild offline. Train images
+  use MNIST training digits, valid images MNIST test digits.
+
+  Args:
+    num_images: `{"train": N, "valid": M}` (default 2,000 and 400).
+  """
+  import json
+  num_images = num_images or {"train": 2000, "valid": 400}
+  rng = np.random.default_rng(seed)
+  sources = {"train": "train", "valid": "test"}
+  categories = [{"id": d + 1, "name": str(d), "supercategory": "digits"} for d in range(10)]
+  for split, count in num_images.items():
+    images_file, labels_file = _FILES[sources[split]]
+    digits = read_idx(os.path.join(manual_dir, images_file))
+    labels = read_idx(os.path.join(manual_dir, labels_file))
+    folder = os.path.join(output_dir, split)
+    os.makedirs(folder, exist_ok=True)
+    images, annotations = [], []
+    canvases = make_canvases(digits, labels, count, seed + _SEEDS[sources[split]])
+    for i, (canvas, boxes, digit_labels) in enumerate(canvases):
+      h, w = (int(v) for v in rng.integers(min_side, max_side + 1, size=2))
+      ink = np.asarray(Image.fromarray(canvas[..., 0]).resize((w, h), Image.BILINEAR),
+                       np.float32)[..., None] / 255.0
+      corners = rng.uniform(0, 255, size=(2, 3))
+      ramp = np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
+      background = corners[0] * (1 - ramp) + corners[1] * ramp + rng.normal(0, 12, (h, w, 3))
+      colour = rng.uniform(0, 255, size=3)
+      while np.abs(colour - corners.mean(axis=0)).sum() < 150:  # Keep the ink visible.
+        colour = rng.uniform(0, 255, size=3)
+      photo = np.clip(background * (1 - ink) + colour * ink, 0, 255).astype(np.uint8)
+      name = f"{split}_{i:05d}.jpg"
+      Image.fromarray(photo).save(os.path.join(folder, name), quality=jpeg_quality)
+      images.append({"id": i, "file_name": name, "height": h, "width": w})
+      for (y0, x0, y1, x1), label in zip(boxes, digit_labels):
+        box = [float(x0 * w), float(y0 * h), float((x1 - x0) * w), float((y1 - y0) * h)]
+        annotations.append({"id": len(annotations), "image_id": i,
+                            "category_id": int(label) + 1, "bbox": box,
+                            "area": box[2] * box[3], "iscrowd": 0})
+    with open(os.path.join(folder, "_annotations.coco.json"), "w") as f:
+      json.dump({"images": images, "annotations": annotations, "categories": categories}, f)
+  return output_dir

@@ -8,7 +8,7 @@ builder returns raw float32 head outputs (decoding and NMS: `zoo.boxes`).
 """
 
 from zoo.models.cnn import cnn, keras_example_cnn
-from zoo.models.detector import retinanet
+from zoo.models.detector import OfflineWeightsError, retinanet
 from zoo.models.gan import dcgan, tf_tutorial_dcgan
 from zoo.models.mlp import mlp
 

@@ -16,7 +16,6 @@ Parity: top-1 agreement of every file with the Keras model; int8 accuracy drop a
 from __future__ import annotations
 
 import os
-import tempfile
 
 import keras
 import numpy as np
@@ -109,20 +108,12 @@ class Classification(Task):
     if "int8" in variants:  # Training pixels (TFDS's stored order is already shuffled).
       calibration, _ = data.split_arrays(builder, config.train_split, calibration_examples)
     files = {"saved_model": {"path": ".", "signatures": _signature_specs(info, pixels)}}
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(directory)) as source:
-      if variants:
-        export.write_tflite_source(
-            lambda images: {"probabilities": model(data.normalize_images(images),
-                                                   training=False)},
-            [tf.TensorSpec([None, *info.image_shape], tf.uint8, name="images")], source)
-      for variant in variants:
-        path = f"model_{variant}.tflite"
-        with open(os.path.join(directory, path), "wb") as f:
-          f.write(export.convert_tflite(source, variant, calibration))
-        files[variant] = {"path": path, "bytes": os.path.getsize(os.path.join(directory, path)),
-                          "inputs": {"images": pixels},
-                          "outputs": {"probabilities": {"dtype": "float32",
-                                                        "shape": [-1, info.num_classes]}}}
+    files.update(export.write_tflite_variants(
+        lambda images: {"probabilities": model(data.normalize_images(images), training=False)},
+        [tf.TensorSpec([None, *info.image_shape], tf.uint8, name="images")], directory,
+        variants, inputs={"images": pixels},
+        outputs={"probabilities": {"dtype": "float32", "shape": [-1, info.num_classes]}},
+        calibration_images=calibration))
     card.update({
         "image_shape": list(info.image_shape), "labels": list(info.class_names),
         "files": files,

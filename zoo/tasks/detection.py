@@ -23,7 +23,6 @@ Parity: mAP@.5 of every file on the test split within `MAX_MAP50_GAP` of the Ker
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -155,17 +154,9 @@ class Detection(Task):
                                                              "any size, gray or RGB"}},
             "outputs": outputs}}}}
     tflite_inputs = {"images": {**pixels, "shape": [1, -1, -1, c]}}
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(directory)) as source:
-      if variants:
-        export.write_tflite_source(
-            serve_images, [tf.TensorSpec([1, None, None, c], tf.uint8, name="images")],
-            source)
-      for variant in variants:
-        path = f"model_{variant}.tflite"
-        with open(os.path.join(directory, path), "wb") as f:
-          f.write(export.convert_tflite(source, variant))
-        files[variant] = {"path": path, "bytes": os.path.getsize(os.path.join(directory, path)),
-                          "inputs": tflite_inputs, "outputs": outputs}
+    files.update(export.write_tflite_variants(
+        serve_images, [tf.TensorSpec([1, None, None, c], tf.uint8, name="images")], directory,
+        variants, inputs=tflite_inputs, outputs=outputs))
     card.update({"image_size": geometry.image_size, "channels": c,
                  "labels": geometry.class_names, "num_anchors": int(len(geometry.anchors)),
                  "postprocessing": nms, "box_format": "normalized [ymin, xmin, ymax, xmax]",
@@ -265,13 +256,17 @@ class KerasEvaluator:
                                   self.geometry.class_names)
 
   def drawings(self, model) -> np.ndarray:
-    """The images with ground truth and detections drawn (uint8 RGB, 2x upscaled)."""
+    """The images with ground truth and detections drawn, each fitted into one square
+    (uint8 RGB `[N, side, side, 3]`, side twice the model's input up to 512 pixels)."""
+    side = min(2 * self.geometry.image_size, 512)
     drawn = []
     for truth, det in zip(self.truth, self.detections(model)):
       n = int(det["num"])
-      drawn.append(drawing.draw_detections(
-          truth["image"], det["boxes_yxyx"][:n], det["classes"][:n], det["scores"][:n],
-          self.geometry.class_names, ground_truth_yxyx=truth["boxes_yxyx"], scale=2))
+      image = truth["image"]
+      drawn.append(drawing.fit_square(drawing.draw_detections(
+          image, det["boxes_yxyx"][:n], det["classes"][:n], det["scores"][:n],
+          self.geometry.class_names, ground_truth_yxyx=truth["boxes_yxyx"],
+          scale=max(1, side // max(image.shape[:2]))), side))
     return np.stack(drawn)
 
 

@@ -19,7 +19,6 @@ Parity: max and mean absolute pixel difference of every file from the Keras gene
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -140,14 +139,8 @@ class Generation(Task):
                                                         "image for the same seed"},
                                 **{k: v for k, v in in_spec.items() if k == "labels"}},
                      "outputs": out_spec}}}}
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(directory)) as source:
-      export.write_tflite_source(images, latent_spec + label_spec, source)
-      for variant in variants:
-        path = f"model_{variant}.tflite"
-        with open(os.path.join(directory, path), "wb") as f:
-          f.write(export.convert_tflite(source, variant))
-        files[variant] = {"path": path, "bytes": os.path.getsize(os.path.join(directory, path)),
-                          "inputs": in_spec, "outputs": out_spec}
+    files.update(export.write_tflite_variants(images, latent_spec + label_spec, directory,
+                                              variants, inputs=in_spec, outputs=out_spec))
     card.update({"image_shape": list(info.image_shape), "labels": list(info.class_names),
                  "latent_dim": latent_dim, "conditional": conditional, "files": files})
     export.write_card(directory, card)

@@ -1,0 +1,47 @@
+"""Recipe `retinanet_mobilenet`: RetinaNet on a MobileNetV2 backbone for photos, from a
+COCO-format folder (`--dataset=coco:DIR`, Roboflow's layout: `train/` and `valid/`) or a
+TFDS detection dataset.
+
+320x320 letterboxed RGB input, MobileNetV2 (Keras Applications, from scratch: ImageNet
+weights only with `--set=model_kwargs.backbone_weights=imagenet` when they are in
+Keras's cache), FPN on strides 8-32, RetinaNet's anchors (4 strides, 3 scales, aspect
+ratios 0.5, 1, 2), horizontal flips.
+
+  python scripts/train.py --model=retinanet_mobilenet --dataset=coco:path/to/export \
+      --model_dir=runs/photos
+  (COCO's own layout: add --set=train_split=train2017 --set=eval_split=val2017;
+  TFDS: --dataset=voc/2007 --set=eval_split=validation --download, needs internet.)
+
+Run card: see BENCHMARKS.md, "Detection on photos (detection_photos)", for what it
+reaches from scratch on a small photo-like COCO folder built from MNIST
+(`scripts/make_coco_digits.py`) and in how long on a 2-core CPU.
+"""
+
+from zoo.configs.base import TrainConfig
+
+
+def get_config() -> TrainConfig:
+  return TrainConfig(
+      model="retinanet",
+      task="detection",
+      # A folder the user names: without --dataset this fails at once saying so.
+      dataset="coco:data/coco",
+      train_split="train",
+      eval_split="valid",
+      batch_size=16,
+      eval_batch_size=16,
+      train_epochs=30,
+      optimizer="adamw",
+      learning_rate=1e-3,
+      lr_schedule="cosine",
+      warmup_epochs=1.0,
+      weight_decay=1e-4,
+      shuffle_buffer_examples=2_000,
+      jit_compile=False,
+      log_images=6,
+      model_kwargs={"backbone": "mobilenet_v2", "backbone_weights": None, "image_size": 320,
+                    "fpn": True, "fpn_width": 64, "head_width": 64, "head_depth": 2,
+                    "min_level": 3, "max_level": 5, "anchor_size_in_strides": 4.0,
+                    "aspect_ratios": (0.5, 1.0, 2.0)},
+      task_kwargs={"flip": True, "map_images": 200},
+  )
