@@ -11,7 +11,7 @@ import pytest
 
 import zoo
 from tests.conftest import REPO
-from zoo import data, quality
+from zoo import coco_eval, data, quality
 
 pytestmark = pytest.mark.slow
 
@@ -83,3 +83,33 @@ def test_shipped_generator_makes_every_digit_recognisably(name, quality_meter):
   diff = (tflite.generate_seeds([11, 12], labels).astype(int)
           - generator.generate_seeds([11, 12], labels))
   assert np.abs(diff).max() <= 2
+
+
+# Detectors: name -> (shipped version, lowest mAP@[.5:.95], lowest mAP@.5) on the 2,000
+# real test canvases (the targets).
+SHIPPED_DETECTORS = {"detector_mnist": (1, 0.70, 0.95)}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_DETECTORS))
+def test_shipped_detector_scores_its_map_on_real_test_canvases(name,
+                                                               real_mnist_detection_data_dir):
+  from zoo.data import detection_input
+  from zoo.tasks import detection
+  version, floor_map, floor_map50 = SHIPPED_DETECTORS[name]
+  version_dir = REPO / "saved_models" / name / str(version)
+  detector = zoo.load(str(version_dir))
+  assert isinstance(detector, zoo.predictor.Detector) and detector.version == version
+  assert all(check["passed"] for check in detector.card["checks"])
+  builder = data.prepare_builder("mnist_detection", data_dir=real_mnist_detection_data_dir)
+  truth = detection_input.ground_truth(builder, "test")
+  assert len(truth) == 2000
+  metrics = coco_eval.coco_metrics(truth, detection.predictor_detections(detector, truth),
+                                   detector.class_names)
+  assert metrics["map"] >= floor_map and metrics["map_50"] >= floor_map50, metrics
+  assert metrics["map_50"] == pytest.approx(detector.card["parity"]["saved_model"]["map_50"],
+                                            abs=1e-4)
+  # The TFLite file gives final boxes too, on a few canvases, close to the SavedModel's.
+  tflite = zoo.load(str(version_dir / "model_float32.tflite"))
+  images = np.stack([t["image"] for t in truth[:8]])
+  a, b = detector.detect(images), tflite.detect(images)
+  np.testing.assert_allclose(a["detection_scores"][:, :3], b["detection_scores"][:, :3], atol=1e-3)
