@@ -40,6 +40,10 @@ def get_config() -> TrainConfig:
       jit_compile=False,
       log_images=6,
       model_kwargs={"backbone": "mobilenet_v2", "backbone_weights": None, "image_size": 320,
+                    # Not MobileNetV2's 0.999: from scratch its moving statistics then lag
+                    # so far that validation loss stayed at 3.7 while training loss fell to
+                    # 1.6 (6 epochs on 2,000 images, mAP 0; development run, 2026-11-25).
+                    "bn_momentum": 0.9,
                     "fpn": True, "fpn_width": 64, "head_width": 64, "head_depth": 2,
                     "min_level": 3, "max_level": 5, "anchor_size_in_strides": 4.0,
                     "aspect_ratios": (0.5, 1.0, 2.0)},
