@@ -12,9 +12,15 @@ ratios 0.5, 1, 2), horizontal flips.
   (COCO's own layout: add --set=train_split=train2017 --set=eval_split=val2017;
   TFDS: --dataset=voc/2007 --set=eval_split=validation --download, needs internet.)
 
-Run card: see BENCHMARKS.md, "Detection on photos (detection_photos)", for what it
-reaches from scratch on a small photo-like COCO folder built from MNIST
-(`scripts/make_coco_digits.py`) and in how long on a 2-core CPU.
+Run card (BENCHMARKS.md, "Detection, retinanet_mobilenet", measured 2026-11-25 on a 2-core
+x86_64 CPU with AVX-512, no GPU):
+  command:  python scripts/make_coco_digits.py --manual_dir=../shared/data/mnist \
+                --output_dir=/tmp/coco_digits
+            python scripts/train.py --model=retinanet_mobilenet --dataset=coco:/tmp/coco_digits \
+                --model_dir=runs/photos --set=model_kwargs.image_size=160 --epochs=20
+  expected: from scratch, mAP@[.5:.95] 0.423 and mAP@.5 0.575 on the folder's 400 `valid`
+            images (2,000 training images; 160 px input to fit the CPU budget).
+  wall time: 23 minutes of training (20 epochs of 65-75 s), 26 minutes in all.
 """
 
 from zoo.configs.base import TrainConfig
