@@ -165,8 +165,9 @@ class Detection(Task):
 
     # Metrics and parity: every file scored with pycocotools on the eval split.
     split = config.eval_split
-    truth = detection_input.ground_truth(builder, split)
-    keras_metrics = KerasEvaluator(builder, split, geometry, nms, config.eval_batch_size)(model)
+    evaluator = KerasEvaluator(builder, split, geometry, nms, config.eval_batch_size)
+    keras_metrics = evaluator(model)
+    truth = evaluator.truth  # Read once, for the Keras model and every exported file.
     parity = {}
     front = predictor.Detector(predictor.SavedModelBackend(directory), card)
     parity["saved_model"] = coco_eval.coco_metrics(truth, predictor_detections(front, truth),
