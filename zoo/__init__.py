@@ -13,3 +13,10 @@ def load(path: str):
   (a classifier or a generator); see zoo.predictor."""
   from zoo import predictor
   return predictor.load(path)
+
+
+def connect(url: str, name: str, **kwargs):
+  """A model served over TensorFlow Serving's REST API (`scripts/serve.py` or TensorFlow
+  Serving); with `card=` the same task predictor `load` returns. See zoo.serving.client."""
+  from zoo.serving import client
+  return client.connect(url, name, **kwargs)
