@@ -26,6 +26,12 @@ training time, every exported file's mAP and one-image latency. About 30 minutes
 --detection=retinanet_mobilenet --detection_set=dataset=coco:DIR ... measures the photo
 recipe on a COCO-format folder (e.g. one from scripts/make_coco_digits.py).
 
+  python scripts/benchmark.py --serving=saved_models/mnist_cnn --manual_dir=../shared/data/mnist
+
+load-tests scripts/serve.py on loopback: requests/s and p50/p99 latency of single-image
+requests from 1 and 16 clients, batching off and on, beside the in-process SavedModel rate
+at batch 1 and 16. About 5 minutes.
+
   python scripts/benchmark.py --seeds=0,1,2 --manual_dir=../shared/data/mnist
 
 trains `mnist_cnn` and `mnist_mlp` (--seed_recipes) once per seed, reports each recipe's test
@@ -80,6 +86,11 @@ flags.DEFINE_string("detection", None, "Instead of the foundation benchmark: tra
                     "and time this detector recipe.")
 flags.DEFINE_multi_string("detection_set", [], "Config overrides of the --detection recipe, "
                           "as scripts/train.py's --set (e.g. dataset=coco:DIR).")
+flags.DEFINE_string("serving", None, "Instead of the foundation benchmark: load-test "
+                    "scripts/serve.py serving this model directory (e.g. saved_models/mnist_cnn) "
+                    "with batching off and on.")
+flags.DEFINE_integer("serving_requests", 3000, "Requests per --serving row at most.")
+flags.DEFINE_float("serving_seconds", 60.0, "Seconds per --serving row at most.")
 flags.DEFINE_integer("precision_epochs", None, "Epochs each recipe trains under each policy "
                      "for the accuracy column of --precision (default: the recipe's own).")
 FLAGS = flags.FLAGS
@@ -93,6 +104,14 @@ def main(argv):
                for path in FLAGS.exported}
     body = benchmarks.export_report(results, command=command.strip())
     benchmarks.write_section(FLAGS.output, "Exported models (export)", body)
+    print(body)
+    return
+  if FLAGS.serving:
+    row = benchmarks.serving_benchmark(FLAGS.serving, manual_dir=FLAGS.manual_dir,
+                                       requests=FLAGS.serving_requests,
+                                       max_seconds=FLAGS.serving_seconds)
+    body = benchmarks.serving_report(row, command=command.strip())
+    benchmarks.write_section(FLAGS.output, "Serving (serving)", body)
     print(body)
     return
   workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="zoo_bench_")

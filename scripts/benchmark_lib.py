@@ -9,6 +9,7 @@ validation pass is excluded for every recipe alike).
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
 import os
 import platform
 import re
@@ -172,7 +173,8 @@ def _header(command: str, *, libraries: str = "keras") -> list[str]:
   """The command, date and machine lines every BENCHMARKS.md section starts with."""
   prov = provenance.describe()
   v = prov["versions"]
-  libs = ", ".join(f"{name} {v[name]}" for name in ("tensorflow", *libraries.split()))
+  libs = ", ".join(f"{name} {v.get(name) or importlib.metadata.version(name)}"
+                   for name in ("tensorflow", *libraries.split()))
   return [
       f"Command: `{command}`  ",
       f"Date (UTC): {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M}  ",
@@ -619,4 +621,211 @@ def detection_report(row: dict, *, command: str) -> str:
   per = row["per_epoch"]
   for i, (sec, a, b) in enumerate(zip(per["seconds"], per["map"], per["map_50"]), start=1):
     lines.append(f"- epoch {i}: mAP {a:.4f}, mAP@.5 {b:.4f}, {sec:.0f} s")
+  return "\n".join(lines) + "\n"
+
+
+# --- Serving (scripts/serve.py under load) ------------------------------------------------
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _free_port() -> int:
+  import socket
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _mnist_test_digits(manual_dir: str, n: int = 256):
+  import gzip
+
+  import numpy as np
+  with gzip.open(os.path.join(manual_dir, "t10k-images-idx3-ubyte.gz")) as f:
+    return np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28, 1)[:n].copy()
+
+
+def in_process_rates(version_dir: str, images, batch_sizes: Sequence[int], *,
+                     seconds: float = 10.0) -> dict:
+  """Images/s of the SavedModel's `serving_default` called in this process, per batch
+  size: the limit a server of this model can approach (no HTTP, no JSON)."""
+  fn = tf.saved_model.load(version_dir).signatures["serving_default"]
+  rates = {}
+  for batch in batch_sizes:
+    x = tf.constant(images[:batch])
+    for _ in range(20):
+      fn(images=x)
+    calls, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+      fn(images=x)
+      calls += 1
+    rates[batch] = calls * batch / (time.perf_counter() - start)
+  return rates
+
+
+# wrk's script: POSTs the bodies of a file (one JSON body per line) round-robin, stops each
+# thread after its share of the request count, and prints wrk's own figures as JSON.
+_WRK_SCRIPT = r"""
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } zoo_timespec;
+int clock_gettime(int clock, zoo_timespec *t);
+]]
+local function now()  -- CLOCK_MONOTONIC, seconds
+  local t = ffi.new("zoo_timespec")
+  ffi.C.clock_gettime(1, t)
+  return tonumber(t.tv_sec) + tonumber(t.tv_nsec) * 1e-9
+end
+
+local threads = {}
+setup = function(thread) threads[#threads + 1] = thread end
+
+local bodies = {}
+for line in io.lines(os.getenv("ZOO_WRK_BODIES")) do bodies[#bodies + 1] = line end
+local limit = tonumber(os.getenv("ZOO_WRK_PER_THREAD"))
+local i = 0
+answered, first, last = 0, 0, 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  if first == 0 then first = now() end
+  i = i % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+response = function(status, headers, body)
+  answered = answered + 1
+  last = now()
+  if answered >= limit then wrk.thread:stop() end
+end
+done = function(summary, latency, requests)
+  local t0, t1 = math.huge, 0
+  for _, thread in ipairs(threads) do
+    t0 = math.min(t0, thread:get("first"))
+    t1 = math.max(t1, thread:get("last"))
+  end
+  local e = summary.errors
+  io.write(string.format(
+    '\nZOO_WRK {"requests": %d, "seconds": %.6f, "non_2xx": %d, "socket_errors": %d, ' ..
+    '"p50_us": %d, "p99_us": %d}\n', summary.requests, t1 - t0, e.status,
+    e.connect + e.read + e.write + e.timeout, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def load_run(host: str, port: int, path: str, bodies: Sequence[bytes], *, clients: int,
+             requests: int, max_seconds: float) -> dict:
+  """Debian's wrk, `clients` keep-alive connections on 1-2 threads, POSTs `bodies`
+  round-robin: `requests` at most (each thread stops after its share), `max_seconds` at
+  most (wrk itself runs for `max_seconds` whatever the count; the rate is measured from the
+  first request sent to the last answer received). A compiled load generator, so the client takes little of the 2 cores the server
+  runs on. Returns requests/s, p50/p99 latency (ms) and failed requests (non-2xx answers
+  and socket errors)."""
+  import json
+  import shutil
+  import subprocess
+  import tempfile
+  if not shutil.which("wrk"):
+    raise FileNotFoundError("The serving benchmark needs wrk: sudo apt-get install wrk")
+  threads = min(2, clients)
+  with tempfile.TemporaryDirectory() as tmp:
+    bodies_path, script_path = os.path.join(tmp, "bodies"), os.path.join(tmp, "post.lua")
+    with open(bodies_path, "wb") as f:
+      f.write(b"\n".join(bodies) + b"\n")
+    with open(script_path, "w") as f:
+      f.write(_WRK_SCRIPT)
+    env = dict(os.environ, ZOO_WRK_BODIES=bodies_path,
+               ZOO_WRK_PER_THREAD=str(max(1, requests // threads)))
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{clients}", f"-d{int(max_seconds)}s", "--timeout=30s",
+         "-s", script_path, f"http://{host}:{port}{path}"],
+        capture_output=True, text=True, env=env, timeout=max_seconds + 120, check=True).stdout
+  figures = json.loads(out.split("ZOO_WRK ", 1)[1].splitlines()[0])
+  seconds = figures["seconds"]  # First request sent to last answer received.
+  failed = figures["non_2xx"] + figures["socket_errors"]
+  return {"clients": clients, "requests": figures["requests"], "failed": failed,
+          "seconds": seconds, "requests_per_second": figures["requests"] / seconds,
+          "p50_ms": figures["p50_us"] / 1000, "p99_ms": figures["p99_us"] / 1000}
+
+
+def serving_benchmark(model_dir: str, *, manual_dir: str, clients: Sequence[int] = (1, 16),
+                      requests: int = 3000, max_seconds: float = 60.0,
+                      server_flags: Sequence[str] = (), in_process_seconds: float = 10.0
+                      ) -> dict:
+  """Starts scripts/serve.py for `model_dir`'s newest version with batching off, then on,
+  and loads it with single-image predict requests from 1 and 16 clients; also measures
+  the in-process SavedModel rates at batch 1 and 16 (the limit)."""
+  import json
+  import subprocess
+  import sys
+  import urllib.request
+
+  name = os.path.basename(os.path.normpath(model_dir))
+  version = max(int(v) for v in os.listdir(model_dir) if v.isdigit())
+  images = _mnist_test_digits(manual_dir)
+  bodies = [json.dumps({"instances": images[i:i + 1].tolist()}).encode()
+            for i in range(len(images))]
+  row = {"model": name, "version": version, "requests": requests, "max_seconds": max_seconds,
+         "server_flags": list(server_flags), "runs": []}
+  for batching in (False, True):
+    port = _free_port()
+    server = subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "scripts", "serve.py"),
+         f"--model_base_path={os.path.dirname(os.path.normpath(model_dir))}",
+         f"--models={name}", f"--port={port}", f"--enable_batching={batching}",
+         "--nodemo", *server_flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+      for _ in range(240):
+        try:
+          urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()
+          break
+        except OSError:
+          time.sleep(0.5)
+      path = f"/v1/models/{name}:predict"
+      load_run("127.0.0.1", port, path, bodies, clients=4, requests=200, max_seconds=3)
+      for n in clients:
+        result = load_run("127.0.0.1", port, path, bodies, clients=n, requests=requests,
+                          max_seconds=max_seconds)
+        health = json.loads(urllib.request.urlopen(
+            f"http://127.0.0.1:{port}/healthz", timeout=5).read())
+        result.update(batching=batching, server_batching=health["batching"])
+        row["runs"].append(result)
+    finally:
+      server.terminate()
+      server.wait(timeout=60)
+  row["in_process"] = in_process_rates(os.path.join(model_dir, str(version)), images,
+                                       sorted(set(clients)), seconds=in_process_seconds)
+  return row
+
+
+def serving_report(row: dict, *, command: str) -> str:
+  """The serving section of BENCHMARKS.md."""
+  lines = _header(command, libraries="keras starlette uvicorn") + [
+      f"`scripts/serve.py` serving `{row['model']}` version {row['version']} on loopback; "
+      "each request is one real MNIST test digit in TensorFlow Serving's row format "
+      f"(`POST /v1/models/{row['model']}:predict`). The load comes from Debian's `wrk` (one "
+      "keep-alive connection per client) on the same 2 cores as the server: "
+      f"{row['requests']:,} requests per row at most, {row['max_seconds']:.0f} s at most, "
+      "after 200 warm-up requests. Server flags: defaults"
+      + (f" plus `{' '.join(row['server_flags'])}`" if row["server_flags"] else "")
+      + " (batching: max batch 32, 2 ms timeout).",
+      "",
+      "| batching | clients | requests | failed | requests/s | p50 latency | p99 latency |",
+      "|---|---|---|---|---|---|---|",
+  ]
+  for r in row["runs"]:
+    lines.append(f"| {'on' if r['batching'] else 'off'} | {r['clients']} | {r['requests']:,} | "
+                 f"{r['failed']} | {r['requests_per_second']:.0f} | {r['p50_ms']:.1f} ms | "
+                 f"{r['p99_ms']:.1f} ms |")
+  lines += ["", "The limit: the same SavedModel's `serving_default` called in-process (no HTTP, "
+            "no JSON), images/s:", "", "| batch size | images/s |", "|---|---|"]
+  for batch, rate in row["in_process"].items():
+    lines.append(f"| {batch} | {rate:.0f} |")
+  by = {(r["batching"], r["clients"]): r for r in row["runs"]}
+  most = max(r["clients"] for r in row["runs"])
+  if (True, most) in by and (False, most) in by:
+    ratio = by[(True, most)]["requests_per_second"] / by[(False, most)]["requests_per_second"]
+    stats = next(iter(by[(True, most)]["server_batching"].values()), {})
+    lines += ["", f"At {most} clients batching serves **{ratio:.2f}x** the requests/s of "
+              f"batching off (goal: at least 2x); the server's mean batch over the batching "
+              f"runs was {stats.get('mean_batch', 0):.1f} rows (largest "
+              f"{stats.get('largest_batch', 0)})."]
   return "\n".join(lines) + "\n"

@@ -54,3 +54,22 @@ def test_train_step_rates_cover_every_policy_with_and_without_xla(real_mnist_dat
   assert set(rates) == {"float32", "bfloat16"}
   assert all(set(r) == {"no_xla", "xla"} and min(r.values()) > 0 for r in rates.values())
   assert keras.mixed_precision.global_policy().name == "float32"  # Restored.
+
+
+def test_serving_benchmark_loads_the_server_with_wrk_and_reports_every_row():
+  """The --serving benchmark end to end with tiny counts (figures in BENCHMARKS.md come
+  from the full command): two server starts, wrk runs with no failed request."""
+  import shutil
+  if not shutil.which("wrk"):
+    pytest.skip("needs Debian's wrk (CI installs it)")
+  from tests.conftest import MNIST_DIR
+  row = benchmarks.serving_benchmark(str(REPO / "saved_models" / "mnist_cnn"),
+                                     manual_dir=str(MNIST_DIR), requests=60, max_seconds=3,
+                                     in_process_seconds=0.5)
+  assert [(r["batching"], r["clients"]) for r in row["runs"]] == [
+      (False, 1), (False, 16), (True, 1), (True, 16)]
+  assert all(r["failed"] == 0 and r["requests"] >= 60 for r in row["runs"])
+  assert all(r["requests_per_second"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0
+             for r in row["runs"])
+  report = benchmarks.serving_report(row, command="python scripts/benchmark.py --serving=...")
+  assert report.count("| on |") == 2 and "the requests/s of batching off" in report
