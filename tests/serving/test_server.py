@@ -198,14 +198,27 @@ def test_oversized_body_is_413_and_the_server_keeps_serving(server):
   assert server.request("GET", "/v1/models/mnist_cnn")[0] == 200
 
 
-def test_cors_is_off_by_default(server):
-  _, _, _ = server.request("GET", "/v1/models/mnist_cnn")
+def _allowed_origin(served, origin):
   import http.client
-  connection = http.client.HTTPConnection(server.host, server.port, timeout=30)
-  connection.request("GET", "/v1/models/mnist_cnn", headers={"Origin": "http://evil.test"})
+  connection = http.client.HTTPConnection(served.host, served.port, timeout=30)
+  connection.request("GET", "/v1/models/mnist_mlp", headers={"Origin": origin})
   response = connection.getresponse()
   response.read()
-  assert response.getheader("access-control-allow-origin") is None
+  connection.close()
+  return response.getheader("access-control-allow-origin")
+
+
+def test_cors_is_off_by_default_and_one_flag_allows_an_origin(server, model_base, tmp_path):
+  from tests.serving.conftest import start_server, stop_server
+  assert _allowed_origin(server, "http://localhost:3000") is None
+  cors = start_server(model_base, tmp_path / "cors.log", "--models=mnist_mlp",
+                      "--cors_origin=http://localhost:3000", "--nodemo")
+  try:
+    assert _allowed_origin(cors, "http://localhost:3000") == "http://localhost:3000"
+    assert _allowed_origin(cors, "http://elsewhere.test") is None
+    assert cors.request("GET", "/")[0] == 404  # --nodemo
+  finally:
+    stop_server(cors)
 
 
 def test_python_client_runs_a_served_model_like_zoo_load(server, mnist_digits):

@@ -229,7 +229,10 @@ class PredictRequest:
 
   @property
   def rows(self) -> int:
-    return next(iter(self.inputs.values())).shape[0] if self.inputs else 0
+    if not self.inputs:
+      return 0
+    first = next(iter(self.inputs.values()))
+    return first.shape[0] if first.ndim else 1
 
 
 def parse_body(body: bytes) -> dict:
