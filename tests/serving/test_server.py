@@ -4,7 +4,6 @@ answer with 4xx, and what it must never do (5xx, crash, stop serving)."""
 
 import base64
 import io
-import json
 
 import numpy as np
 import pytest
