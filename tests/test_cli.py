@@ -85,8 +85,11 @@ def test_ctrl_c_stops_in_one_line_and_reruns_resume_then_say_complete(tmp_path):
           "--epochs=3", f"--data_dir={tmp_path / 'tfds'}", f"--manual_dir={MNIST_DIR}",
           "--set=train_split='train[:12000]'", "--set=model_kwargs.hidden_units=(16,)",
           "--set=log_images=0"]
+  # SIGINT as a terminal gives it: a shell starts background jobs (`.ci/run &`) with SIGINT
+  # ignored, the child would inherit that, and Python then never raises KeyboardInterrupt.
   proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=_env())
+                          env=_env(),
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
   try:
     out, err = _Lines(proc.stdout), _Lines(proc.stderr)
     assert out.wait_for("Epoch 2/3", timeout=240), out.text() + err.text()
