@@ -3,8 +3,9 @@
 `dcgan_mnist`'s generator, with the label embedded and concatenated to the latent vector,
 and a projection discriminator (Miyato & Koyama, 2018) with two stride-2 convolutions
 (64, 128) at Adam 2e-4: the label already tells the discriminator which shape to expect,
-and these are the settings its shipped version was trained with. Same batch and EMA. Quality: FID, coverage and the share of samples the zoo's classifier labels as
-the requested digit (`zoo.quality`).
+and these are the settings its shipped version was trained with. Same batch and EMA.
+Quality: FID, coverage and the share of samples the zoo's classifier labels as the
+requested digit (`zoo.quality`).
 
 Run card:
   command:  python scripts/train.py --model=cdcgan_mnist --model_dir=runs/cdcgan \
