@@ -13,11 +13,10 @@ A run's metrics are also written to <model_dir>/eval_<split>.json.
 from zoo import cli  # First: quiets TensorFlow's start-up.
 
 import json
-import sys
 
 from absl import app, flags
 
-from zoo import data, evaluate
+from zoo import evaluate
 from zoo import flags as zoo_flags
 
 flags.DEFINE_string("model_dir", None, "Run directory written by scripts/train.py.")
@@ -33,12 +32,9 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  try:
-    run = evaluate.evaluate_run if FLAGS.model_dir else evaluate.evaluate_export
-    metrics = run(FLAGS.model_dir or FLAGS.export, split=FLAGS.split, data_dir=FLAGS.data_dir,
-                  manual_dir=FLAGS.manual_dir, allow_download=FLAGS.download)
-  except (FileNotFoundError, ValueError, data.DatasetNotAvailableError) as e:
-    sys.exit(f"error: {e}")
+  run = evaluate.evaluate_run if FLAGS.model_dir else evaluate.evaluate_export
+  metrics = run(FLAGS.model_dir or FLAGS.export, split=FLAGS.split, data_dir=FLAGS.data_dir,
+                manual_dir=FLAGS.manual_dir, allow_download=FLAGS.download)
   print(json.dumps(metrics, indent=2))
 
 

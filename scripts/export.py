@@ -10,11 +10,9 @@ the models the zoo ships; write there only to rebuild one (README, "Pre-trained 
 
 from zoo import cli  # First: quiets TensorFlow's start-up.
 
-import sys
-
 from absl import app, flags
 
-from zoo import data, export
+from zoo import export
 from zoo import flags as zoo_flags
 
 flags.DEFINE_string("model_dir", None, "Run directory written by scripts/train.py.")
@@ -37,15 +35,11 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  try:
-    path = export.export_run(
-        FLAGS.model_dir, export_dir=FLAGS.export_dir, name=FLAGS.name, version=FLAGS.version,
-        overwrite=FLAGS.overwrite, variants=FLAGS.variants, data_dir=FLAGS.data_dir,
-        manual_dir=FLAGS.manual_dir, allow_download=FLAGS.download,
-        **({"parity_split": FLAGS.parity_split} if FLAGS.parity_split else {}))
-  except (FileExistsError, FileNotFoundError, ValueError, export.ExportError,
-          data.DatasetNotAvailableError) as e:
-    sys.exit(f"error: {e}")
+  path = export.export_run(
+      FLAGS.model_dir, export_dir=FLAGS.export_dir, name=FLAGS.name, version=FLAGS.version,
+      overwrite=FLAGS.overwrite, variants=FLAGS.variants, data_dir=FLAGS.data_dir,
+      manual_dir=FLAGS.manual_dir, allow_download=FLAGS.download,
+      **({"parity_split": FLAGS.parity_split} if FLAGS.parity_split else {}))
   print(export.parity_table(export.read_card(path)))
   print(path)
 

@@ -82,11 +82,8 @@ def main(argv):
       batch_timeout_micros=FLAGS.batch_timeout_micros,
       max_enqueued_batches=FLAGS.max_enqueued_batches, num_threads=FLAGS.num_threads,
       cors_origins=tuple(FLAGS.cors_origin), demo=FLAGS.demo)
-  try:
-    repository = Repository.load(FLAGS.model_base_path, labels=_labels(FLAGS.version_label),
-                                 only=FLAGS.models or None)
-  except (FileNotFoundError, ValueError) as e:
-    sys.exit(f"error: {e}")
+  repository = Repository.load(FLAGS.model_base_path, labels=_labels(FLAGS.version_label),
+                               only=FLAGS.models or None)
   # Every request parses JSON into hundreds of small lists, which triggers the garbage
   # collector; its full passes over TensorFlow's millions of long-lived objects took
   # ~100 ms each (the p99 latency). Those objects live as long as the server: freeze them

@@ -9,11 +9,9 @@ stops cleanly, exit status 130); on a finished run it says so and changes nothin
 
 from zoo import cli  # First: quiets TensorFlow's start-up.
 
-import sys
-
 from absl import app, flags
 
-from zoo import callbacks, data, distribute, models, tasks, train
+from zoo import tasks, train
 from zoo import flags as zoo_flags
 
 zoo_flags.define_train_flags()
@@ -24,18 +22,11 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  try:
-    config = zoo_flags.config_from_flags(FLAGS)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
-  try:
-    metrics = train.train_and_evaluate(
-        config, FLAGS.model_dir, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
-        allow_download=FLAGS.download, tpu=FLAGS.tpu,
-        worker_start_timeout_seconds=FLAGS.worker_start_timeout)
-  except (ValueError, data.DatasetNotAvailableError, models.OfflineWeightsError,
-          callbacks.NonFiniteLossError, distribute.WorkerLostError) as e:
-    sys.exit(f"error: {e}")
+  config = zoo_flags.config_from_flags(FLAGS)
+  metrics = train.train_and_evaluate(
+      config, FLAGS.model_dir, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
+      allow_download=FLAGS.download, tpu=FLAGS.tpu,
+      worker_start_timeout_seconds=FLAGS.worker_start_timeout)
   print(f"{FLAGS.model}: {tasks.get(config.task).headline(metrics)} "
         f"-> {metrics['model_dir']}/metrics.json")
 

@@ -19,6 +19,8 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from zoo import errors
+
 # Scale factors of the box coder (TensorFlow Object Detection API's faster_rcnn_box_coder:
 # y, x, h, w): the encoded deltas of matched anchors then have a spread near 1.
 BOX_CODER_SCALES = (10.0, 10.0, 5.0, 5.0)
@@ -41,8 +43,9 @@ def anchors_yxyx(image_size: int, *, min_level: int, max_level: int,
     float32 numpy array `[num_anchors, 4]`; anchors may reach outside [0, 1].
   """
   if image_size % 2 ** max_level:
-    raise ValueError(f"Invalid value for `image_size`: expected a multiple of "
-                     f"2**max_level = {2 ** max_level}. Received: image_size={image_size}")
+    raise errors.InvalidValueError(
+        f"Invalid value for `image_size`: expected a multiple of "
+        f"2**max_level = {2 ** max_level}. Received: image_size={image_size}")
   out = []
   for level in range(min_level, max_level + 1):
     stride = 2 ** level

@@ -9,8 +9,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from zoo import errors
 
-class NonFiniteLossError(FloatingPointError):
+
+class NonFiniteLossError(errors.ZooError, FloatingPointError):
   """Training stopped because the loss became NaN or infinite."""
 
 

@@ -23,6 +23,8 @@ from absl import app
 from absl import flags as absl_flags
 from absl import logging as absl_logging
 
+from zoo import errors
+
 # Lines TensorFlow writes to the stderr file descriptor while it loads, before its logging
 # is initialized (so `TF_CPP_MIN_LOG_LEVEL` does not reach them): the same INFO block once
 # per shared library it loads, and on machines without an NVIDIA driver the error of a
@@ -105,8 +107,13 @@ def _configure_logging() -> None:
 
 
 def run(main) -> None:
-  """`absl.app.run(main)` with the zoo's logging; Ctrl-C exits with status 130 and the
-  message of the `KeyboardInterrupt` (one line, no traceback)."""
+  """`absl.app.run(main)` with the zoo's logging and its one-line errors.
+
+  A `zoo.errors.ZooError` (a mistake in what the user gave: a flag value, a file, a
+  dataset) prints as `error: <message>`, exit status 2 for a `UsageError` and 1 otherwise;
+  Ctrl-C exits with status 130 and the message of the `KeyboardInterrupt`. Every other
+  exception is a bug and keeps its traceback.
+  """
 
   def _main(argv):
     _configure_logging()
@@ -115,6 +122,9 @@ def run(main) -> None:
     except KeyboardInterrupt as e:
       print(f"\n{str(e) or 'interrupted'}", file=sys.stderr)
       sys.exit(130)  # 128 + SIGINT, as shells report it.
+    except errors.ZooError as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2 if isinstance(e, errors.UsageError) else 1)
 
   app.run(_main)
 

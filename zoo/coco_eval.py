@@ -15,6 +15,7 @@ import io
 import numpy as np
 
 from zoo import boxes as zboxes
+from zoo import errors
 
 
 def coco_metrics(ground_truth: list[dict], detections: list[dict],
@@ -36,8 +37,8 @@ def coco_metrics(ground_truth: list[dict], detections: list[dict],
   from pycocotools.coco import COCO
   from pycocotools.cocoeval import COCOeval
   if len(ground_truth) != len(detections):
-    raise ValueError(f"Invalid value for `detections`: expected one entry per image "
-                     f"({len(ground_truth)}). Received: {len(detections)}")
+    raise errors.InvalidValueError(f"Invalid value for `detections`: expected one entry per image "
+                                   f"({len(ground_truth)}). Received: {len(detections)}")
   images, annotations, results = [], [], []
   for image_id, (gt, det) in enumerate(zip(ground_truth, detections), start=1):
     h, w = int(gt["height"]), int(gt["width"])
@@ -56,7 +57,7 @@ def coco_metrics(ground_truth: list[dict], detections: list[dict],
   metrics = {"num_images": len(images), "num_objects": len(annotations),
              "num_detections": len(results)}
   if not annotations:
-    raise ValueError("Invalid value for `ground_truth`: no objects to score against.")
+    raise errors.InvalidValueError("Invalid value for `ground_truth`: no objects to score against.")
   with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its tables.
     gt_coco = COCO()
     gt_coco.dataset = {"images": images, "annotations": annotations,

@@ -25,10 +25,12 @@ from typing import Optional
 
 import tensorflow as tf
 
+from zoo import errors
+
 STRATEGIES = ("auto", "default", "one_device", "mirrored", "multi_worker_mirrored", "tpu")
 
 
-class WorkerLostError(RuntimeError):
+class WorkerLostError(errors.ZooError, RuntimeError):
   """A peer worker stopped (or became unreachable) during multi-worker training."""
 
 
@@ -50,8 +52,9 @@ def get_strategy(name: str = "default", *, tpu: Optional[str] = None,
     ValueError: unknown name, or `multi_worker_mirrored` without a usable `TF_CONFIG`.
   """
   if name not in STRATEGIES:
-    raise ValueError(f"Invalid value for `strategy`: expected one of {list(STRATEGIES)}. "
-                     f"Received: {name!r}")
+    raise errors.InvalidValueError(
+        f"Invalid value for `strategy`: expected one of {list(STRATEGIES)}. "
+        f"Received: {name!r}")
   if name == "auto":
     gpus = tf.config.list_logical_devices("GPU")
     name = "mirrored" if len(gpus) > 1 else "default"
@@ -94,20 +97,22 @@ def read_tf_config() -> dict:
   example = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
              '"task": {"type": "worker", "index": 0}}\'')
   if not raw:
-    raise ValueError("Invalid value for `strategy`: multi_worker_mirrored needs the "
-                     f"TF_CONFIG environment variable on every worker, e.g. {example}. "
-                     "See README.md, 'Scale out'.")
+    raise errors.InvalidValueError(
+        "Invalid value for `strategy`: multi_worker_mirrored needs the "
+        f"TF_CONFIG environment variable on every worker, e.g. {example}. "
+        "See README.md, 'Scale out'.")
   try:
     config = json.loads(raw)
     workers = config["cluster"]["worker"]
     task = config["task"]
     index = int(task["index"])
   except (ValueError, KeyError, TypeError) as e:
-    raise ValueError(f"Invalid value for `TF_CONFIG`: expected JSON like {example}. "
-                     f"Received: {raw!r} ({type(e).__name__}: {e})") from None
+    raise errors.InvalidValueError(f"Invalid value for `TF_CONFIG`: expected JSON like {example}. "
+                                   f"Received: {raw!r} ({type(e).__name__}: {e})") from None
   if task.get("type") == "worker" and not 0 <= index < len(workers):
-    raise ValueError(f"Invalid value for `TF_CONFIG`: task index {index} is not in "
-                     f"0..{len(workers) - 1} (the cluster lists {len(workers)} workers).")
+    raise errors.InvalidValueError(
+        f"Invalid value for `TF_CONFIG`: task index {index} is not in "
+        f"0..{len(workers) - 1} (the cluster lists {len(workers)} workers).")
   return config
 
 
@@ -179,9 +184,9 @@ def check_global_batch(batch_size: int, strategy: tf.distribute.Strategy,
   """Raises if the global batch does not split evenly over the replicas."""
   n = strategy.num_replicas_in_sync
   if batch_size % n:
-    raise ValueError(
-        f"Invalid value for `{name}`: expected a positive multiple of the number of "
-        f"replicas ({n}). Received: {name}={batch_size}")
+    raise errors.InvalidValueError(
+                      f"Invalid value for `{name}`: expected a positive multiple of the number of "
+                      f"replicas ({n}). Received: {name}={batch_size}")
 
 
 def xla_supported(strategy: tf.distribute.Strategy) -> bool:

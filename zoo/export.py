@@ -27,13 +27,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import data, evaluate, provenance, registry, rundir, tasks
+from zoo import data, errors, evaluate, provenance, registry, rundir, tasks
 from zoo.predictor import read_card  # noqa: F401  (re-exported: export.read_card)
 
 TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 
 
-class ExportError(RuntimeError):
+class ExportError(errors.ZooError, RuntimeError):
   """The export failed a check; nothing was written into the export directory."""
 
 
@@ -106,8 +106,9 @@ def convert_tflite(source_dir: str, variant: str, calibration_images=None) -> by
   `calibration_images`, uint8 pixels [N, H, W, C]). Every variant keeps the source's
   uint8 pixel input and float32 probability output."""
   if variant not in TFLITE_VARIANTS:
-    raise ValueError(f"Invalid value for `variant`: expected one of {list(TFLITE_VARIANTS)}. "
-                     f"Received: {variant!r}")
+    raise errors.InvalidValueError(
+        f"Invalid value for `variant`: expected one of {list(TFLITE_VARIANTS)}. "
+        f"Received: {variant!r}")
   converter = tf.lite.TFLiteConverter.from_saved_model(source_dir,
                                                        signature_keys=["serving_default"])
   converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
@@ -118,7 +119,7 @@ def convert_tflite(source_dir: str, variant: str, calibration_images=None) -> by
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
   elif variant == "int8":
     if calibration_images is None:
-      raise ValueError("The int8 variant needs `calibration_images`.")
+      raise errors.InvalidValueError("The int8 variant needs `calibration_images`.")
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([img[None]] for img in calibration_images)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
@@ -164,17 +165,18 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
   root = os.path.join(export_dir, name)
   version = version if version is not None else _next_version(root)
   if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-    raise ValueError(f"Invalid value for `version`: expected an integer >= 1. "
-                     f"Received: version={version!r}")
+    raise errors.InvalidValueError(f"Invalid value for `version`: expected an integer >= 1. "
+                                   f"Received: version={version!r}")
   variants = task.tflite_variants if variants is None else tuple(variants)
   unknown = sorted(set(variants) - set(task.tflite_variants))
   if unknown:
-    raise ValueError(f"Invalid value for `variants`: {unknown} are not TFLite variants of "
-                     f"task {task.name!r}; expected some of {list(task.tflite_variants)}.")
+    raise errors.InvalidValueError(
+        f"Invalid value for `variants`: {unknown} are not TFLite variants of "
+        f"task {task.name!r}; expected some of {list(task.tflite_variants)}.")
   final = os.path.join(root, str(version))
   if os.path.exists(final) and not overwrite:
-    raise FileExistsError(f"{final!r} exists; pass --overwrite to replace it, or omit "
-                          "--version to write the next free one.")
+    raise errors.AlreadyExistsError(f"{final!r} exists; pass --overwrite to replace it, or omit "
+                                    "--version to write the next free one.")
 
   builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
                                  allow_download=allow_download)

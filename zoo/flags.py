@@ -10,7 +10,7 @@ import re
 
 from absl import flags
 
-from zoo import distribute, precision, registry
+from zoo import distribute, errors, precision, registry
 from zoo.configs import TrainConfig, apply_overrides
 
 
@@ -68,19 +68,22 @@ def config_from_flags(values) -> TrainConfig:
   """The recipe named by --model, with the named flags then --set overrides applied.
 
   Raises:
-    ValueError: naming the flag the user typed (`--epochs`), not the config field behind
-      it (`train_epochs`), when the bad value came from a named flag.
+    zoo.errors.UsageError: naming the flag the user typed (`--epochs`), not the config
+      field behind it (`train_epochs`), when the bad value came from a named flag.
   """
-  config = registry.get_config(values.model)
+  try:
+    config = registry.get_config(values.model)
+  except errors.ZooError as e:
+    raise errors.UsageError(str(e)) from None
   named = {field: getattr(values, flag) for flag, field in FLAG_FIELDS.items()
            if getattr(values, flag) is not None}
   try:
     return apply_overrides(config.replace(**named), values.set).validate()
-  except ValueError as e:
+  except errors.ZooError as e:
     message = str(e)
     overridden = {item.partition("=")[0].strip() for item in values.set}
     for flag, field in FLAG_FIELDS.items():
       if field in named and field not in overridden:
         message = re.sub(rf"`{field}`", f"`--{flag}`", message)
         message = re.sub(rf"\b{field}=", f"--{flag}=", message)
-    raise ValueError(message) from None
+    raise errors.UsageError(message) from None

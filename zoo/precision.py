@@ -20,6 +20,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from zoo import errors
+
 _KERAS_POLICY = {"float32": "float32", "float16": "mixed_float16",
                  "bfloat16": "mixed_bfloat16"}
 # The names `--mixed_precision` / `TrainConfig.mixed_precision` accept (the one list).
@@ -36,8 +38,8 @@ def resolve_policy(name: str) -> str:
       return "mixed_float16"
     return "float32"
   if name not in _KERAS_POLICY:
-    raise ValueError("Invalid value for `mixed_precision`: expected one of "
-                     f"{list(POLICIES)}. Received: {name!r}")
+    raise errors.InvalidValueError("Invalid value for `mixed_precision`: expected one of "
+                                   f"{list(POLICIES)}. Received: {name!r}")
   return _KERAS_POLICY[name]
 
 

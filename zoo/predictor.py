@@ -29,6 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
+from zoo import errors
+
 CARD = "model_card.json"
 log = logging.getLogger("zoo")
 
@@ -37,7 +39,7 @@ def read_card(version_dir: str) -> dict:
   """The model card of an exported version directory."""
   card_path = os.path.join(version_dir, CARD)
   if not os.path.exists(card_path):
-    raise FileNotFoundError(f"No {CARD} in {version_dir!r}: not a zoo export.")
+    raise errors.NotFoundError(f"No {CARD} in {version_dir!r}: not a zoo export.")
   with open(card_path) as f:
     return json.load(f)
 
@@ -112,12 +114,12 @@ class Predictor:
 def _check_array(name, value, dtype, shape_tail) -> np.ndarray:
   value = np.asarray(value)
   if value.dtype != np.dtype(dtype):
-    raise ValueError(f"Invalid value for `{name}`: expected dtype {np.dtype(dtype)}. "
-                     f"Received: dtype={value.dtype}")
+    raise errors.InvalidValueError(f"Invalid value for `{name}`: expected dtype {np.dtype(dtype)}. "
+                                   f"Received: dtype={value.dtype}")
   if value.ndim != 1 + len(shape_tail) or tuple(value.shape[1:]) != tuple(shape_tail):
-    raise ValueError(f"Invalid value for `{name}`: expected shape "
-                     f"[N{''.join(', ' + str(d) for d in shape_tail)}]. "
-                     f"Received: shape={list(value.shape)}")
+    raise errors.InvalidValueError(f"Invalid value for `{name}`: expected shape "
+                                   f"[N{''.join(', ' + str(d) for d in shape_tail)}]. "
+                                   f"Received: shape={list(value.shape)}")
   return value
 
 
@@ -131,8 +133,9 @@ class Classifier(Predictor):
 
   def _check(self, images) -> np.ndarray:
     if np.asarray(images).dtype != np.uint8:
-      raise ValueError(f"Invalid value for `images`: expected dtype uint8 (pixels 0-255, as "
-                       f"stored by the dataset). Received: dtype={np.asarray(images).dtype}")
+      raise errors.InvalidValueError(
+          f"Invalid value for `images`: expected dtype uint8 (pixels 0-255, as "
+          f"stored by the dataset). Received: dtype={np.asarray(images).dtype}")
     return _check_array("images", images, np.uint8, self.image_shape)
 
   def predict(self, images) -> dict:
@@ -151,8 +154,9 @@ class Classifier(Predictor):
     """uint8 images -> `features` (the penultimate layer, float32 [N, D], usable as
     embeddings) and `probabilities`, from the SavedModel's `features` signature."""
     if not self.has_features:
-      raise ValueError(f"{self.path!r} has no `features` signature (exports from this zoo "
-                       "version have it in the SavedModel).")
+      raise errors.InvalidValueError(
+          f"{self.path!r} has no `features` signature (exports from this zoo "
+          "version have it in the SavedModel).")
     return self.backend.run("features", images=self._check(images))
 
   def predict_files(self, paths: Sequence[str], auto_invert: bool = True) -> list[dict]:
@@ -208,17 +212,20 @@ class Generator(Predictor):
   def _labels(self, labels, n) -> dict:
     if not self.conditional:
       if labels is not None:
-        raise ValueError("Invalid value for `labels`: this generator is unconditional; "
-                         "pass no labels.")
+        raise errors.InvalidValueError(
+            "Invalid value for `labels`: this generator is unconditional; "
+            "pass no labels.")
       return {}
     if labels is None:
-      raise ValueError(f"Invalid value for `labels`: this generator is conditional; pass one "
-                       f"class index (0-{len(self.class_names) - 1}) per image.")
+      raise errors.InvalidValueError(
+          f"Invalid value for `labels`: this generator is conditional; pass one "
+          f"class index (0-{len(self.class_names) - 1}) per image.")
     labels = np.asarray(labels)
     if (labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer)
         or labels.min(initial=0) < 0 or labels.max(initial=0) >= len(self.class_names)):
-      raise ValueError(f"Invalid value for `labels`: expected {n} integers in "
-                       f"[0, {len(self.class_names) - 1}]. Received: {labels.tolist()!r}")
+      raise errors.InvalidValueError(
+          f"Invalid value for `labels`: expected {n} integers in "
+          f"[0, {len(self.class_names) - 1}]. Received: {labels.tolist()!r}")
     return {"labels": labels.astype(np.int64)}
 
   def generate(self, latent, labels=None) -> np.ndarray:
@@ -257,9 +264,9 @@ class Detector(Predictor):
     `num_detections [N]`. TFLite files take one image per call: they are run per image."""
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != self.channels:
-      raise ValueError(f"Invalid value for `images`: expected uint8 [N, H, W, "
-                       f"{self.channels}]. Received: dtype={images.dtype}, "
-                       f"shape={list(images.shape)}")
+      raise errors.InvalidValueError(f"Invalid value for `images`: expected uint8 [N, H, W, "
+                                     f"{self.channels}]. Received: dtype={images.dtype}, "
+                                     f"shape={list(images.shape)}")
     if self.kind == "tflite":
       rows = [self.backend.run(images=image[None]) for image in images]
       return {k: np.concatenate([r[k] for r in rows]) for k in self.OUTPUTS}
@@ -308,8 +315,8 @@ def _newest_version(model_dir: str) -> str:
   versions = [int(d) for d in os.listdir(model_dir)
               if d.isdigit() and os.path.isdir(os.path.join(model_dir, d))]
   if not versions:
-    raise FileNotFoundError(f"Invalid value for `path`: {model_dir!r} has no version "
-                            "directories (1/, 2/, ...).")
+    raise errors.NotFoundError(f"Invalid value for `path`: {model_dir!r} has no version "
+                               "directories (1/, 2/, ...).")
   return os.path.join(model_dir, str(max(versions)))
 
 
@@ -327,12 +334,12 @@ def load(path: str) -> Predictor:
   from zoo import tasks
   if path.endswith(".tflite"):
     if not os.path.isfile(path):
-      raise FileNotFoundError(f"Invalid value for `path`: no such file {path!r}.")
+      raise errors.NotFoundError(f"Invalid value for `path`: no such file {path!r}.")
     card = read_card(os.path.dirname(os.path.abspath(path)))
     backend = TFLiteBackend(path)
   elif not os.path.isdir(path):
-    raise FileNotFoundError(f"Invalid value for `path`: {path!r} is neither a .tflite file "
-                            "nor a directory.")
+    raise errors.NotFoundError(f"Invalid value for `path`: {path!r} is neither a .tflite file "
+                               "nor a directory.")
   else:
     if not os.path.exists(os.path.join(path, "saved_model.pb")):
       path = _newest_version(path)

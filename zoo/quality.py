@@ -29,6 +29,8 @@ from typing import Optional
 
 import numpy as np
 
+from zoo import errors
+
 DEFAULT_FEATURE_MODEL = os.path.join("saved_models", "mnist_cnn")
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,8 +39,8 @@ def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """Mean [D] and covariance [D, D] (float64) of features [N, D]."""
   features = np.asarray(features, dtype=np.float64)
   if features.ndim != 2 or len(features) < 2:
-    raise ValueError(f"Invalid value for `features`: expected [N >= 2, D]. "
-                     f"Received: shape={list(features.shape)}")
+    raise errors.InvalidValueError(f"Invalid value for `features`: expected [N >= 2, D]. "
+                                   f"Received: shape={list(features.shape)}")
   return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
@@ -67,10 +69,10 @@ def resolve_feature_model(path: str = DEFAULT_FEATURE_MODEL) -> str:
   candidate = os.path.join(_REPO_ROOT, path)
   if not os.path.isabs(path) and os.path.exists(candidate):
     return candidate
-  raise FileNotFoundError(
-      f"Invalid value for `feature_model`: {path!r} does not exist. Expected an exported "
-      "zoo classifier (a model or version directory with a `features` signature), e.g. "
-      f"{DEFAULT_FEATURE_MODEL!r}.")
+  raise errors.NotFoundError(
+         f"Invalid value for `feature_model`: {path!r} does not exist. Expected an exported "
+         "zoo classifier (a model or version directory with a `features` signature), e.g. "
+         f"{DEFAULT_FEATURE_MODEL!r}.")
 
 
 class FeatureClassifier:
@@ -85,9 +87,9 @@ class FeatureClassifier:
     from zoo import predictor
     self.predictor = predictor.load(resolve_feature_model(path))
     if not hasattr(self.predictor, "features") or not self.predictor.has_features:
-      raise ValueError(
-          f"Invalid value for `feature_model`: {path!r} has no `features` signature; "
-          "expected a classifier exported by this zoo version (scripts/export.py).")
+      raise errors.InvalidValueError(
+                        f"Invalid value for `feature_model`: {path!r} has no `features` signature; "
+                        "expected a classifier exported by this zoo version (scripts/export.py).")
     self.source = self.predictor.source
 
   def describe(self) -> dict:

@@ -9,7 +9,7 @@ from typing import Callable
 
 import keras
 
-from zoo import models
+from zoo import errors, models
 from zoo.configs import (TrainConfig, cdcgan_mnist, dcgan_mnist, detector_mnist,
                          keras_example_cnn, mnist_cnn, mnist_mlp, retinanet_mobilenet,
                          tf_tutorial_dcgan)
@@ -33,13 +33,14 @@ def recipe_names() -> list[str]:
 def get_config(name: str) -> TrainConfig:
   """Returns a fresh copy of the recipe's config."""
   if name not in RECIPES:
-    raise ValueError(f"Unknown recipe {name!r}. Valid recipes: {recipe_names()}")
+    raise errors.InvalidValueError(f"Unknown recipe {name!r}. Valid recipes: {recipe_names()}")
   return RECIPES[name]().replace(recipe=name)
 
 
 def build_model(config: TrainConfig, *, input_shape, num_classes: int) -> keras.Model:
   """Builds `config.model` with the config's knobs. The dtype policy must already be set."""
   if config.model not in models.MODELS:
-    raise ValueError(f"Unknown model {config.model!r}. Valid models: {sorted(models.MODELS)}")
+    raise errors.InvalidValueError(
+        f"Unknown model {config.model!r}. Valid models: {sorted(models.MODELS)}")
   return models.MODELS[config.model](input_shape=tuple(input_shape), num_classes=num_classes,
                                      **config.model_kwargs)

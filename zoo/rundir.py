@@ -16,6 +16,8 @@ import json
 import os
 import re
 
+from zoo import errors
+
 CONFIG = "config.json"
 RUN_CARD = "run_card.json"
 METRICS = "metrics.json"
@@ -51,10 +53,10 @@ def read_json(model_dir: str, name: str) -> dict:
 def check_trained(model_dir: str) -> None:
   """Raises FileNotFoundError unless `model_dir` is a run with a checkpoint."""
   if not os.path.exists(os.path.join(model_dir, CONFIG)):
-    raise FileNotFoundError(
-        f"Invalid value for `model_dir`: {model_dir!r} is not a run directory (no "
-        f"{CONFIG}). Expected the --model_dir of a scripts/train.py run.")
+    raise errors.NotFoundError(
+           f"Invalid value for `model_dir`: {model_dir!r} is not a run directory (no "
+           f"{CONFIG}). Expected the --model_dir of a scripts/train.py run.")
   if not os.path.exists(os.path.join(model_dir, CHECKPOINT)):
-    raise FileNotFoundError(
-        f"Run {model_dir!r} has no checkpoint yet ({CHECKPOINT}): it has not finished an "
-        "epoch. Train it first (rerunning scripts/train.py resumes it).")
+    raise errors.NotFoundError(
+           f"Run {model_dir!r} has no checkpoint yet ({CHECKPOINT}): it has not finished an "
+           "epoch. Train it first (rerunning scripts/train.py resumes it).")

@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 
 from zoo import callbacks as zoo_callbacks
-from zoo import data, distribute, precision, provenance, registry, rundir, tasks
+from zoo import data, distribute, errors, precision, provenance, registry, rundir, tasks
 from zoo.configs import TrainConfig
 
 # The layout's names, for callers that knew them here.
@@ -74,7 +74,7 @@ def _check_same_config(model_dir: str, config: TrainConfig) -> None:
   new = json.loads(config.to_json())
   diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
   if diff:
-    raise ValueError(
+    raise errors.InvalidValueError(
         f"Invalid value for `model_dir`: {model_dir!r} holds a run with a different config "
         f"(fields {diff} differ). Rerun with the same flags to resume it, or pick a new "
         "--model_dir.")
@@ -162,8 +162,9 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
                        for ds in task.datasets(builder, config))
   steps_per_epoch = _num_batches(train_ds)
   if steps_per_epoch == 0:
-    raise ValueError(f"Invalid value for `batch_size`: split {config.train_split!r} has fewer "
-                     f"examples than one batch. Received: batch_size={config.batch_size}")
+    raise errors.InvalidValueError(
+        f"Invalid value for `batch_size`: split {config.train_split!r} has fewer "
+        f"examples than one batch. Received: batch_size={config.batch_size}")
 
   # A config asks for XLA; the strategy says whether it can have it (see zoo.distribute).
   jit_compile = config.jit_compile and distribute.xla_supported(strategy)

@@ -12,6 +12,8 @@ import json
 import typing
 from typing import Any
 
+from zoo import errors
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -95,36 +97,38 @@ class TrainConfig:
     _positive_int(self, "batch_size")
     _positive_int(self, "eval_batch_size")
     if not isinstance(self.train_epochs, int) or self.train_epochs < 0:
-      raise ValueError(
-          "Invalid value for `train_epochs`: expected an integer >= 0. "
-          f"Received: train_epochs={self.train_epochs!r}")
+      raise errors.InvalidValueError(
+                        "Invalid value for `train_epochs`: expected an integer >= 0. "
+                        f"Received: train_epochs={self.train_epochs!r}")
     if not self.learning_rate > 0:
-      raise ValueError("Invalid value for `learning_rate`: expected a number > 0. "
-                       f"Received: learning_rate={self.learning_rate!r}")
+      raise errors.InvalidValueError("Invalid value for `learning_rate`: expected a number > 0. "
+                                     f"Received: learning_rate={self.learning_rate!r}")
     if not 0 <= self.beta_1 < 1:
-      raise ValueError("Invalid value for `beta_1`: expected 0 <= beta_1 < 1. "
-                       f"Received: beta_1={self.beta_1!r}")
+      raise errors.InvalidValueError("Invalid value for `beta_1`: expected 0 <= beta_1 < 1. "
+                                     f"Received: beta_1={self.beta_1!r}")
     _one_of(self, "optimizer", ("adam", "adamw", "sgd"))
     _one_of(self, "lr_schedule", ("constant", "cosine"))
     from zoo import distribute, precision  # TensorFlow-importing; the dataclass is not.
     _one_of(self, "mixed_precision", precision.POLICIES)
     _one_of(self, "strategy", distribute.STRATEGIES)
     if not self.warmup_epochs >= 0:
-      raise ValueError("Invalid value for `warmup_epochs`: expected a number >= 0. "
-                       f"Received: warmup_epochs={self.warmup_epochs!r}")
+      raise errors.InvalidValueError("Invalid value for `warmup_epochs`: expected a number >= 0. "
+                                     f"Received: warmup_epochs={self.warmup_epochs!r}")
     if not 0 <= self.max_warmup_fraction <= 1:
-      raise ValueError("Invalid value for `max_warmup_fraction`: expected 0 <= "
-                       "max_warmup_fraction <= 1. "
-                       f"Received: max_warmup_fraction={self.max_warmup_fraction!r}")
+      raise errors.InvalidValueError("Invalid value for `max_warmup_fraction`: expected 0 <= "
+                                     "max_warmup_fraction <= 1. "
+                                     f"Received: max_warmup_fraction={self.max_warmup_fraction!r}")
     if self.weight_decay < 0:
-      raise ValueError("Invalid value for `weight_decay`: expected a number >= 0. "
-                       f"Received: weight_decay={self.weight_decay!r}")
+      raise errors.InvalidValueError("Invalid value for `weight_decay`: expected a number >= 0. "
+                                     f"Received: weight_decay={self.weight_decay!r}")
     if not 0.0 <= self.ema_momentum < 1.0:
-      raise ValueError("Invalid value for `ema_momentum`: expected 0 <= ema_momentum < 1 "
-                       f"(0 = off). Received: ema_momentum={self.ema_momentum!r}")
+      raise errors.InvalidValueError(
+          "Invalid value for `ema_momentum`: expected 0 <= ema_momentum < 1 "
+          f"(0 = off). Received: ema_momentum={self.ema_momentum!r}")
     if self.max_shift_pixels < 0:
-      raise ValueError("Invalid value for `max_shift_pixels`: expected an integer >= 0. "
-                       f"Received: max_shift_pixels={self.max_shift_pixels!r}")
+      raise errors.InvalidValueError(
+          "Invalid value for `max_shift_pixels`: expected an integer >= 0. "
+          f"Received: max_shift_pixels={self.max_shift_pixels!r}")
     _positive_int(self, "shuffle_buffer_examples")
     return self
 
@@ -139,7 +143,8 @@ class TrainConfig:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:
-      raise ValueError(f"Unknown config field(s) {unknown}; valid fields: {sorted(names)}")
+      raise errors.InvalidValueError(
+          f"Unknown config field(s) {unknown}; valid fields: {sorted(names)}")
     return cls(**d)
 
   def replace(self, **changes) -> "TrainConfig":
@@ -149,15 +154,15 @@ class TrainConfig:
 def _positive_int(config, name):
   value = getattr(config, name)
   if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-    raise ValueError(f"Invalid value for `{name}`: expected a positive integer. "
-                     f"Received: {name}={value!r}")
+    raise errors.InvalidValueError(f"Invalid value for `{name}`: expected a positive integer. "
+                                   f"Received: {name}={value!r}")
 
 
 def _one_of(config, name, choices):
   value = getattr(config, name)
   if value not in choices:
-    raise ValueError(f"Invalid value for `{name}`: expected one of {list(choices)}. "
-                     f"Received: {name}={value!r}")
+    raise errors.InvalidValueError(f"Invalid value for `{name}`: expected one of {list(choices)}. "
+                                   f"Received: {name}={value!r}")
 
 
 def _parse_value(text: str) -> Any:
@@ -184,23 +189,23 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key:
-      raise ValueError(f"Invalid override {item!r}: expected `field=value`, "
-                       "e.g. `train_epochs=3` or `model_kwargs.dropout=0.2`.")
+      raise errors.InvalidValueError(f"Invalid override {item!r}: expected `field=value`, "
+                                     "e.g. `train_epochs=3` or `model_kwargs.dropout=0.2`.")
     value = _parse_value(raw.strip())
     field, dot, knob = key.partition(".")
     if dot and field in kwargs:
       kwargs[field][knob] = value
       continue
     if key not in hints:
-      raise ValueError(f"Unknown config field {key!r} in override {item!r}; "
-                       f"valid fields: {sorted(hints)}")
+      raise errors.InvalidValueError(f"Unknown config field {key!r} in override {item!r}; "
+                                     f"valid fields: {sorted(hints)}")
     expected = hints[key]
     origin = typing.get_origin(expected) or expected
     if origin is float and isinstance(value, int) and not isinstance(value, bool):
       value = float(value)
     if not isinstance(value, origin) or (origin is int and isinstance(value, bool)):
-      raise ValueError(f"Invalid override {item!r}: `{key}` expects "
-                       f"{getattr(origin, '__name__', origin)}, got {value!r}")
+      raise errors.InvalidValueError(f"Invalid override {item!r}: `{key}` expects "
+                                     f"{getattr(origin, '__name__', origin)}, got {value!r}")
     changes[key] = value
   for field, value in kwargs.items():
     if value != getattr(config, field):

@@ -41,6 +41,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from zoo import boxes as zboxes
+from zoo import errors
 
 PREFIX = "coco:"
 ROBOFLOW_ANNOTATIONS = "_annotations.coco.json"
@@ -49,7 +50,7 @@ ROBOFLOW_SPLITS = ("train", "valid", "test")
 log = logging.getLogger("zoo")
 
 
-class AnnotationError(ValueError):
+class AnnotationError(errors.InvalidValueError):
   """A COCO annotation file that cannot be used as it is (see the module docstring)."""
 
 

@@ -26,6 +26,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo import boxes as zboxes
+from zoo import errors
 from zoo.data.tfds_input import normalize_images
 
 
@@ -94,8 +95,8 @@ def make_detection_dataset(
     `zoo.boxes.IGNORE` or the class id), as `zoo.models.detector.DetectionLoss` reads them.
   """
   if batch_size <= 0:
-    raise ValueError("Invalid value for `batch_size`: expected a positive integer. "
-                     f"Received: batch_size={batch_size!r}")
+    raise errors.InvalidValueError("Invalid value for `batch_size`: expected a positive integer. "
+                                   f"Received: batch_size={batch_size!r}")
   ds = read_examples(builder, split)
   if input_context is not None:
     batch_size = input_context.get_per_replica_batch_size(batch_size)

@@ -25,6 +25,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from zoo import errors
+
 # The original files each dataset is prepared from, as TFDS names them inside
 # `manual_dir` (the basenames of its download URLs).
 _IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
@@ -35,7 +37,7 @@ EXPECTED_FILES = {"mnist": _IDX_FILES, "fashion_mnist": _IDX_FILES,
 log = logging.getLogger("zoo")
 
 
-class DatasetNotAvailableError(RuntimeError):
+class DatasetNotAvailableError(errors.ZooError, RuntimeError):
   """The dataset is neither prepared nor provided, and downloading is not allowed."""
 
 
@@ -85,8 +87,9 @@ def prepare_builder(name: str, *, data_dir: Optional[str] = None,
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError as e:
-    raise ValueError(f"Invalid value for `dataset`: {name!r} is not a tensorflow-datasets "
-                     "name (e.g. 'mnist', 'fashion_mnist').") from e
+    raise errors.InvalidValueError(
+        f"Invalid value for `dataset`: {name!r} is not a tensorflow-datasets "
+        "name (e.g. 'mnist', 'fashion_mnist').") from e
   if builder.is_prepared():
     return builder
   expected = EXPECTED_FILES.get(name)
@@ -198,12 +201,12 @@ def make_classification_dataset(
     A `tf.data.Dataset` of `(images [B, H, W, C] float32, labels [B] int64)`.
   """
   if batch_size <= 0:
-    raise ValueError("Invalid value for `batch_size`: expected a positive integer. "
-                     f"Received: batch_size={batch_size!r}")
+    raise errors.InvalidValueError("Invalid value for `batch_size`: expected a positive integer. "
+                                   f"Received: batch_size={batch_size!r}")
   ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
   if input_context is not None:
     if batch_size % input_context.num_replicas_in_sync:
-      raise ValueError(
+      raise errors.InvalidValueError(
           "Invalid value for `batch_size`: expected a positive multiple of the number of "
           f"replicas ({input_context.num_replicas_in_sync}). Received: batch_size={batch_size}")
     batch_size = input_context.get_per_replica_batch_size(batch_size)

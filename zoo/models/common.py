@@ -2,35 +2,38 @@
 
 import keras
 
+from zoo import errors
+
 
 def check_image_shape(shape, name="input_shape"):
   """Validates an image shape argument: (height, width, channels) of positive integers."""
   if (not isinstance(shape, (tuple, list)) or len(shape) != 3
       or not all(isinstance(d, int) and d > 0 for d in shape)):
-    raise ValueError(f"Invalid value for `{name}`: expected (height, width, channels) "
-                     f"of positive integers. Received: {name}={shape!r}")
+    raise errors.InvalidValueError(
+        f"Invalid value for `{name}`: expected (height, width, channels) "
+        f"of positive integers. Received: {name}={shape!r}")
 
 
 def check_builder_args(input_shape, num_classes):
   """Validates the arguments every classifier builder shares."""
   check_image_shape(input_shape)
   if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-    raise ValueError("Invalid value for `num_classes`: expected an integer >= 2. "
-                     f"Received: num_classes={num_classes!r}")
+    raise errors.InvalidValueError("Invalid value for `num_classes`: expected an integer >= 2. "
+                                   f"Received: num_classes={num_classes!r}")
 
 
 def check_rate(name, value):
   if not 0.0 <= value < 1.0:
-    raise ValueError(f"Invalid value for `{name}`: expected 0 <= {name} < 1. "
-                     f"Received: {name}={value!r}")
+    raise errors.InvalidValueError(f"Invalid value for `{name}`: expected 0 <= {name} < 1. "
+                                   f"Received: {name}={value!r}")
 
 
 def check_positive_ints(name, values):
   """Validates a non-empty sequence of positive integers (layer widths, filter counts)."""
   if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
                            for v in values):
-    raise ValueError(f"Invalid value for `{name}`: expected a non-empty sequence of "
-                     f"positive integers. Received: {name}={values!r}")
+    raise errors.InvalidValueError(f"Invalid value for `{name}`: expected a non-empty sequence of "
+                                   f"positive integers. Received: {name}={values!r}")
 
 
 def classifier_head(x, num_classes):

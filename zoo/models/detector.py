@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import boxes as zboxes
+from zoo import errors
 from zoo.models import common
 
 # Knobs of the anchors, shared by the builder and `anchors_yxyx` (their defaults).
@@ -37,7 +38,7 @@ BACKBONES = ("small", "mobilenet_v2")
 _MOBILENET_LEVELS = {3: "block_6_expand_relu", 4: "block_13_expand_relu", 5: "out_relu"}
 
 
-class OfflineWeightsError(RuntimeError):
+class OfflineWeightsError(errors.ZooError, RuntimeError):
   """Pretrained weights were asked for, are not cached, and the zoo never downloads."""
 
 
@@ -53,7 +54,7 @@ def model_input_size(input_shape, model_kwargs: dict) -> int:
   if size is None:
     height, width = input_shape[0], input_shape[1]
     if height is None or height != width:
-      raise ValueError(
+      raise errors.InvalidValueError(
           "Invalid value for `model_kwargs.image_size`: the dataset's images are "
           f"{height}x{width} (None: sizes vary); set the detector's square input size, "
           "e.g. --set=model_kwargs.image_size=320.")
@@ -81,8 +82,9 @@ def small_backbone(inputs, widths: Sequence[int], max_level: int) -> dict:
   """A plain strided convnet: stage `i` (1-based) halves the resolution with a strided
   Conv-BN-ReLU and adds one more; returns `{level: feature map}` for levels 1..max_level."""
   if len(widths) < max_level:
-    raise ValueError(f"Invalid value for `widths`: the small backbone needs one width per "
-                     f"level up to max_level={max_level}. Received: widths={widths!r}")
+    raise errors.InvalidValueError(
+        f"Invalid value for `widths`: the small backbone needs one width per "
+        f"level up to max_level={max_level}. Received: widths={widths!r}")
   features, x = {}, inputs
   for level, width in enumerate(widths[:max_level], start=1):
     x = _conv_bn(x, width, 2, f"stage{level}_down")
@@ -102,8 +104,9 @@ def mobilenet_v2_backbone(inputs, weights: Optional[str]) -> dict:
   levels 3-5. `weights="imagenet"` needs the file in Keras's cache (`~/.keras/models/`)."""
   size = inputs.shape[1]
   if weights not in (None, "imagenet"):
-    raise ValueError("Invalid value for `backbone_weights`: expected None or 'imagenet'. "
-                     f"Received: backbone_weights={weights!r}")
+    raise errors.InvalidValueError(
+        "Invalid value for `backbone_weights`: expected None or 'imagenet'. "
+        f"Received: backbone_weights={weights!r}")
   if weights == "imagenet":
     cache = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
                          "models", _imagenet_weights_file(size))
@@ -183,17 +186,19 @@ def retinanet(*, input_shape=(128, 128, 1), num_classes=10, name="retinanet",
   channels = input_shape[-1]
   common.check_image_shape((size, size, channels))
   if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-    raise ValueError("Invalid value for `num_classes`: expected an integer >= 1. "
-                     f"Received: num_classes={num_classes!r}")
+    raise errors.InvalidValueError("Invalid value for `num_classes`: expected an integer >= 1. "
+                                   f"Received: num_classes={num_classes!r}")
   if backbone not in BACKBONES:
-    raise ValueError(f"Invalid value for `backbone`: expected one of {list(BACKBONES)}. "
-                     f"Received: backbone={backbone!r}")
+    raise errors.InvalidValueError(
+        f"Invalid value for `backbone`: expected one of {list(BACKBONES)}. "
+        f"Received: backbone={backbone!r}")
   if not 0 < prior_probability < 1:
-    raise ValueError("Invalid value for `prior_probability`: expected 0 < p < 1. "
-                     f"Received: prior_probability={prior_probability!r}")
+    raise errors.InvalidValueError("Invalid value for `prior_probability`: expected 0 < p < 1. "
+                                   f"Received: prior_probability={prior_probability!r}")
   if not 1 <= min_level <= max_level:
-    raise ValueError("Invalid value for `min_level`/`max_level`: expected 1 <= min_level <= "
-                     f"max_level. Received: min_level={min_level}, max_level={max_level}")
+    raise errors.InvalidValueError(
+        "Invalid value for `min_level`/`max_level`: expected 1 <= min_level <= "
+        f"max_level. Received: min_level={min_level}, max_level={max_level}")
   common.check_positive_ints("widths", widths)
   # Validates the size against the levels (a multiple of 2**max_level).
   zboxes.anchors_yxyx(size, min_level=min_level, max_level=max_level,
@@ -205,13 +210,15 @@ def retinanet(*, input_shape=(128, 128, 1), num_classes=10, name="retinanet",
     features = small_backbone(inputs, widths, max_level)
   else:
     if not 3 <= min_level <= max_level <= 5:
-      raise ValueError("Invalid value for `min_level`/`max_level`: the mobilenet_v2 backbone "
-                       f"has levels 3-5. Received: {min_level}-{max_level}")
+      raise errors.InvalidValueError(
+          "Invalid value for `min_level`/`max_level`: the mobilenet_v2 backbone "
+          f"has levels 3-5. Received: {min_level}-{max_level}")
     features = mobilenet_v2_backbone(inputs, backbone_weights)
   if bn_momentum is not None:
     if not 0 <= bn_momentum < 1:
-      raise ValueError("Invalid value for `bn_momentum`: expected 0 <= bn_momentum < 1. "
-                       f"Received: bn_momentum={bn_momentum!r}")
+      raise errors.InvalidValueError(
+          "Invalid value for `bn_momentum`: expected 0 <= bn_momentum < 1. "
+          f"Received: bn_momentum={bn_momentum!r}")
     for layer in keras.Model(inputs, list(features.values())).layers:
       if isinstance(layer, keras.layers.BatchNormalization):
         layer.momentum = bn_momentum
@@ -255,10 +262,10 @@ class DetectionLoss(keras.losses.Loss):
                name="detection_loss", **kwargs):
     super().__init__(name=name, **kwargs)
     if not 0 <= alpha <= 1 or gamma < 0 or huber_delta <= 0 or box_weight < 0:
-      raise ValueError("Invalid value for DetectionLoss: expected 0 <= alpha <= 1, "
-                       "gamma >= 0, huber_delta > 0, box_weight >= 0. Received: "
-                       f"alpha={alpha}, gamma={gamma}, huber_delta={huber_delta}, "
-                       f"box_weight={box_weight}")
+      raise errors.InvalidValueError("Invalid value for DetectionLoss: expected 0 <= alpha <= 1, "
+                                     "gamma >= 0, huber_delta > 0, box_weight >= 0. Received: "
+                                     f"alpha={alpha}, gamma={gamma}, huber_delta={huber_delta}, "
+                                     f"box_weight={box_weight}")
     self.num_classes = num_classes
     self.alpha, self.gamma = alpha, gamma
     self.huber_delta, self.box_weight = huber_delta, box_weight

@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from zoo import precision
+from zoo import errors, precision
 from zoo.models import common
 
 
@@ -40,8 +40,9 @@ def dcgan_generator(*, latent_dim=64, image_shape=(28, 28, 1), num_classes=0, fi
   height, width, channels = image_shape
   scale = 2 ** len(filters)
   if height % scale or width % scale:
-    raise ValueError(f"Invalid value for `image_shape`: height and width must be divisible by "
-                     f"{scale} (2 ** len(filters)). Received: image_shape={image_shape!r}")
+    raise errors.InvalidValueError(
+        f"Invalid value for `image_shape`: height and width must be divisible by "
+        f"{scale} (2 ** len(filters)). Received: image_shape={image_shape!r}")
   latent = keras.Input(shape=(latent_dim,), name="latent")
   inputs, x = [latent], latent
   if num_classes:
@@ -108,8 +109,8 @@ def _check_gan_args(latent_dim, image_shape, num_classes):
   common.check_positive_ints("latent_dim", (latent_dim,))
   common.check_image_shape(image_shape, "image_shape")
   if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-    raise ValueError("Invalid value for `num_classes`: expected an integer >= 0 (0 = "
-                     f"unconditional). Received: num_classes={num_classes!r}")
+    raise errors.InvalidValueError("Invalid value for `num_classes`: expected an integer >= 0 (0 = "
+                                   f"unconditional). Received: num_classes={num_classes!r}")
 
 
 def seed_latents(seeds, latent_dim: int) -> tf.Tensor:
@@ -332,8 +333,9 @@ def tf_tutorial_dcgan(*, input_shape=(28, 28, 1), num_classes=10, name="tf_tutor
   """
   del num_classes  # Unconditional.
   if tuple(input_shape) != (28, 28, 1):
-    raise ValueError("Invalid value for `input_shape`: the tutorial's DCGAN makes 28x28x1 "
-                     f"images. Received: input_shape={input_shape!r}")
+    raise errors.InvalidValueError(
+        "Invalid value for `input_shape`: the tutorial's DCGAN makes 28x28x1 "
+        f"images. Received: input_shape={input_shape!r}")
   latent = keras.Input(shape=(100,), name="latent")
   x = keras.layers.Dense(7 * 7 * 256, use_bias=False)(latent)
   x = keras.layers.BatchNormalization()(x)

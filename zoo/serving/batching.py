@@ -23,6 +23,7 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from zoo import errors
 from zoo.serving.json_tensor import RequestError
 
 
@@ -85,9 +86,10 @@ class Batcher:
   def __init__(self, run: Callable[[dict], dict], *, max_batch_size: int, timeout_s: float,
                max_enqueued_rows: int, executor: concurrent.futures.Executor):
     if max_batch_size < 1 or timeout_s < 0 or max_enqueued_rows < 1:
-      raise ValueError(f"Invalid batching options: max_batch_size={max_batch_size} (>= 1), "
-                       f"timeout_s={timeout_s} (>= 0), max_enqueued_rows="
-                       f"{max_enqueued_rows} (>= 1).")
+      raise errors.InvalidValueError(
+          f"Invalid batching options: max_batch_size={max_batch_size} (>= 1), "
+          f"timeout_s={timeout_s} (>= 0), max_enqueued_rows="
+          f"{max_enqueued_rows} (>= 1).")
     self._run = run
     self.max_batch_size = max_batch_size
     self.timeout_s = timeout_s

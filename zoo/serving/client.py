@@ -26,10 +26,11 @@ import urllib.request
 
 import numpy as np
 
+from zoo import errors
 from zoo.serving.json_tensor import DTYPES
 
 
-class ServingError(Exception):
+class ServingError(errors.ZooError):
   """The server answered with an error: `status` (HTTP code) and its `message`."""
 
   def __init__(self, status: int, message: str, url: str):
@@ -50,11 +51,12 @@ class RemoteModel:
   def __init__(self, url: str, name: str, version: int | None = None,
                label: str | None = None, timeout: float = 30.0):
     if version is not None and label is not None:
-      raise ValueError("Invalid arguments: give `version` or `label`, not both.")
+      raise errors.InvalidValueError("Invalid arguments: give `version` or `label`, not both.")
     base = url.rstrip("/")
     if not base.startswith(("http://", "https://")):
-      raise ValueError(f"Invalid value for `url`: expected http(s)://host:port, received "
-                       f"{url!r}.")
+      raise errors.InvalidValueError(
+          f"Invalid value for `url`: expected http(s)://host:port, received "
+          f"{url!r}.")
     self.name = name
     self.path = f"{base}/v1/models/{urllib.parse.quote(name, safe='')}"
     if version is not None:
@@ -103,7 +105,8 @@ class RemoteModel:
               ) -> dict:
     """The raw predict call: row (`instances`) or columnar (`inputs`) JSON in, JSON out."""
     if (instances is None) == (inputs is None):
-      raise ValueError("Invalid arguments: give exactly one of `instances` or `inputs`.")
+      raise errors.InvalidValueError(
+          "Invalid arguments: give exactly one of `instances` or `inputs`.")
     body = {"instances": instances} if instances is not None else {"inputs": inputs}
     if signature_name:
       body["signature_name"] = signature_name
@@ -114,8 +117,9 @@ class RemoteModel:
     signature's outputs say; bytes inputs go as `{"b64": ...}`."""
     definition = self._signature_defs().get(signature)
     if definition is None:
-      raise ValueError(f"Invalid value for `signature`: {signature!r}; {self.name} has "
-                       f"{sorted(self.signatures)}.")
+      raise errors.InvalidValueError(
+          f"Invalid value for `signature`: {signature!r}; {self.name} has "
+          f"{sorted(self.signatures)}.")
     inputs = {k: _to_json(np.asarray(v)) for k, v in arrays.items()}
     answer = self.predict(inputs=inputs, signature_name=signature)["outputs"]
     outputs = definition["outputs"]

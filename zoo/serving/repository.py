@@ -21,6 +21,7 @@ from typing import Mapping
 
 import numpy as np
 
+from zoo import errors
 from zoo.serving.json_tensor import DTYPES, RequestError, TensorSpec
 
 log = logging.getLogger("zoo")
@@ -147,8 +148,8 @@ class Repository:
     error) while the others serve. Raises `FileNotFoundError` if nothing loads.
     """
     if not os.path.isdir(base_path):
-      raise FileNotFoundError(f"Invalid value for `model_base_path`: {base_path!r} is not a "
-                              "directory.")
+      raise errors.NotFoundError(
+          f"Invalid value for `model_base_path`: {base_path!r} is not a directory.")
     models = {}
     for name in sorted(os.listdir(base_path)):
       model_dir = os.path.join(base_path, name)
@@ -171,18 +172,19 @@ class Repository:
     if only:
       missing = sorted(set(only) - set(models))
       if missing:
-        raise FileNotFoundError(f"Invalid value for `models`: {missing} not found under "
-                                f"{base_path!r} (found: {sorted(models)}).")
+        raise errors.NotFoundError(f"Invalid value for `models`: {missing} not found under "
+                                   f"{base_path!r} (found: {sorted(models)}).")
     if not any(v.servable for versions in models.values() for v in versions.values()):
-      raise FileNotFoundError(f"No SavedModel loaded from {base_path!r}: expected "
-                              "<name>/<version>/saved_model.pb directories.")
+      raise errors.NotFoundError(f"No SavedModel loaded from {base_path!r}: expected "
+                                 "<name>/<version>/saved_model.pb directories.")
     labels = {k: dict(v) for k, v in (labels or {}).items()}
     for name, assigned in labels.items():
       for label, version in assigned.items():
         state = models.get(name, {}).get(version)
         if state is None or state.servable is None:
-          raise ValueError(f"Invalid value for `version_labels`: {name}/{label}={version} "
-                           "names a version that is not loaded.")
+          raise errors.InvalidValueError(
+              f"Invalid value for `version_labels`: {name}/{label}={version} "
+              "names a version that is not loaded.")
     return cls(models, labels)
 
   def _versions(self, name: str) -> dict:

@@ -9,6 +9,7 @@ how its model is compiled, its callbacks, its metrics, its export and its predic
 
 from __future__ import annotations
 
+from zoo import errors
 from zoo.tasks import classification, detection, generation
 from zoo.tasks.base import Task
 
@@ -25,8 +26,8 @@ _CARD_TASKS = {**TASKS, "image_classification": classification.TASK}
 def get(name: str) -> Task:
   """The task called `name`; unknown names fail with the list of valid ones."""
   if name not in TASKS:
-    raise ValueError(f"Invalid value for `task`: expected one of {sorted(TASKS)}. "
-                     f"Received: task={name!r}")
+    raise errors.InvalidValueError(f"Invalid value for `task`: expected one of {sorted(TASKS)}. "
+                                   f"Received: task={name!r}")
   return TASKS[name]
 
 
@@ -34,6 +35,7 @@ def for_card(card: dict) -> Task:
   """The task of an exported model, from its model card's `task`."""
   name = card.get("task")
   if name not in _CARD_TASKS:
-    raise ValueError(f"Model card of {card.get('name')!r} names task {name!r}; this zoo "
-                     f"knows {sorted(_CARD_TASKS)}.")
+    raise errors.InvalidValueError(
+        f"Model card of {card.get('name')!r} names task {name!r}; this zoo "
+        f"knows {sorted(_CARD_TASKS)}.")
   return _CARD_TASKS[name]

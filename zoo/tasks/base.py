@@ -7,6 +7,8 @@ from typing import Callable, Optional, Sequence
 import keras
 import tensorflow as tf
 
+from zoo import errors
+
 
 class Task:
   """What a task supplies to the one training, evaluation, export and loading path.
@@ -28,8 +30,9 @@ class Task:
     """The task's knobs: defaults overridden by `config.task_kwargs` (unknown ones fail)."""
     unknown = sorted(set(config.task_kwargs) - set(self.task_kwargs))
     if unknown:
-      raise ValueError(f"Invalid value for `task_kwargs`: unknown knob(s) {unknown} for task "
-                       f"{self.name!r}; valid knobs: {sorted(self.task_kwargs)}.")
+      raise errors.InvalidValueError(
+          f"Invalid value for `task_kwargs`: unknown knob(s) {unknown} for task "
+          f"{self.name!r}; valid knobs: {sorted(self.task_kwargs)}.")
     return {**self.task_kwargs, **config.task_kwargs}
 
   def datasets(self, builder, config) -> tuple[tf.data.Dataset, Optional[tf.data.Dataset]]:
