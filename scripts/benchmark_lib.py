@@ -275,7 +275,7 @@ def export_rows(version_dir: str, *, data_dir, runs: int = 200) -> list[dict]:
   and of the Keras checkpoint it came from, side by side on the same images."""
   import json
 
-  from zoo import predictor as predictor_lib
+  from zoo import loading, runtime
   card = json.load(open(os.path.join(version_dir, "model_card.json")))
   builder = data.prepare_builder(card["training"]["config"]["dataset"], data_dir=data_dir)
   images, labels = data.split_arrays(builder, card["metrics"]["split"])
@@ -287,7 +287,7 @@ def export_rows(version_dir: str, *, data_dir, runs: int = 200) -> list[dict]:
            "bytes": os.path.getsize(os.path.join(card["training"]["model_dir"], train.CHECKPOINT)),
            "accuracy": card["metrics"]["keras_accuracy"],
            "latency_ms": _median_ms(lambda: keras_model(x, training=False), runs)}]
-  saved = predictor_lib.load(version_dir)
+  saved = loading.load(version_dir)
   variables = os.path.join(version_dir, "variables")
   size = os.path.getsize(os.path.join(version_dir, "saved_model.pb")) + sum(
       os.path.getsize(os.path.join(variables, f)) for f in os.listdir(variables))
@@ -298,7 +298,7 @@ def export_rows(version_dir: str, *, data_dir, runs: int = 200) -> list[dict]:
   for variant in ("float32", "float16", "dynamic_int8", "int8"):
     if variant not in card["files"]:
       continue
-    p = predictor_lib.load(os.path.join(version_dir, card["files"][variant]["path"]))
+    p = loading.load(os.path.join(version_dir, card["files"][variant]["path"]))
     rows.append({"artifact": f"TFLite {variant}", "bytes": card["files"][variant]["bytes"],
                  "accuracy": card["parity"][variant]["accuracy"],
                  "agreement": card["parity"][variant]["top1_agreement"],
@@ -545,7 +545,7 @@ def detection_benchmark(name: str, workdir: str, *, data_dir, manual_dir,
   (SavedModel + TFLite, parity checked by the export) and times one-image detection through
   `zoo.load` for every file."""
   from zoo import export
-  from zoo import predictor as predictor_lib
+  from zoo import loading, runtime
   from zoo.configs import apply_overrides
   from zoo.data import detection_input
   config = apply_overrides(registry.get_config(name), list(overrides)).validate()
@@ -561,12 +561,12 @@ def detection_benchmark(name: str, workdir: str, *, data_dir, manual_dir,
   wall = time.perf_counter() - start
   path = export.export_run(run_dir, export_dir=os.path.join(workdir, "exports"),
                            data_dir=data_dir, manual_dir=manual_dir)
-  card = export.read_card(path)
+  card = runtime.read_card(path)
   builder = data.prepare_builder(config.dataset, data_dir=data_dir)
   one = detection_input.ground_truth(builder, config.eval_split, limit=1)[0]["image"][None]
   latency = {}
   for key, entry in card["files"].items():
-    front = predictor_lib.load(path if key == "saved_model" else os.path.join(path, entry["path"]))
+    front = loading.load(path if key == "saved_model" else os.path.join(path, entry["path"]))
     latency[key] = _median_ms(lambda: front.detect(one), runs)
   return {"recipe": name, "overrides": list(overrides), "dataset": config.dataset,
           "train_split": config.train_split, "eval_split": config.eval_split,

@@ -12,7 +12,7 @@ from zoo import cli  # First: quiets TensorFlow's start-up.
 
 from absl import app, flags
 
-from zoo import export
+from zoo import export, runtime
 from zoo import flags as zoo_flags
 
 flags.DEFINE_string("model_dir", None, "Run directory written by scripts/train.py.")
@@ -40,7 +40,7 @@ def main(argv):
       overwrite=FLAGS.overwrite, variants=FLAGS.variants, data_dir=FLAGS.data_dir,
       manual_dir=FLAGS.manual_dir, allow_download=FLAGS.download,
       **({"parity_split": FLAGS.parity_split} if FLAGS.parity_split else {}))
-  print(export.parity_table(export.read_card(path)))
+  print(export.parity_table(runtime.read_card(path)))
   print(path)
 
 

@@ -13,14 +13,14 @@ gives the same PNG on every run. Works with the SavedModel or a .tflite file.
 from zoo import cli  # First: quiets TensorFlow's start-up.
 
 import json
-import sys
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
 import zoo
-from zoo import callbacks
+from zoo import drawing, errors
+from zoo.tasks import generation
 
 flags.DEFINE_string("model", None, "Exported generator: saved_models/<name> (newest version), "
                     "a version directory, or a .tflite file.")
@@ -37,13 +37,11 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  try:
-    generator = zoo.load(FLAGS.model)
-  except (FileNotFoundError, ValueError) as e:
-    sys.exit(f"error: {e}")
-  if not isinstance(generator, zoo.predictor.Generator):
-    sys.exit(f"error: {FLAGS.model!r} is a {generator.card.get('task')} model, not a "
-             "generator; see scripts/predict.py for classifiers.")
+  generator = zoo.load(FLAGS.model)
+  if not isinstance(generator, generation.Generator):
+    raise errors.InvalidValueError(
+        f"Invalid value for `--model`: {FLAGS.model!r} is a {generator.card.get('task')} "
+        "model, not a generator; see scripts/predict.py for classifiers and detectors.")
   labels = None
   if generator.conditional:
     if FLAGS.digit is None:
@@ -52,16 +50,13 @@ def main(argv):
     else:
       labels = np.full(FLAGS.count or 10, FLAGS.digit)
   elif FLAGS.digit is not None:
-    sys.exit(f"error: --digit: {FLAGS.model!r} is an unconditional generator; it cannot be "
-             "asked for a class.")
+    raise errors.UsageError(f"Invalid value for `--digit`: {FLAGS.model!r} is an "
+                            "unconditional generator; it cannot be asked for a class.")
   count = len(labels) if labels is not None else (FLAGS.count or 64)
   seeds = FLAGS.seed + np.arange(count)
-  try:
-    images = generator.generate_seeds(seeds, labels)
-  except ValueError as e:
-    sys.exit(f"error: {e}")
+  images = generator.generate_seeds(seeds, labels)
   rows = -(-count // FLAGS.columns)
-  grid = callbacks.image_grid(images, rows)
+  grid = drawing.image_grid(images, rows)
   tf.io.write_file(FLAGS.output, tf.io.encode_png(grid))
   print(json.dumps({"model": FLAGS.model, "loaded": generator.source, "output": FLAGS.output,
                     "count": count, "seeds": [int(seeds[0]), int(seeds[-1])],

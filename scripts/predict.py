@@ -38,22 +38,12 @@ def main(argv):
   files = argv[1:]
   if not files:
     raise app.UsageError("Expected one or more image files after the flags.")
-  try:
-    predictor = zoo.load(FLAGS.model)
-  except (FileNotFoundError, ValueError) as e:
-    sys.exit(f"error: {e}")
-  if isinstance(predictor, zoo.predictor.Detector):
-    from zoo import drawing
-    results = predictor.detect_files(files, min_score=FLAGS.min_score)
-    for r in results:
-      if "error" not in r:
-        r["written"] = drawing.save_detections(r, predictor.class_names, FLAGS.output_dir)
-  elif isinstance(predictor, zoo.predictor.Classifier):
-    results = predictor.predict_files(files, auto_invert=FLAGS.auto_invert)
-  else:
-    sys.exit(f"error: {FLAGS.model!r} is a {predictor.card.get('task')} model, not a "
-             "classifier or detector; see scripts/generate.py for generators.")
-  print(json.dumps({"model": FLAGS.model, "loaded": predictor.source, "kind": predictor.kind,
+  front = zoo.load(FLAGS.model)
+  # The task's front says what a file gets: a classification, or boxes drawn and saved.
+  results = front.run_files(files, {"auto_invert": FLAGS.auto_invert,
+                                    "min_score": FLAGS.min_score,
+                                    "output_dir": FLAGS.output_dir})
+  print(json.dumps({"model": FLAGS.model, "loaded": front.source, "kind": front.kind,
                     "results": results}, indent=2))
   if any("error" in r for r in results):
     sys.exit(1)

@@ -14,9 +14,10 @@ import zoo
 from tests import recipes
 from tests.data import coco_folders
 from tests.conftest import REPO
-from zoo import data, evaluate, export, rundir, train
+from zoo import data, evaluate, export, rundir, runtime, train
 from zoo.data import detection_input
 from zoo.models import detector
+from zoo.tasks import detection
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def exported(detector_run, tmp_path_factory):
   root = tmp_path_factory.mktemp("exports")
   path = export.export_run(detector_run["dir"], export_dir=str(root),
                            **detector_run["kwargs"])
-  return {"path": path, "card": export.read_card(path)}
+  return {"path": path, "card": runtime.read_card(path)}
 
 
 def test_export_card_files_and_parity(exported):
@@ -109,11 +110,11 @@ def test_tflite_has_nms_inside_with_builtin_ops_and_agrees(detector_run, exporte
   tflite = zoo.load(os.path.join(exported["path"], "model_float32.tflite"))
   # The TFLite backend runs LiteRT's BUILTIN op resolver: loading at all means no Flex
   # and no custom op. Its outputs are final boxes, as the SavedModel's.
-  assert isinstance(saved, zoo.predictor.Detector) and tflite.kind == "tflite"
+  assert isinstance(saved, detection.Detector) and tflite.kind == "tflite"
   a, b = saved.detect(images), tflite.detect(images)
   for out in (a, b):
     assert out["detection_boxes"].shape == (4, 100, 4)
-    assert set(out) == set(zoo.predictor.Detector.OUTPUTS)
+    assert set(out) == set(detection.Detector.OUTPUTS)
   np.testing.assert_array_equal(a["num_detections"], b["num_detections"])
   np.testing.assert_allclose(np.sort(a["detection_scores"], -1),
                              np.sort(b["detection_scores"], -1), atol=1e-4)

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import zoo
 from tests.conftest import REPO
-from zoo import data, evaluate, export, registry, train
+from zoo import artifacts, data, export, registry, rundir, train
 
 pytestmark = pytest.mark.slow
 
@@ -56,14 +56,14 @@ def test_layout_card_and_parity(exported):
   assert card["labels"] == [str(i) for i in range(10)]
   assert open(os.path.join(exported, "labels.txt")).read().split() == card["labels"]
   assert card["metrics"]["num_examples"] == 2000 and card["metrics"]["keras_accuracy"] > 0.95
-  for variant in export.TFLITE_VARIANTS:
+  for variant in artifacts.TFLITE_VARIANTS:
     assert os.path.exists(os.path.join(exported, card["files"][variant]["path"]))
     assert set(card["parity"][variant]) == {"accuracy", "top1_agreement", "max_abs_diff"}
   assert card["parity"]["saved_model"]["max_abs_diff"] < 1e-4
   assert card["parity"]["float32"]["top1_agreement"] >= 0.999
   assert card["parity"]["float16"]["top1_agreement"] >= 0.999
   assert all(check["passed"] for check in card["checks"]) and len(card["checks"]) == 5
-  for key in export.TFLITE_VARIANTS:  # One input convention for every file.
+  for key in artifacts.TFLITE_VARIANTS:  # One input convention for every file.
     assert card["files"][key]["inputs"]["images"]["dtype"] == "uint8"
     assert card["files"][key]["inputs"]["images"]["range"] == [0, 255]
   signatures = card["files"]["saved_model"]["signatures"]
@@ -92,7 +92,7 @@ def test_saved_model_signatures_are_named_and_typed(exported):
                              atol=1e-6)
 
 
-@pytest.mark.parametrize("variant", export.TFLITE_VARIANTS)
+@pytest.mark.parametrize("variant", artifacts.TFLITE_VARIANTS)
 def test_every_tflite_file_works_from_its_card_alone(exported, test_images, variant):
   """An app that knows only the card: it feeds what `files.<v>.inputs.images` says, with
   no preprocessing of its own, and gets the accuracy the card reports."""
@@ -170,7 +170,7 @@ def test_image_bytes_signature_matches_the_pixel_signature(exported, test_images
   assert [s.decode() for s in pixels["labels"].numpy()] == [str(c) for c in pixels["classes"].numpy()]
 
 
-@pytest.mark.parametrize("which", ["saved_model", *export.TFLITE_VARIANTS])
+@pytest.mark.parametrize("which", ["saved_model", *artifacts.TFLITE_VARIANTS])
 def test_every_artifact_loads_through_zoo_load_and_scores(exported, test_images, which):
   images, labels = test_images
   path = exported if which == "saved_model" else os.path.join(exported, f"model_{which}.tflite")
@@ -183,7 +183,7 @@ def test_every_artifact_loads_through_zoo_load_and_scores(exported, test_images,
 
 
 def test_tflite_files_use_builtin_ops_only(exported):
-  for variant in export.TFLITE_VARIANTS:
+  for variant in artifacts.TFLITE_VARIANTS:
     content = open(os.path.join(exported, f"model_{variant}.tflite"), "rb").read()
     assert b"Flex" not in content, variant  # Flex (TF) ops carry a "Flex" prefix.
 
@@ -266,14 +266,14 @@ def test_interrupted_export_leaves_no_version(small_run, real_mnist_data_dir, tm
                                               monkeypatch):
   def crash(*args, **kwargs):
     raise KeyboardInterrupt("simulated kill during conversion")
-  monkeypatch.setattr(export, "convert_tflite", crash)
+  monkeypatch.setattr(artifacts, "convert_tflite", crash)
   with pytest.raises(KeyboardInterrupt):
     export.export_run(small_run, export_dir=str(tmp_path), data_dir=real_mnist_data_dir)
   assert os.listdir(tmp_path / "mnist_cnn") == []  # No version, no temporary directory.
 
 
 def test_failed_parity_check_fails_the_export(small_run, real_mnist_data_dir, tmp_path):
-  with pytest.raises(export.ExportError, match=r"failed its checks.*float32 top-1 "
+  with pytest.raises(artifacts.ExportError, match=r"failed its checks.*float32 top-1 "
                                                r"agreement >= 1\.01"):
     export.export_run(small_run, export_dir=str(tmp_path), data_dir=real_mnist_data_dir,
                       variants=["float32"], min_agreement={"float32": 1.01})
@@ -310,7 +310,7 @@ def test_saved_model_stores_each_weight_once_and_is_world_readable(exported, sma
   stored = sum(int(np.prod(shape)) for name, shape in
                tf.train.list_variables(os.path.join(exported, "variables", "variables"))
                if name != "_CHECKPOINTABLE_OBJECT_GRAPH")
-  model = evaluate.load_run(small_run)[1]
+  model = rundir.load_run(small_run)[1]
   assert stored == model.count_params()
   assert os.stat(exported).st_mode & 0o755 == 0o755
 
@@ -333,6 +333,6 @@ def test_a_run_trained_under_mixed_precision_exports_and_passes_parity(
   assert card["metrics"]["keras_accuracy"] > 0.95
   serve = tf.saved_model.load(path).signatures["serving_default"]
   assert serve.structured_outputs["probabilities"].dtype == tf.float32
-  for variant in export.TFLITE_VARIANTS:
+  for variant in artifacts.TFLITE_VARIANTS:
     p = zoo.load(os.path.join(path, f"model_{variant}.tflite"))
     assert p.predict(np.zeros((1, 28, 28, 1), np.uint8))["probabilities"].dtype == np.float32

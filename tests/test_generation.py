@@ -14,8 +14,9 @@ import tensorflow as tf
 import zoo
 from tests import recipes
 from tests.conftest import REPO
-from zoo import evaluate, export, rundir, train
+from zoo import evaluate, export, rundir, runtime, train
 from zoo.models import gan
+from zoo.tasks import generation
 
 
 class _Iterations(keras.callbacks.Callback):
@@ -57,7 +58,7 @@ def test_killed_gan_run_resumes_both_optimizers(gan_run):
   # Both optimizers' states came back from the backup: they continue from 2 epochs.
   assert gan_run["iterations"].at_start == (2 * steps, 2 * steps)
   assert gan_run["metrics"]["epochs_run_this_invocation"] == 1
-  _, model = evaluate.load_run(gan_run["dir"])
+  _, model = rundir.load_run(gan_run["dir"])
   assert isinstance(model, gan.GAN) and model.conditional
 
 
@@ -86,7 +87,7 @@ def test_evaluate_export_load_and_generate(gan_run, tmp_path):
   assert again["fid"] == pytest.approx(gan_run["metrics"]["fid"], rel=1e-4)  # Same samples.
   path = export.export_run(gan_run["dir"], export_dir=str(tmp_path / "exports"),
                            **gan_run["kwargs"])
-  card = export.read_card(path)
+  card = runtime.read_card(path)
   assert card["task"] == "generation" and card["conditional"] and card["latent_dim"] == 8
   assert set(card["files"]) == {"saved_model", "float32", "float16"}
   assert all(c["passed"] for c in card["checks"])
@@ -95,7 +96,7 @@ def test_evaluate_export_load_and_generate(gan_run, tmp_path):
   assert card["metrics"]["fid"] == pytest.approx(gan_run["metrics"]["fid"], rel=1e-3)
 
   generator = zoo.load(path)
-  assert isinstance(generator, zoo.predictor.Generator)
+  assert isinstance(generator, generation.Generator)
   seeds, labels = [5, 6, 5], [7, 7, 7]
   first = generator.generate_seeds(seeds, labels)
   assert first.dtype == np.uint8 and first.shape == (3, 28, 28, 1)

@@ -11,7 +11,8 @@ import pytest
 
 import zoo
 from tests.conftest import REPO
-from zoo import coco_eval, data, quality
+from zoo import data, quality
+from zoo.tasks import classification, detection, generation
 
 pytestmark = pytest.mark.slow
 
@@ -51,28 +52,28 @@ def test_cards_before_the_task_seam_still_load():
   """mnist_mlp/2 was exported before tasks existed (card task `image_classification`)."""
   predictor = zoo.load(str(REPO / "saved_models" / "mnist_mlp" / "2"))
   assert predictor.card["task"] == "image_classification"
-  assert isinstance(predictor, zoo.predictor.Classifier) and not predictor.has_features
+  assert isinstance(predictor, classification.Classifier) and not predictor.has_features
 
 
-@pytest.fixture(scope="module")
-def quality_meter(real_mnist_data_dir):
-  from zoo.tasks import generation
-  meter = generation.QualityMeter(quality.DEFAULT_FEATURE_MODEL)
-  meter.set_real(data.prepare_builder("mnist", data_dir=real_mnist_data_dir), "test")
-  return meter
+def _quality(real_mnist_data_dir, conditional):
+  """The generation task's evaluator: 2,000 samples vs the real test split."""
+  return generation.QualityEvaluator(
+      data.prepare_builder("mnist", data_dir=real_mnist_data_dir), "test",
+      feature_model=quality.DEFAULT_FEATURE_MODEL, num_samples=2000, num_classes=10,
+      conditional=conditional)
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_GENERATORS))
-def test_shipped_generator_makes_every_digit_recognisably(name, quality_meter):
+def test_shipped_generator_makes_every_digit_recognisably(name, real_mnist_data_dir):
   """2,000 samples from the exported SavedModel, scored by the shipped classifier: every
   digit 5-15 % of the samples, mean confidence >= 0.9; the conditional model makes the
   requested digit (by the classifier's judgement) >= 90 % of the time for every digit."""
   version = SHIPPED_GENERATORS[name]
   version_dir = REPO / "saved_models" / name / str(version)
   generator = zoo.load(str(version_dir))
-  assert isinstance(generator, zoo.predictor.Generator) and generator.version == version
+  assert isinstance(generator, generation.Generator) and generator.version == version
   assert all(check["passed"] for check in generator.card["checks"])
-  result = quality_meter.measure(generator.generate_seeds, 2000, generator.conditional, 10)
+  result = _quality(real_mnist_data_dir, generator.conditional)(generator.generate_seeds)
   assert 0.05 <= result["coverage_min"] and result["coverage_max"] <= 0.15, result
   assert result["mean_confidence"] >= 0.9, result
   if generator.conditional:
@@ -93,18 +94,16 @@ SHIPPED_DETECTORS = {"detector_mnist": (1, 0.70, 0.95)}
 @pytest.mark.parametrize("name", sorted(SHIPPED_DETECTORS))
 def test_shipped_detector_scores_its_map_on_real_test_canvases(name,
                                                                real_mnist_detection_data_dir):
-  from zoo.data import detection_input
-  from zoo.tasks import detection
   version, floor_map, floor_map50 = SHIPPED_DETECTORS[name]
   version_dir = REPO / "saved_models" / name / str(version)
   detector = zoo.load(str(version_dir))
-  assert isinstance(detector, zoo.predictor.Detector) and detector.version == version
+  assert isinstance(detector, detection.Detector) and detector.version == version
   assert all(check["passed"] for check in detector.card["checks"])
   builder = data.prepare_builder("mnist_detection", data_dir=real_mnist_detection_data_dir)
-  truth = detection_input.ground_truth(builder, "test")
+  evaluator = detection.DetectionEvaluator(builder, "test", detector.class_names)
+  truth = evaluator.truth
   assert len(truth) == 2000
-  metrics = coco_eval.coco_metrics(truth, detection.predictor_detections(detector, truth),
-                                   detector.class_names)
+  metrics = evaluator(detector.detect)
   assert metrics["map"] >= floor_map and metrics["map_50"] >= floor_map50, metrics
   assert metrics["map_50"] == pytest.approx(detector.card["parity"]["saved_model"]["map_50"],
                                             abs=1e-4)

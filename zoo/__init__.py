@@ -1,22 +1,31 @@
 """zoo: Keras 3 / TensorFlow recipes you can train, watch, export and ship.
 
-A recipe is named (`mnist_mlp`, `mnist_cnn`, `dcgan_mnist`, ...); `zoo.registry` maps the
-name to a config and a model builder, the config names its task (`zoo.tasks`), and
-`zoo.train.train_and_evaluate` runs it.
+A recipe is named (`mnist_mlp`, `mnist_cnn`, `dcgan_mnist`, `detector_mnist`, ...);
+`zoo.registry` maps the name to a config and a model builder, the config names its task
+(`zoo.tasks`: classification, generation, detection), and `zoo.train.train_and_evaluate`
+runs it. Layers, bottom up: `zoo.runtime` (model cards and backends apps run files with),
+`zoo.artifacts` (writing and checking exported files), `zoo.tasks` (what differs per task,
+each with its front and evaluator), and the doors: `zoo.train`, `zoo.evaluate`,
+`zoo.export`, `zoo.load`.
 """
 
 __version__ = "0.1.0"
 
 
+# `import zoo` stays light (no TensorFlow): the scripts import `zoo.cli` first, which must
+# quiet TensorFlow's start-up before anything imports it. So the two doors below import
+# their modules (and with them TensorFlow) when first called, not here.
+
+
 def load(path: str):
-  """Loads an exported model (SavedModel directory or .tflite file) as its task's predictor
-  (a classifier or a generator); see zoo.predictor."""
-  from zoo import predictor
-  return predictor.load(path)
+  """Loads an exported model (SavedModel directory or .tflite file) as its task's front
+  (`Classifier`, `Generator`, `Detector`); see `zoo.loading`."""
+  from zoo import loading  # Deferred: keeps `import zoo` free of TensorFlow (see above).
+  return loading.load(path)
 
 
 def connect(url: str, name: str, **kwargs):
   """A model served over TensorFlow Serving's REST API (`scripts/serve.py` or TensorFlow
-  Serving); with `card=` the same task predictor `load` returns. See zoo.serving.client."""
-  from zoo.serving import client
+  Serving); with `card=` the same task front `load` returns. See `zoo.serving.client`."""
+  from zoo.serving import client  # Deferred: keeps `import zoo` light (see above).
   return client.connect(url, name, **kwargs)

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import errors
+from zoo import drawing, errors
 
 
 class NonFiniteLossError(errors.ZooError, FloatingPointError):
@@ -85,22 +85,6 @@ class ImageSamples(keras.callbacks.Callback):
       tf.summary.image(self.name, self.images, step=0, max_outputs=len(self.images))
 
 
-def confusion_matrix_image(matrix: np.ndarray, cell_pixels: int = 16) -> np.ndarray:
-  """Renders a confusion matrix as an RGB heat map [1, H, W, 3] (rows true, columns predicted).
-
-  Each row is normalized by its count; the diagonal is green, errors red.
-  """
-  m = np.asarray(matrix, dtype=np.float64)
-  rows = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
-  diag = np.eye(len(m), dtype=bool)
-  # Errors are scaled up x5 so that a 2 % confusion is visible next to a 98 % diagonal.
-  red = np.where(diag, 0.0, np.minimum(rows * 5, 1.0))
-  green = np.where(diag, rows, 0.0)
-  img = np.stack([red, green, np.zeros_like(rows)], axis=-1)
-  img = np.kron(img, np.ones((cell_pixels, cell_pixels, 1)))
-  return (img[None] * 255).astype(np.uint8)
-
-
 class ConfusionMatrix(keras.callbacks.Callback):
   """Writes the confusion matrix on `dataset` to TensorBoard, as an image and as text.
 
@@ -139,7 +123,8 @@ class ConfusionMatrix(keras.callbacks.Callback):
     body = ["| " + name + " | " + " | ".join(str(v) for v in row) + " |"
             for name, row in zip(self.class_names, matrix)]
     with tf.summary.create_file_writer(f"{self.log_dir}/validation").as_default():
-      tf.summary.image("confusion_matrix", confusion_matrix_image(matrix), step=step)
+      tf.summary.image("confusion_matrix", drawing.confusion_matrix_image(matrix),
+                       step=step)
       tf.summary.text("confusion_matrix_counts", "\n".join([header, sep] + body), step=step)
 
   def on_epoch_end(self, epoch, logs=None):
@@ -177,18 +162,6 @@ class EpochTimer(keras.callbacks.Callback):
       logs["train_seconds"] = self.train_seconds[-1]
 
 
-def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
-  """uint8 images [N, H, W, C] -> one uint8 grid image [rows * H, ceil(N / rows) * W, C]."""
-  images = np.asarray(images)
-  n, h, w, c = images.shape
-  cols = -(-n // rows)
-  grid = np.zeros((rows * h, cols * w, c), dtype=images.dtype)
-  for i, image in enumerate(images):
-    r, col = divmod(i, cols)
-    grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
-  return grid
-
-
 class SampleGrid(keras.callbacks.Callback):
   """Writes a grid of images made from the model to TensorBoard every epoch (step =
   epoch): a generator's samples from a fixed latent batch, so the same latents are seen
@@ -210,7 +183,7 @@ class SampleGrid(keras.callbacks.Callback):
     self.tag = tag
 
   def on_epoch_end(self, epoch, logs=None):
-    grid = image_grid(self.sample(self.model), self.rows)
+    grid = drawing.image_grid(self.sample(self.model), self.rows)
     with tf.summary.create_file_writer(f"{self.log_dir}/{self.tag}").as_default():
       tf.summary.image(self.tag, grid[None], step=epoch)
 

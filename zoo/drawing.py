@@ -1,4 +1,5 @@
-"""Boxes with class names and scores drawn on images (TensorBoard, `scripts/predict.py`).
+"""Pictures made for people: boxes with class names and scores drawn on images
+(TensorBoard, `scripts/predict.py`), image grids and confusion-matrix heat maps.
 
 Pillow draws the text (its built-in bitmap font: nothing to download), which
 `tf.image.draw_bounding_boxes` cannot.
@@ -6,6 +7,8 @@ Pillow draws the text (its built-in bitmap font: nothing to download), which
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Optional, Sequence
 
 import numpy as np
@@ -76,11 +79,9 @@ def fit_square(image: np.ndarray, side: int) -> np.ndarray:
 
 
 def save_detections(result: dict, class_names: Sequence[str], output_dir: str) -> dict:
-  """Writes one `zoo.predictor.Detector.detect_files` result as `<stem>_detections.png`
+  """Writes one `zoo.tasks.detection.Detector.detect_files` result as `<stem>_detections.png`
   (the input image with its detections' boxes, names and scores drawn) and
   `<stem>_detections.json` into `output_dir`; returns `{"png": path, "json": path}`."""
-  import json
-  import os
   os.makedirs(output_dir, exist_ok=True)
   stem = os.path.join(output_dir, os.path.splitext(os.path.basename(result["file"]))[0]
                       + "_detections")
@@ -95,3 +96,31 @@ def save_detections(result: dict, class_names: Sequence[str], output_dir: str) -
   with open(stem + ".json", "w") as f:
     json.dump(result, f, indent=2)
   return {"png": stem + ".png", "json": stem + ".json"}
+
+
+def confusion_matrix_image(matrix: np.ndarray, cell_pixels: int = 16) -> np.ndarray:
+  """Renders a confusion matrix as an RGB heat map [1, H, W, 3] (rows true, columns predicted).
+
+  Each row is normalized by its count; the diagonal is green, errors red.
+  """
+  m = np.asarray(matrix, dtype=np.float64)
+  rows = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+  diag = np.eye(len(m), dtype=bool)
+  # Errors are scaled up x5 so that a 2 % confusion is visible next to a 98 % diagonal.
+  red = np.where(diag, 0.0, np.minimum(rows * 5, 1.0))
+  green = np.where(diag, rows, 0.0)
+  img = np.stack([red, green, np.zeros_like(rows)], axis=-1)
+  img = np.kron(img, np.ones((cell_pixels, cell_pixels, 1)))
+  return (img[None] * 255).astype(np.uint8)
+
+
+def image_grid(images: np.ndarray, rows: int) -> np.ndarray:
+  """uint8 images [N, H, W, C] -> one uint8 grid image [rows * H, ceil(N / rows) * W, C]."""
+  images = np.asarray(images)
+  n, h, w, c = images.shape
+  cols = -(-n // rows)
+  grid = np.zeros((rows * h, cols * w, c), dtype=images.dtype)
+  for i, image in enumerate(images):
+    r, col = divmod(i, cols)
+    grid[r * h:(r + 1) * h, col * w:(col + 1) * w] = image
+  return grid

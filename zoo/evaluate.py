@@ -1,24 +1,12 @@
-"""Evaluates a run directory on a dataset split, with its task's metrics."""
+"""Evaluates a run directory or an exported model on a dataset split, with its task's
+metrics: the same evaluator for the Keras model and for every exported file."""
 
 from __future__ import annotations
 
 from typing import Optional
 
-import keras
-
-from zoo import data, models, provenance, rundir, tasks  # noqa: F401  (models: Keras classes)
+from zoo import data, loading, provenance, rundir, tasks
 from zoo.configs import TrainConfig
-
-
-def load_run(model_dir: str) -> tuple[TrainConfig, keras.Model]:
-  """Returns the config and the last checkpointed model of a run directory.
-
-  Raises:
-    FileNotFoundError: `model_dir` is not a run directory, or has no checkpoint yet.
-  """
-  rundir.check_trained(model_dir)
-  config = TrainConfig.from_dict(rundir.read_json(model_dir, rundir.CONFIG))
-  return config, keras.saving.load_model(rundir.path(model_dir, rundir.CHECKPOINT))
 
 
 def evaluate_run(model_dir: str, *, split: Optional[str] = None,
@@ -29,7 +17,7 @@ def evaluate_run(model_dir: str, *, split: Optional[str] = None,
 
   Writes `eval_<split>.json` into `model_dir` and returns the same dict.
   """
-  config, model = load_run(model_dir)
+  config, model = rundir.load_run(model_dir)
   split = split or config.eval_split
   builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
                                  allow_download=allow_download)
@@ -45,13 +33,12 @@ def evaluate_export(path: str, *, split: Optional[str] = None, data_dir: Optiona
                     manual_dir: Optional[str] = None, allow_download: bool = False) -> dict:
   """Evaluates an exported model (anything `zoo.load` takes) with its task's metrics on
   `split` (default: the eval split of the run it was exported from). Writes nothing."""
-  from zoo import predictor as zoo_predictor
-  predictor = zoo_predictor.load(path)
-  config = TrainConfig.from_dict(predictor.card["training"]["config"])
-  task = tasks.for_card(predictor.card)
+  front = loading.load(path)
+  config = TrainConfig.from_dict(front.card["training"]["config"])
+  task = tasks.for_card(front.card)
   split = split or config.eval_split
   builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
                                  allow_download=allow_download)
-  return {"model": predictor.source, "task": task.name, "dataset": config.dataset,
-          "split": split, **task.evaluate_predictor(predictor, config, builder, split),
+  return {"model": front.source, "task": task.name, "dataset": config.dataset,
+          "split": split, **task.evaluate_front(front, config, builder, split),
           "git_commit": provenance.git_commit()}

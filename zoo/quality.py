@@ -29,7 +29,7 @@ from typing import Optional
 
 import numpy as np
 
-from zoo import errors
+from zoo import errors, runtime
 
 DEFAULT_FEATURE_MODEL = os.path.join("saved_models", "mnist_cnn")
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,13 +84,13 @@ class FeatureClassifier:
   """
 
   def __init__(self, path: str = DEFAULT_FEATURE_MODEL):
-    from zoo import predictor
-    self.predictor = predictor.load(resolve_feature_model(path))
-    if not hasattr(self.predictor, "features") or not self.predictor.has_features:
+    backend, card = runtime.open_model(resolve_feature_model(path))
+    if "features" not in backend.signatures:
       raise errors.InvalidValueError(
-                        f"Invalid value for `feature_model`: {path!r} has no `features` signature; "
-                        "expected a classifier exported by this zoo version (scripts/export.py).")
-    self.source = self.predictor.source
+          f"Invalid value for `feature_model`: {path!r} has no `features` signature; "
+          "expected a classifier exported by this zoo version (scripts/export.py).")
+    self.backend = backend
+    self.source = runtime.Predictor(backend, card).source
 
   def describe(self) -> dict:
     """The classifier's identity, for reports and model cards."""
@@ -100,7 +100,7 @@ class FeatureClassifier:
   def features_and_probabilities(self, images: np.ndarray, batch_size: int = 1000):
     feats, probs = [], []
     for start in range(0, len(images), batch_size):
-      out = self.predictor.features(images[start:start + batch_size])
+      out = self.backend.run("features", images=images[start:start + batch_size])
       feats.append(out["features"])
       probs.append(out["probabilities"])
     return np.concatenate(feats), np.concatenate(probs)

@@ -16,6 +16,12 @@ import json
 import os
 import re
 
+import keras
+
+# Registers the zoo's Keras classes (the GAN model, custom layers) for `load_run`.
+from zoo import models  # noqa: F401  pylint: disable=unused-import
+from zoo.configs import TrainConfig
+
 from zoo import errors
 
 CONFIG = "config.json"
@@ -60,3 +66,14 @@ def check_trained(model_dir: str) -> None:
     raise errors.NotFoundError(
            f"Run {model_dir!r} has no checkpoint yet ({CHECKPOINT}): it has not finished an "
            "epoch. Train it first (rerunning scripts/train.py resumes it).")
+
+
+def load_run(model_dir: str) -> tuple[TrainConfig, keras.Model]:
+  """Returns the config and the last checkpointed model of a run directory.
+
+  Raises:
+    FileNotFoundError: `model_dir` is not a run directory, or has no checkpoint yet.
+  """
+  check_trained(model_dir)
+  config = TrainConfig.from_dict(read_json(model_dir, CONFIG))
+  return config, keras.saving.load_model(path(model_dir, CHECKPOINT))

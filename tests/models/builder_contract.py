@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import data, export
+from zoo import artifacts, data
 from zoo.tasks import classification
 
 
@@ -68,23 +68,26 @@ def check_export_contract(model, build, *, input_shape, tmp_path, atol):
   rng = np.random.default_rng(1)
   pixels = rng.integers(0, 256, size=(4, *input_shape)).astype("uint8")
   expected = np.asarray(model(pixels.astype("float32") / 255.0, training=False))
-  twin = export.float32_twin(build, model)
+  twin = artifacts.float32_twin(build, model)
   assert {layer.compute_dtype for layer in twin.layers} == {"float32"}
 
   saved = tmp_path / "saved_model"
-  classification.write_saved_model(twin, str(saved), input_shape, [str(i) for i in range(10)])
+  info = data.DatasetInfo(name="mnist", image_shape=tuple(input_shape), num_classes=10,
+                          class_names=tuple(str(i) for i in range(10)), num_examples={})
+  classification.TASK.write_saved_model(twin, None, info, str(saved))
   serve = tf.saved_model.load(str(saved)).signatures["serving_default"]
   out = serve(images=tf.constant(pixels))
   assert out["probabilities"].dtype == tf.float32
   np.testing.assert_allclose(out["probabilities"], expected, atol=atol)
 
   source = tmp_path / "tflite_source"
-  export.write_tflite_source(
+  artifacts.write_tflite_source(
       lambda images: {"probabilities": twin(data.normalize_images(images), training=False)},
       [tf.TensorSpec([None, *input_shape], tf.uint8, name="images")], str(source))
   from ai_edge_litert import interpreter as litert
-  interpreter = litert.Interpreter(model_content=export.convert_tflite(str(source), "float32"),
-                                   experimental_op_resolver_type=litert.OpResolverType.BUILTIN)
+  interpreter = litert.Interpreter(
+      model_content=artifacts.convert_tflite(str(source), "float32"),
+      experimental_op_resolver_type=litert.OpResolverType.BUILTIN)
   interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], pixels.shape)
   interpreter.allocate_tensors()
   (inp,), (outp,) = interpreter.get_input_details(), interpreter.get_output_details()

@@ -42,6 +42,7 @@ import tensorflow_datasets as tfds
 
 from zoo import boxes as zboxes
 from zoo import errors
+from zoo.data.quiet import quiet_tfds
 
 PREFIX = "coco:"
 ROBOFLOW_ANNOTATIONS = "_annotations.coco.json"
@@ -241,7 +242,6 @@ def prepare(directory: str, data_dir: Optional[str] = None) -> tfds.core.Dataset
   if not builder.is_prepared():
     log.info("Preparing %s from %s into %s (once) ...", builder.info.full_name, directory,
              builder.data_dir_root)
-    from zoo.data.tfds_input import quiet_tfds
     with quiet_tfds():
       builder.download_and_prepare()
   return builder

@@ -3,7 +3,7 @@
 `decode_image_bytes` turns one encoded image of any size into the dataset's uint8 layout;
 `match_dataset_polarity` turns a photo of dark ink on light paper (how people write) into
 the light-on-dark digits MNIST stores. Both are TensorFlow ops, so the exported
-`serve_image_bytes` signature and `zoo.predictor.Predictor.predict_files` share them.
+`serve_image_bytes` signature and `zoo.tasks.classification.Classifier.predict_files` share them.
 """
 
 from __future__ import annotations

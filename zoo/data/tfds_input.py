@@ -13,9 +13,7 @@ message naming the dataset, the files expected and the flags to pass.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import logging
 import os
 import time
@@ -26,6 +24,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo import errors
+from zoo.data import coco_folder
+from zoo.data.quiet import quiet_tfds
 
 # The original files each dataset is prepared from, as TFDS names them inside
 # `manual_dir` (the basenames of its download URLs).
@@ -51,19 +51,6 @@ class DatasetInfo:
   num_examples: dict[str, int]
 
 
-@contextlib.contextmanager
-def quiet_tfds():
-  """TFDS reports reading local files as a download ("Downloading and preparing dataset
-  Unknown size", MiB/s bars). Nothing is downloaded where this is used: its report is
-  dropped."""
-  tfds.display_progress_bar(False)
-  try:
-    with contextlib.redirect_stdout(io.StringIO()):
-      yield
-  finally:
-    tfds.display_progress_bar(True)
-
-
 def prepare_builder(name: str, *, data_dir: Optional[str] = None,
                     manual_dir: Optional[str] = None,
                     allow_download: bool = False) -> tfds.core.DatasetBuilder:
@@ -81,7 +68,6 @@ def prepare_builder(name: str, *, data_dir: Optional[str] = None,
     DatasetNotAvailableError: not prepared, no usable `manual_dir`, no download allowed.
     ValueError: unknown dataset name.
   """
-  from zoo.data import coco_folder
   if coco_folder.is_coco_folder(name):  # A user's own folder, `coco:DIR`.
     return coco_folder.prepare(name[len(coco_folder.PREFIX):], data_dir=data_dir)
   try:

@@ -26,7 +26,7 @@ import urllib.request
 
 import numpy as np
 
-from zoo import errors
+from zoo import errors, runtime, tasks
 from zoo.serving.json_tensor import DTYPES
 
 
@@ -43,7 +43,7 @@ class RemoteModel:
   """One model (a version, a label, or the newest) of a TensorFlow Serving REST server.
 
   It is also a predictor backend (`kind`, `path`, `signatures`, `run`), so a task front
-  (`zoo.predictor.Classifier`, ...) can sit on it; see `connect`.
+  (`zoo.tasks.classification.Classifier`, ...) can sit on it; see `connect`.
   """
 
   kind = "rest"
@@ -150,20 +150,19 @@ def _from_json(value, dtype_name: str) -> np.ndarray:
 
 def connect(url: str, name: str, version: int | None = None, label: str | None = None,
             card=None, timeout: float = 30.0):
-  """A served model: a `RemoteModel`, or with `card` the task's predictor over it.
+  """A served model: a `RemoteModel`, or with `card` the task's front over it.
 
   Args:
     url: the server, `http://host:port`.
     name: the model's name on the server.
     version / label: pin a version (default: the newest the server has).
     card: the export's model card (a dict, a `model_card.json` path, or the version
-      directory holding it) to get the same predictor `zoo.load` returns, with its labels,
+      directory holding it) to get the same front `zoo.load` returns, with its labels,
       checks and helpers, running on the server.
   """
   model = RemoteModel(url, name, version=version, label=label, timeout=timeout)
   if card is None:
     return model
-  from zoo import predictor, tasks
   if isinstance(card, (str, os.PathLike)):
-    card = predictor.read_card(str(card)) if os.path.isdir(card) else json.load(open(card))
-  return tasks.for_card(card).predictor(model, card)
+    card = runtime.read_card(str(card)) if os.path.isdir(card) else json.load(open(card))
+  return tasks.for_card(card).front(model, card)

@@ -2,8 +2,8 @@
 
 `train_and_evaluate`, `evaluate_run`, `export_run` and `zoo.load` are one function each
 for every task: each looks the task up once, here, and the task supplies its datasets,
-how its model is compiled, its callbacks, its metrics, its export and its predictor
-(see `zoo.tasks.base.Task` for the interface). A recipe names its task in
+how its model is compiled, its callbacks, its exported functions, its evaluator and its
+front (see `zoo.tasks.base.Task` for the interface and the path written once for all). A recipe names its task in
 `TrainConfig.task`; task knobs live in `TrainConfig.task_kwargs`.
 """
 

@@ -1,30 +1,107 @@
-"""The interface every task implements (see `zoo.tasks`)."""
+"""What a task supplies, and the evaluation and export path written once for every task.
+
+A task (`zoo/tasks/<name>.py`) gives:
+  * training: its datasets, how its model is compiled, its callbacks;
+  * its exported functions (`signatures`, `tflite_signature`) and the card fields its
+    front needs (`card_fields`);
+  * its front (`front`, a `zoo.runtime.Predictor` subclass apps get from `zoo.load`);
+  * one evaluator (`evaluator`), which takes a predict function (`predict_fn(front)`) and
+    returns named metrics, the shape of big_vision's `evaluators/common.py`.
+
+The base does the rest, the same way for every task: the Keras model is evaluated through
+the very functions the SavedModel will hold (a `FunctionBackend` behind the task's
+front), and an export writes the SavedModel, labels, TFLite variants and card, then runs
+that one evaluator on the Keras model and on every file it wrote: parity is "the same
+evaluator on each file" (`Evaluator.compare`).
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Sequence
+import dataclasses
+import os
+import weakref
+from typing import Any, Callable, Optional, Sequence
 
 import keras
 import tensorflow as tf
 
-from zoo import errors
+from zoo import artifacts, data, errors, runtime
+
+
+@dataclasses.dataclass
+class Signature:
+  """One exported function.
+
+  Attributes:
+    fn: `fn(**named tensors) -> dict of named tensors`.
+    input_signature: its named `tf.TensorSpec`s, in argument order.
+    inputs, outputs: what the model card says of them (`{name: {dtype, shape, ...}}`).
+  """
+
+  fn: Callable
+  input_signature: list
+  inputs: dict
+  outputs: dict
+
+
+@dataclasses.dataclass
+class Evaluation:
+  """An evaluator's pass over one model: its raw predictions and its metrics."""
+
+  predictions: Any
+  metrics: dict
+
+
+class Evaluator:
+  """A task's metrics of a predict function; knows nothing of Keras, files or training.
+
+  `evaluator(predict)` returns the metrics; `evaluate(predict)` also keeps the
+  predictions, and `compare(reference, candidate)` turns two evaluations into the parity
+  figures of the candidate (an exported file) against the reference (the Keras model).
+  """
+
+  def predictions(self, predict: Callable) -> Any:
+    raise NotImplementedError
+
+  def metrics(self, predictions) -> dict:
+    raise NotImplementedError
+
+  def compare(self, reference: Evaluation, candidate: Evaluation) -> dict:
+    raise NotImplementedError
+
+  def evaluate(self, predict: Callable) -> Evaluation:
+    predictions = self.predictions(predict)
+    return Evaluation(predictions, self.metrics(predictions))
+
+  def __call__(self, predict: Callable) -> dict:
+    return self.evaluate(predict).metrics
 
 
 class Task:
-  """What a task supplies to the one training, evaluation, export and loading path.
+  """The interface every task implements (see the module docstring).
 
   Attributes:
     name: the task's name (`TrainConfig.task`, the model card's `task`).
     task_kwargs: the task's knobs and their defaults (`TrainConfig.task_kwargs` overrides
       them; `--set=task_kwargs.<knob>=value` on the command line).
     tflite_variants: the TFLite variants `scripts/export.py` writes by default.
-    predictor: the `zoo.predictor` front for its exported models.
+    front: the `zoo.runtime.Predictor` subclass apps use for its exported models.
+    count_key: the metric that counts what was evaluated (examples, samples, images).
+    writes_labels: write `labels.txt` (one class name per line) beside the SavedModel.
+    export_options: the task's export options and their defaults (`export_run`'s
+      `**task_options`; unknown ones fail).
   """
 
   name = ""
   task_kwargs: dict = {}
   tflite_variants: Sequence[str] = ()
-  predictor: type = None
+  front: type = runtime.Predictor
+  count_key = "num_examples"
+  writes_labels = False
+  export_options: dict = {}
+
+  def __init__(self):
+    self._keras_fronts = weakref.WeakKeyDictionary()
 
   def knobs(self, config) -> dict:
     """The task's knobs: defaults overridden by `config.task_kwargs` (unknown ones fail)."""
@@ -35,11 +112,14 @@ class Task:
           f"{self.name!r}; valid knobs: {sorted(self.task_kwargs)}.")
     return {**self.task_kwargs, **config.task_kwargs}
 
+  # --- Training -------------------------------------------------------------------------
+
   def datasets(self, builder, config) -> tuple[tf.data.Dataset, Optional[tf.data.Dataset]]:
     """`(train, validation)` datasets for `fit()`; validation None: no validation pass."""
     raise NotImplementedError
 
-  def compile(self, model: keras.Model, config, make_optimizer: Callable[[], keras.optimizers.Optimizer],
+  def compile(self, model: keras.Model, config,
+              make_optimizer: Callable[[], keras.optimizers.Optimizer],
               jit_compile: bool) -> None:
     """Compiles `model` (inside the strategy scope); losses live in the model."""
     raise NotImplementedError
@@ -49,20 +129,126 @@ class Task:
     the TensorBoard callback so that the logs they add are written."""
     return []
 
-  def evaluate(self, model: keras.Model, config, builder, split: str) -> dict:
-    """The task's metrics of `model` on `split` (merged into metrics.json / eval_*.json)."""
+  # --- What differs in evaluation and export --------------------------------------------
+
+  def card_fields(self, model: keras.Model, config, info) -> dict:
+    """What the task's front reads from the model card (shapes, labels, ...)."""
     raise NotImplementedError
 
-  def evaluate_predictor(self, predictor, config, builder, split: str) -> dict:
-    """The same metrics for an exported model, through its `zoo.predictor` front."""
+  def signatures(self, model: keras.Model, config, info) -> dict[str, Signature]:
+    """The SavedModel's signatures (`serving_default` first), by name."""
     raise NotImplementedError
+
+  def tflite_signature(self, model: keras.Model, config, info) -> Signature:
+    """The one function every TFLite file is converted from."""
+    raise NotImplementedError
+
+  def evaluator(self, config, builder, split: str, **options) -> Evaluator:
+    """The task's evaluator on `split` (options: the task's export options)."""
+    raise NotImplementedError
+
+  def predict_fn(self, front) -> Callable:
+    """The predict function of a front that the task's evaluator takes."""
+    raise NotImplementedError
+
+  def checks(self, card: dict, **options) -> list[dict]:
+    """The export's pass/fail checks from the card's `metrics` and `parity`, each
+    `{check, value, passed}`."""
+    raise NotImplementedError
+
+  def self_checks(self, front) -> list[dict]:
+    """Checks of one exported SavedModel's signatures against each other (default none)."""
+    return []
+
+  def card_metrics(self, metrics: dict) -> dict:
+    """The Keras model's metrics as the card records them (default: as they are)."""
+    return metrics
+
+  def calibration_images(self, config, builder, **options):
+    """uint8 training inputs calibrating the int8 TFLite variant (tasks that write one)."""
+    raise errors.InvalidValueError(f"Task {self.name!r} writes no int8 TFLite variant.")
 
   def headline(self, metrics: dict) -> str:
     """One line summing up `metrics` for the scripts' output."""
     raise NotImplementedError
 
+  def format_value(self, key: str, value) -> str:
+    """One metric or parity figure as the scripts print it."""
+    if isinstance(value, float) and abs(value) < 0.01:
+      return f"{value:.2e}"
+    return f"{value:.4g}"
+
+  # --- Written once, for every task -----------------------------------------------------
+
+  def write_saved_model(self, model: keras.Model, config, info, directory: str) -> dict:
+    """Writes the SavedModel with the task's signatures; returns them by name."""
+    signatures = self.signatures(model, config, info)
+    artifacts.write_saved_model(directory, {name: (s.fn, s.input_signature)
+                                            for name, s in signatures.items()})
+    return signatures
+
+  def keras_front(self, model: keras.Model, config, info):
+    """The task's front over the Keras model's serving functions (traced once per model)."""
+    if model not in self._keras_fronts:
+      functions = {name: tf.function(s.fn, input_signature=s.input_signature)
+                   for name, s in self.signatures(model, config, info).items()}
+      card = {"task": self.name, "name": config.recipe or config.model,
+              **self.card_fields(model, config, info)}
+      self._keras_fronts[model] = self.front(runtime.FunctionBackend(functions), card)
+    return self._keras_fronts[model]
+
+  def evaluate(self, model: keras.Model, config, builder, split: str) -> dict:
+    """The task's metrics of a Keras model on `split`, through its serving functions."""
+    front = self.keras_front(model, config, data.dataset_info(builder))
+    return self.evaluator(config, builder, split)(self.predict_fn(front))
+
+  def evaluate_front(self, front, config, builder, split: str) -> dict:
+    """The same metrics for an exported model, through its front."""
+    return self.evaluator(config, builder, split)(self.predict_fn(front))
+
   def export(self, model: keras.Model, config, builder, directory: str, card: dict, *,
-             variants: Sequence[str], **options) -> dict:
-    """Writes the SavedModel and TFLite files into `directory`; returns `card` completed
-    with `files`, `metrics`, `parity` and `checks` (each check `{check, value, passed}`)."""
-    raise NotImplementedError
+             variants: Sequence[str], parity_split: Optional[str] = None,
+             **options) -> dict:
+    """Writes the SavedModel, labels and TFLite files into `directory`; returns `card`
+    completed with `files`, `metrics`, `parity` and `checks`.
+
+    Args:
+      parity_split: the split every file is evaluated on (default: the eval split).
+      **options: the task's export options (its evaluator's, checks' and calibration's).
+    """
+    unknown = sorted(set(options) - set(self.export_options))
+    if unknown:
+      raise errors.InvalidValueError(
+          f"Invalid value for export options: {unknown} are not options of task "
+          f"{self.name!r}; valid options: {sorted(self.export_options)}.")
+    options = {**self.export_options, **options}
+    info = data.dataset_info(builder)
+    signatures = self.write_saved_model(model, config, info, directory)
+    if self.writes_labels:
+      with open(os.path.join(directory, "labels.txt"), "w") as f:
+        f.write("\n".join(info.class_names) + "\n")
+    files = {"saved_model": {"path": ".", "signatures": {
+        name: {"inputs": s.inputs, "outputs": s.outputs} for name, s in signatures.items()}}}
+    tflite = self.tflite_signature(model, config, info)
+    calibration = (self.calibration_images(config, builder, **options)
+                   if "int8" in variants else None)
+    files.update(artifacts.write_tflite_variants(
+        tflite.fn, tflite.input_signature, directory, variants, inputs=tflite.inputs,
+        outputs=tflite.outputs, calibration_images=calibration))
+    card.update({**self.card_fields(model, config, info), "files": files})
+    artifacts.write_card(directory, card)  # Fronts read labels and shapes from it.
+
+    split = parity_split or config.eval_split
+    evaluator = self.evaluator(config, builder, split, **options)
+    reference = evaluator.evaluate(self.predict_fn(self.keras_front(model, config, info)))
+    saved_model = self.front(runtime.SavedModelBackend(directory), card)
+    evaluations = {"saved_model": evaluator.evaluate(self.predict_fn(saved_model))}
+    for variant in variants:
+      backend = runtime.TFLiteBackend(os.path.join(directory, files[variant]["path"]))
+      artifacts.check_tflite_contract(backend, files[variant], variant)
+      evaluations[variant] = evaluator.evaluate(self.predict_fn(self.front(backend, card)))
+    card["metrics"] = {"split": split, **self.card_metrics(reference.metrics)}
+    card["parity"] = {key: evaluator.compare(reference, evaluation)
+                      for key, evaluation in evaluations.items()}
+    card["checks"] = self.checks(card, **options) + self.self_checks(saved_model)
+    return card

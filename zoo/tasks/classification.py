@@ -10,26 +10,102 @@ inside each graph):
                   float32 [N, D]: embeddings, and the feature space of `zoo.quality`),
                   probabilities
   TFLite      float32, float16, dynamic_int8, int8: images uint8 -> probabilities float32
-Parity: top-1 agreement of every file with the Keras model; int8 accuracy drop and size.
+Parity: accuracy of every file, its top-1 agreement with the Keras model and the largest
+probability difference; int8 accuracy drop and size.
+Front: `Classifier` (`predict`, `predict_files`, `features`).
 """
 
 from __future__ import annotations
 
-import os
+from typing import Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
+import tensorflow_datasets as tfds
 
-from zoo import callbacks as zoo_callbacks
-from zoo import data, predictor
-from zoo.tasks.base import Task
+from zoo import artifacts, callbacks as zoo_callbacks, data, errors, runtime
+from zoo.tasks import base
 
 # Parity targets (see BENCHMARKS.md): top-1 agreement with the Keras model for the float
 # files and the SavedModel; for the int8 files, accuracy within 0.2 points of float.
 MIN_AGREEMENT = {"saved_model": 0.999, "float32": 0.999, "float16": 0.999}
 MAX_INT8_ACCURACY_DROP = 0.002
 MAX_INT8_SIZE_RATIO = 0.30
+
+
+class Classifier(runtime.Predictor):
+  """An image classifier: `predict(images)`, `predict_files(paths)`, `features(images)`."""
+
+  def __init__(self, backend, card):
+    super().__init__(backend, card)
+    self.image_shape = tuple(card["image_shape"])
+    self.class_names = list(card["labels"])
+
+  def _check(self, images) -> np.ndarray:
+    if np.asarray(images).dtype != np.uint8:
+      raise errors.InvalidValueError(
+          "Invalid value for `images`: expected dtype uint8 (pixels 0-255, as stored by the "
+          f"dataset). Received: dtype={np.asarray(images).dtype}")
+    return runtime.check_array("images", images, np.uint8, self.image_shape)
+
+  def predict(self, images) -> dict:
+    """uint8 images [N, H, W, C] -> probabilities [N, K] float32, classes [N] int64, labels."""
+    probabilities = self.backend.run(images=self._check(images))["probabilities"]
+    probabilities = probabilities.astype(np.float32)
+    classes = np.argmax(probabilities, axis=-1).astype(np.int64)
+    return {"probabilities": probabilities, "classes": classes,
+            "labels": [self.class_names[c] for c in classes]}
+
+  @property
+  def has_features(self) -> bool:
+    return "features" in self.backend.signatures
+
+  def features(self, images) -> dict:
+    """uint8 images -> `features` (the penultimate layer, float32 [N, D], usable as
+    embeddings) and `probabilities`, from the SavedModel's `features` signature."""
+    if not self.has_features:
+      raise errors.InvalidValueError(
+          f"{self.path!r} has no `features` signature (exports from this zoo version have "
+          "it in the SavedModel).")
+    return self.backend.run("features", images=self._check(images))
+
+  def predict_files(self, paths: Sequence[str], auto_invert: bool = True) -> list[dict]:
+    """Classifies image files (PNG/JPEG/GIF/BMP, any size, gray or RGB).
+
+    Args:
+      paths: image files.
+      auto_invert: invert a dark-on-light image (a digit written on paper) to the
+        dataset's light-on-dark polarity (see `zoo.data.match_dataset_polarity`), as the
+        SavedModel's `serve_image_bytes` does. Each result says whether it was inverted.
+
+    Returns one dict per path, in order: `{"file", "class", "label", "probability",
+    "inverted"}` or, for a missing, unreadable or non-image file, `{"file", "error"}`; the
+    other files are still classified.
+    """
+    def decode(raw):
+      image, inverted = data.match_dataset_polarity(
+          data.decode_image_bytes(tf.constant(raw), self.image_shape), auto_invert)
+      return image.numpy(), bool(inverted)
+
+    results, images, where = [], [], []
+    for path, decoded in runtime.read_image_files(paths, decode):
+      if isinstance(decoded, dict):
+        results.append(decoded)
+        continue
+      images.append(decoded[0])
+      where.append(len(results))
+      results.append({"file": path, "inverted": decoded[1]})
+    if images:
+      out = self.predict(np.stack(images))
+      for i, row in enumerate(where):
+        c = int(out["classes"][i])
+        results[row].update({"class": c, "label": out["labels"][i],
+                             "probability": float(out["probabilities"][i, c])})
+    return results
+
+  def run_files(self, paths, options):
+    return self.predict_files(paths, auto_invert=options.get("auto_invert", True))
 
 
 def make_datasets(builder, config, *, training_only=False):
@@ -50,11 +126,52 @@ def feature_model(model: keras.Model) -> keras.Model:
   return keras.Model(model.inputs, [model.get_layer("logits").input, model.outputs[0]])
 
 
-class Classification(Task):
+class ClassificationEvaluator(base.Evaluator):
+  """Accuracy and cross-entropy of `predict(uint8 images [N, H, W, C]) -> probabilities`
+  on a split, read in stored order in batches of `batch_size`.
+
+  Parity (`compare`): the candidate's accuracy, its top-1 agreement with the reference
+  and the largest absolute probability difference.
+  """
+
+  def __init__(self, builder, split: str, batch_size: int = 1000):
+    self.split = split
+    self.dataset = builder.as_dataset(split=split, as_supervised=True,
+                                      shuffle_files=False).batch(batch_size)
+
+  def predictions(self, predict):
+    probabilities, labels = [], []
+    for images, batch_labels in tfds.as_numpy(self.dataset):
+      probabilities.append(np.asarray(predict(images), np.float32))
+      labels.append(batch_labels)
+    return {"probabilities": np.concatenate(probabilities), "labels": np.concatenate(labels)}
+
+  def metrics(self, predictions):
+    p, labels = predictions["probabilities"].astype(np.float64), predictions["labels"]
+    # Keras's sparse cross-entropy on probabilities: renormalized, clipped to [1e-7, 1 - 1e-7].
+    p = np.clip(p / p.sum(axis=-1, keepdims=True), 1e-7, 1 - 1e-7)
+    return {"num_examples": int(len(labels)),
+            "accuracy": float(np.mean(np.argmax(p, -1) == labels)),
+            "loss": float(np.mean(-np.log(p[np.arange(len(labels)), labels])))}
+
+  def compare(self, reference, candidate):
+    ref, out = reference.predictions["probabilities"], candidate.predictions["probabilities"]
+    return {"accuracy": candidate.metrics["accuracy"],
+            "top1_agreement": float(np.mean(np.argmax(out, -1) == np.argmax(ref, -1))),
+            "max_abs_diff": float(np.max(np.abs(out - ref)))}
+
+
+class Classification(base.Task):
   name = "classification"
   task_kwargs = {}
   tflite_variants = ("float32", "float16", "dynamic_int8", "int8")
-  predictor = predictor.Classifier
+  front = Classifier
+  writes_labels = True
+  export_options = {
+      "calibration_examples": 500,  # training images calibrating the int8 variant
+      "min_agreement": None,  # per file; None: MIN_AGREEMENT
+      "max_int8_accuracy_drop": MAX_INT8_ACCURACY_DROP,
+  }
 
   def datasets(self, builder, config):
     return make_datasets(builder, config)
@@ -72,151 +189,100 @@ class Classification(Task):
       cbs.append(zoo_callbacks.ImageSamples(log_dir, images[:config.log_images]))
     return cbs
 
-  def evaluate(self, model, config, builder, split):
-    from zoo import distribute  # DATA sharding: under multi-worker, evaluate() shards it.
-    ds = distribute.shard_inputs(data.make_classification_dataset(
-        builder, split, batch_size=config.eval_batch_size, training=False))
-    results = model.evaluate(ds, return_dict=True, verbose=0)
-    return {"num_examples": data.num_examples(builder, split),
-            "accuracy": float(results["accuracy"]), "loss": float(results["loss"])}
+  def card_fields(self, model, config, info):
+    return {"image_shape": list(info.image_shape), "labels": list(info.class_names)}
 
-  def evaluate_predictor(self, predictor, config, builder, split):
-    images, labels = data.split_arrays(builder, split)
-    classes = np.concatenate([predictor.predict(images[i:i + 1000])["classes"]
-                              for i in range(0, len(images), 1000)])
-    return {"num_examples": int(len(labels)), "accuracy": float(np.mean(classes == labels))}
+  def signatures(self, model, config, info):
+    image_shape, names = info.image_shape, list(info.class_names)
+    features = feature_model(model)
+
+    def outputs(probabilities):
+      classes = tf.argmax(probabilities, axis=-1)
+      return {"probabilities": tf.cast(probabilities, tf.float32), "classes": classes,
+              "labels": tf.gather(tf.constant(names), classes)}
+
+    def serve_images(images):
+      return outputs(model(data.normalize_images(images), training=False))
+
+    def serve_image_bytes(image_bytes):
+      images, inverted = tf.map_fn(
+          lambda b: data.match_dataset_polarity(data.decode_image_bytes(b, image_shape)),
+          image_bytes, fn_output_signature=(tf.TensorSpec(image_shape, tf.uint8),
+                                            tf.TensorSpec([], tf.bool)))
+      return {**serve_images(images), "inverted": inverted}
+
+    def serve_features(images):
+      feats, probabilities = features(data.normalize_images(images), training=False)
+      return {"features": tf.cast(feats, tf.float32),
+              "probabilities": tf.cast(probabilities, tf.float32)}
+
+    pixels = artifacts.pixel_contract(image_shape)
+    images_spec = [tf.TensorSpec([None, *image_shape], tf.uint8, name="images")]
+    probabilities = {"dtype": "float32", "shape": [-1, info.num_classes]}
+    out = {"probabilities": probabilities, "classes": {"dtype": "int64", "shape": [-1]},
+           "labels": {"dtype": "string", "shape": [-1]}}
+    bytes_in = {"image_bytes": {
+        "dtype": "string", "shape": [-1],
+        "description": "encoded PNG/JPEG/GIF/BMP, any size, gray or RGB; a dark digit on "
+                       "light paper is inverted to the dataset's polarity"}}
+    features_out = {"features": {"dtype": "float32", "shape": [-1, -1],
+                                 "description": "the penultimate layer (the logits layer's "
+                                                "input), for embeddings and FID"},
+                    "probabilities": probabilities}
+    return {
+        "serving_default": base.Signature(serve_images, images_spec, {"images": pixels}, out),
+        "serve_image_bytes": base.Signature(
+            serve_image_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")],
+            bytes_in, {**out, "inverted": {"dtype": "bool", "shape": [-1]}}),
+        "features": base.Signature(serve_features, images_spec, {"images": pixels},
+                                   features_out),
+    }
+
+  def tflite_signature(self, model, config, info):
+    return base.Signature(
+        lambda images: {"probabilities": model(data.normalize_images(images), training=False)},
+        [tf.TensorSpec([None, *info.image_shape], tf.uint8, name="images")],
+        {"images": artifacts.pixel_contract(info.image_shape)},
+        {"probabilities": {"dtype": "float32", "shape": [-1, info.num_classes]}})
+
+  def calibration_images(self, config, builder, *, calibration_examples, **options):
+    # Training pixels (TFDS's stored order is already shuffled).
+    return data.split_arrays(builder, config.train_split, calibration_examples)[0]
+
+  def evaluator(self, config, builder, split, **options):
+    return ClassificationEvaluator(builder, split, config.eval_batch_size)
+
+  def predict_fn(self, front):
+    return lambda images: front.predict(images)["probabilities"]
+
+  def card_metrics(self, metrics):
+    return {"num_examples": metrics["num_examples"], "keras_accuracy": metrics["accuracy"]}
+
+  def checks(self, card, *, min_agreement, max_int8_accuracy_drop, **options):
+    parity, files = card["parity"], card["files"]
+    checks = []
+    for key, minimum in (min_agreement or MIN_AGREEMENT).items():
+      if key in parity:
+        checks.append({"check": f"{key} top-1 agreement >= {minimum}",
+                       "value": parity[key]["top1_agreement"],
+                       "passed": parity[key]["top1_agreement"] >= minimum})
+    if "int8" in parity:
+      drop = card["metrics"]["keras_accuracy"] - parity["int8"]["accuracy"]
+      checks.append({"check": f"int8 accuracy within {max_int8_accuracy_drop} of float",
+                     "value": drop, "passed": drop <= max_int8_accuracy_drop})
+      if "float32" in files:
+        ratio = files["int8"]["bytes"] / files["float32"]["bytes"]
+        checks.append({"check": f"int8 file <= {MAX_INT8_SIZE_RATIO} x float32 file",
+                       "value": ratio, "passed": ratio <= MAX_INT8_SIZE_RATIO})
+    return checks
 
   def headline(self, metrics):
     return f"{metrics['split']} accuracy {metrics['accuracy']:.4f}"
 
-  def export(self, model, config, builder, directory, card, *, variants,
-             parity_split=None, calibration_examples=500, min_agreement=None,
-             max_int8_accuracy_drop=MAX_INT8_ACCURACY_DROP):
-    """See the module docstring. Options: `parity_split` (default: the run's eval split),
-    `calibration_examples` (training images calibrating int8), `min_agreement` (per file,
-    default `MIN_AGREEMENT`), `max_int8_accuracy_drop`."""
-    from zoo import export  # The generic half: conversion, contracts.
-    info = data.dataset_info(builder)
-    split = parity_split or config.eval_split
-    images, labels = data.split_arrays(builder, split)
-    reference = model.predict(data.normalize_images(images), batch_size=1000, verbose=0)
-    pixels = export.pixel_contract(info.image_shape)
-    write_saved_model(model, directory, info.image_shape, info.class_names)
-    with open(os.path.join(directory, "labels.txt"), "w") as f:
-      f.write("\n".join(info.class_names) + "\n")
-    calibration = None
-    if "int8" in variants:  # Training pixels (TFDS's stored order is already shuffled).
-      calibration, _ = data.split_arrays(builder, config.train_split, calibration_examples)
-    files = {"saved_model": {"path": ".", "signatures": _signature_specs(info, pixels)}}
-    files.update(export.write_tflite_variants(
-        lambda images: {"probabilities": model(data.normalize_images(images), training=False)},
-        [tf.TensorSpec([None, *info.image_shape], tf.uint8, name="images")], directory,
-        variants, inputs={"images": pixels},
-        outputs={"probabilities": {"dtype": "float32", "shape": [-1, info.num_classes]}},
-        calibration_images=calibration))
-    card.update({
-        "image_shape": list(info.image_shape), "labels": list(info.class_names),
-        "files": files,
-        "metrics": {"split": split, "num_examples": int(len(labels)),
-                    "keras_accuracy": float(np.mean(np.argmax(reference, -1) == labels))},
-    })
-    export.write_card(directory, card)  # Predictors read labels and shapes from it.
-    sm = predictor.Classifier(predictor.SavedModelBackend(directory), card)
-    parity = {"saved_model": _agreement(reference, sm.predict(images)["probabilities"], labels)}
-    for variant in variants:
-      backend = predictor.TFLiteBackend(os.path.join(directory, files[variant]["path"]))
-      export.check_tflite_contract(backend, files[variant], variant)
-      parity[variant] = _agreement(
-          reference, predictor.Classifier(backend, card).predict(images)["probabilities"],
-          labels)
-    card["parity"] = parity
-    card["checks"] = _check_parity(card, min_agreement or MIN_AGREEMENT,
-                                   max_int8_accuracy_drop)
-    return card
-
-
-def write_saved_model(model: keras.Model, path: str, image_shape, class_names) -> None:
-  """Writes the SavedModel with the three signatures of the module docstring to `path`."""
-  from zoo import export
-  names = list(class_names)
-  features = feature_model(model)
-
-  def outputs(probabilities):
-    classes = tf.argmax(probabilities, axis=-1)
-    return {"probabilities": tf.cast(probabilities, tf.float32), "classes": classes,
-            "labels": tf.gather(tf.constant(names), classes)}
-
-  def serve_images(images):
-    return outputs(model(data.normalize_images(images), training=False))
-
-  def serve_image_bytes(image_bytes):
-    images, inverted = tf.map_fn(
-        lambda b: data.match_dataset_polarity(data.decode_image_bytes(b, image_shape)),
-        image_bytes, fn_output_signature=(tf.TensorSpec(image_shape, tf.uint8),
-                                          tf.TensorSpec([], tf.bool)))
-    return {**serve_images(images), "inverted": inverted}
-
-  def serve_features(images):
-    feats, probabilities = features(data.normalize_images(images), training=False)
-    return {"features": tf.cast(feats, tf.float32),
-            "probabilities": tf.cast(probabilities, tf.float32)}
-
-  images_spec = [tf.TensorSpec([None, *image_shape], tf.uint8, name="images")]
-  export.write_saved_model(path, {
-      "serving_default": (serve_images, images_spec),
-      "serve_image_bytes": (serve_image_bytes,
-                            [tf.TensorSpec([None], tf.string, name="image_bytes")]),
-      "features": (serve_features, images_spec),
-  })
-
-
-def _agreement(reference: np.ndarray, probabilities: np.ndarray, labels: np.ndarray) -> dict:
-  return {
-      "accuracy": float(np.mean(np.argmax(probabilities, -1) == labels)),
-      "top1_agreement": float(np.mean(np.argmax(probabilities, -1) == np.argmax(reference, -1))),
-      "max_abs_diff": float(np.max(np.abs(probabilities - reference))),
-  }
-
-
-def _signature_specs(info, pixels) -> dict:
-  outputs = {"probabilities": {"dtype": "float32", "shape": [-1, info.num_classes]},
-             "classes": {"dtype": "int64", "shape": [-1]},
-             "labels": {"dtype": "string", "shape": [-1]}}
-  return {
-      "serving_default": {"inputs": {"images": pixels}, "outputs": outputs},
-      "serve_image_bytes": {
-          "inputs": {"image_bytes": {
-              "dtype": "string", "shape": [-1],
-              "description": "encoded PNG/JPEG/GIF/BMP, any size, gray or RGB; a dark "
-                             "digit on light paper is inverted to the dataset's polarity"}},
-          "outputs": {**outputs, "inverted": {"dtype": "bool", "shape": [-1]}}},
-      "features": {
-          "inputs": {"images": pixels},
-          "outputs": {"features": {"dtype": "float32", "shape": [-1, -1],
-                                   "description": "the penultimate layer (the logits "
-                                                  "layer's input), for embeddings and FID"},
-                      "probabilities": outputs["probabilities"]}},
-  }
-
-
-def _check_parity(card, min_agreement, max_int8_drop) -> list[dict]:
-  parity, files = card["parity"], card["files"]
-  float_acc = card["metrics"]["keras_accuracy"]
-  checks = []
-  for key, minimum in min_agreement.items():
-    if key in parity:
-      checks.append({"check": f"{key} top-1 agreement >= {minimum}",
-                     "value": parity[key]["top1_agreement"],
-                     "passed": parity[key]["top1_agreement"] >= minimum})
-  if "int8" in parity:
-    drop = float_acc - parity["int8"]["accuracy"]
-    checks.append({"check": f"int8 accuracy within {max_int8_drop} of float",
-                   "value": drop, "passed": drop <= max_int8_drop})
-    if "float32" in files:
-      ratio = files["int8"]["bytes"] / files["float32"]["bytes"]
-      checks.append({"check": f"int8 file <= {MAX_INT8_SIZE_RATIO} x float32 file",
-                     "value": ratio, "passed": ratio <= MAX_INT8_SIZE_RATIO})
-  return checks
+  def format_value(self, key, value):
+    if key == "accuracy" or key.endswith("agreement"):
+      return f"{100 * value:.2f} %"
+    return super().format_value(key, value)
 
 
 TASK = Classification()

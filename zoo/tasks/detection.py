@@ -7,6 +7,10 @@ model's square input, anchor targets encoded in the pipeline. Compile: `Detectio
 with ground truth (green) and predicted boxes, names and scores (red) in TensorBoard.
 Metrics: COCO mAP@[.5:.95], mAP@.5, mAP@.75 and per-class AP with pycocotools.
 
+One inference model (`InferenceModel`: letterbox, the trained network, decoding, NMS,
+boxes back to the input image) serves evaluation, TensorBoard, every exported file and
+so every front; its anchor geometry is built once and travels with it.
+
 Export (decoding and NMS inside every file; boxes come out normalized to the input image,
 whatever its size, as the TensorFlow Object Detection API gives them):
   SavedModel  serving_default(images uint8 [N, H, W, C], any H, W) and
@@ -17,39 +21,203 @@ whatever its size, as the TensorFlow Object Detection API gives them):
   TFLite      float32, float16: images uint8 [1, H, W, C] (any H, W; the interpreter
               resizes its input) -> the same four outputs; built-in ops only (NMS is
               TFLite's NON_MAX_SUPPRESSION_V5), no Flex, no custom op to register.
-Parity: mAP@.5 of every file on the test split within `MAX_MAP50_GAP` of the Keras model.
+Parity: mAP of every file on the test split, mAP@.5 within `MAX_MAP50_GAP` of the Keras
+model's. Front: `Detector` (`detect`, `detect_files`).
 """
 
 from __future__ import annotations
 
-import os
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from zoo import boxes as zboxes
 from zoo import callbacks as zoo_callbacks
-from zoo import coco_eval, data, drawing, predictor
+from zoo import coco_eval, data, drawing, errors, runtime
 from zoo.data import detection_input
 from zoo.models import detector
-from zoo.tasks.base import Task
+from zoo.tasks import base
 
 # Largest |mAP@.5 difference| of an exported file from the Keras model (the issue's bar).
 MAX_MAP50_GAP = 0.01
 _NMS_KNOBS = ("max_detections", "score_threshold", "iou_threshold", "pre_nms_top_k")
+OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 
 
-class Geometry:
-  """What the pipeline, evaluation and export need to know about a detector's input."""
+class Detector(runtime.Predictor):
+  """An object detector: `detect(images)` and `detect_files(paths)`; decoding and NMS are
+  inside the exported file, so what comes out is final."""
 
-  def __init__(self, config, info):
+  OUTPUTS = OUTPUTS
+
+  def __init__(self, backend, card):
+    super().__init__(backend, card)
+    self.class_names = list(card["labels"])
+    self.channels = int(card["channels"])
+    self.image_size = int(card["image_size"])
+
+  def detect(self, images) -> dict:
+    """uint8 images [N, H, W, C] (any H, W) -> the Object Detection API's outputs:
+    `detection_boxes [N, K, 4]` (normalized [ymin, xmin, ymax, xmax] of the image),
+    `detection_scores [N, K]`, `detection_classes [N, K]` (float class index),
+    `num_detections [N]`. TFLite files take one image per call: they are run per image."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != self.channels:
+      raise errors.InvalidValueError(
+          f"Invalid value for `images`: expected uint8 [N, H, W, {self.channels}]. "
+          f"Received: dtype={images.dtype}, shape={list(images.shape)}")
+    if self.kind == "tflite":
+      rows = [self.backend.run(images=image[None]) for image in images]
+      return {k: np.concatenate([r[k] for r in rows]) for k in self.OUTPUTS}
+    out = self.backend.run(images=images)
+    return {k: out[k] for k in self.OUTPUTS}
+
+  def detect_files(self, paths: Sequence[str], min_score: float = 0.3) -> list[dict]:
+    """Detects objects in image files (PNG/JPEG/GIF/BMP, any size, gray or RGB).
+
+    Returns one dict per path, in order: `{"file", "width", "height", "detections":
+    [{"label", "class", "score", "box_yxyx" (normalized), "box_xyxy_pixels"}]}` with the
+    detections scoring at least `min_score`, or `{"file", "error"}` for a missing,
+    unreadable or non-image file (the other files are still processed)."""
+    def decode(raw):
+      return tf.io.decode_image(raw, channels=self.channels, expand_animations=False).numpy()
+
+    results = []
+    for path, image in runtime.read_image_files(paths, decode):
+      if isinstance(image, dict):
+        results.append(image)
+        continue
+      out = self.detect(image[None])
+      h, w = image.shape[:2]
+      found = []
+      for i in range(int(out["num_detections"][0])):
+        score = float(out["detection_scores"][0, i])
+        if score < min_score:
+          continue
+        y0, x0, y1, x1 = (float(v) for v in out["detection_boxes"][0, i])
+        c = int(out["detection_classes"][0, i])
+        found.append({"label": self.class_names[c], "class": c, "score": score,
+                      "box_yxyx": [y0, x0, y1, x1],
+                      "box_xyxy_pixels": [x0 * w, y0 * h, x1 * w, y1 * h]})
+      results.append({"file": path, "width": int(w), "height": int(h), "detections": found})
+    return results
+
+  def run_files(self, paths, options):
+    """`detect_files`, and each file's boxes drawn into `options["output_dir"]`."""
+    results = self.detect_files(paths, min_score=options.get("min_score", 0.3))
+    for r in results:
+      if "error" not in r:
+        r["written"] = drawing.save_detections(r, self.class_names,
+                                               options.get("output_dir", "predictions"))
+    return results
+
+
+class InferenceModel:
+  """A trained detector as apps get it: uint8 images of any size in, final detections out.
+
+  Letterboxes to the network's square input, runs it, decodes its box deltas against its
+  anchors, runs NMS and maps the boxes back to the input image (as keras-io's RetinaNet
+  builds its inference model around the trained one). Built once per trained model; the
+  anchor geometry is computed here and nowhere else after training.
+
+  Args:
+    model: the trained network (raw outputs `[B, A, 4 + C]`).
+    config: its `TrainConfig` (anchor knobs in `model_kwargs`, NMS knobs in `task_kwargs`).
+    info: the dataset's `zoo.data.DatasetInfo`.
+  """
+
+  def __init__(self, model, config, info):
+    self.model = model
     self.image_size = detector.model_input_size(info.image_shape, config.model_kwargs)
     self.channels = int(info.image_shape[-1])
     self.anchors = detector.anchors_yxyx(info.image_shape, **config.model_kwargs)
     self.class_names = list(info.class_names)
+    self.nms = {k: TASK.knobs(config)[k] for k in _NMS_KNOBS}
+
+  def detect_squares(self, squares, valid):
+    """Letterboxed float images `[B, S, S, C]` in [0, 1] and their `valid` fractions
+    `[B, 1, 2]` -> the Object Detection API's outputs."""
+    raw = self.model(squares, training=False)
+    out = zboxes.postprocess_batch_yxyx(raw, self.anchors, **self.nms)
+    out["detection_boxes"] = zboxes.unletterbox_yxyx(out["detection_boxes"], valid)
+    return out
+
+  def serve_images(self, images):
+    """uint8 images `[N, H, W, C]` (one size per call) -> the four outputs."""
+    squares, valid = zboxes.letterbox(images, self.image_size)
+    return self.detect_squares(data.normalize_images(squares), valid)
+
+  def serve_image_bytes(self, image_bytes):
+    """Encoded images `[N]` (each its own size) -> the four outputs."""
+    size, channels = self.image_size, self.channels
+
+    def one(encoded):
+      image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
+      return zboxes.letterbox(image, size)
+    squares, valid = tf.map_fn(one, image_bytes, fn_output_signature=(
+        tf.TensorSpec([size, size, channels], tf.float32), tf.TensorSpec([2], tf.float32)))
+    return self.detect_squares(data.normalize_images(squares), valid[:, None, :])
 
 
-class Detection(Task):
+class DetectionEvaluator(base.Evaluator):
+  """COCO metrics (pycocotools) of `detect(uint8 images [N, H, W, C]) -> the Object
+  Detection API's outputs` on (the first `limit` images of) a split, fed as the images
+  are stored (same-size neighbours batched). The ground truth is read once.
+
+  Parity (`compare`): the candidate's mAP and mAP@.5, and its mAP@.5 gap to the reference.
+  """
+
+  def __init__(self, builder, split: str, class_names, *, limit: Optional[int] = None,
+               batch_size: int = 100):
+    self.split = split
+    self.class_names = list(class_names)
+    self.truth = detection_input.ground_truth(builder, split, limit)
+    self.batch_size = batch_size
+
+  def predictions(self, predict):
+    results, pending = [], []
+
+    def flush():
+      if pending:
+        out = predict(np.stack(pending))
+        results.extend(
+            {"boxes_yxyx": out["detection_boxes"][i], "scores": out["detection_scores"][i],
+             "classes": out["detection_classes"][i], "num": int(out["num_detections"][i])}
+            for i in range(len(pending)))
+        pending.clear()
+
+    for item in self.truth:
+      image = item["image"]
+      if pending and (image.shape != pending[0].shape or len(pending) == self.batch_size):
+        flush()
+      pending.append(image)
+    flush()
+    return results
+
+  def metrics(self, detections):
+    return coco_eval.coco_metrics(self.truth, detections, self.class_names)
+
+  def compare(self, reference, candidate):
+    return {"map": candidate.metrics["map"], "map_50": candidate.metrics["map_50"],
+            "map_50_gap": abs(candidate.metrics["map_50"] - reference.metrics["map_50"])}
+
+  def drawings(self, detections) -> np.ndarray:
+    """The images with ground truth and `detections` drawn, each fitted into one square
+    (uint8 RGB `[N, side, side, 3]`, side twice the largest image side up to 512)."""
+    side = min(2 * max(max(t["image"].shape[:2]) for t in self.truth), 512)
+    drawn = []
+    for truth, det in zip(self.truth, detections):
+      n = int(det["num"])
+      image = truth["image"]
+      drawn.append(drawing.fit_square(drawing.draw_detections(
+          image, det["boxes_yxyx"][:n], det["classes"][:n], det["scores"][:n],
+          self.class_names, ground_truth_yxyx=truth["boxes_yxyx"],
+          scale=max(1, side // max(image.shape[:2]))), side))
+    return np.stack(drawn)
+
+
+class Detection(base.Task):
   name = "detection"
   task_kwargs = {
       # Post-processing (the exported files' too).
@@ -64,15 +232,15 @@ class Detection(Task):
       "map_images": 500,
   }
   tflite_variants = ("float32", "float16")
-  predictor = predictor.Detector
-
-  def nms_options(self, config) -> dict:
-    knobs = self.knobs(config)
-    return {k: knobs[k] for k in _NMS_KNOBS}
+  front = Detector
+  count_key = "num_images"
+  writes_labels = True
+  export_options = {"max_map50_gap": MAX_MAP50_GAP}
 
   def datasets(self, builder, config):
-    geometry = Geometry(config, data.dataset_info(builder))
-    common = {"image_size": geometry.image_size, "anchors_yxyx": geometry.anchors}
+    info = data.dataset_info(builder)
+    common = {"image_size": detector.model_input_size(info.image_shape, config.model_kwargs),
+              "anchors_yxyx": detector.anchors_yxyx(info.image_shape, **config.model_kwargs)}
     train = detection_input.make_detection_dataset(
         builder, config.train_split, batch_size=config.batch_size, training=True,
         seed=config.seed, flip=self.knobs(config)["flip"],
@@ -89,51 +257,34 @@ class Detection(Task):
 
   def callbacks(self, config, *, builder, log_dir, info, train_ds, validation_ds):
     knobs = self.knobs(config)
-    geometry = Geometry(config, info)
+
+    def detect(model):
+      return self.predict_fn(self.keras_front(model, config, info))
+
     cbs = []
     if knobs["map_every_epochs"]:
-      evaluator = KerasEvaluator(builder, config.eval_split, geometry, self.nms_options(config),
-                                 config.eval_batch_size, limit=knobs["map_images"])
-      cbs.append(zoo_callbacks.PeriodicMetrics(evaluator, ("map", "map_50"),
-                                               knobs["map_every_epochs"]))
+      evaluator = DetectionEvaluator(builder, config.eval_split, info.class_names,
+                                     limit=knobs["map_images"],
+                                     batch_size=config.eval_batch_size)
+      cbs.append(zoo_callbacks.PeriodicMetrics(lambda model: evaluator(detect(model)),
+                                               ("map", "map_50"), knobs["map_every_epochs"]))
     if config.log_images:
-      shown = KerasEvaluator(builder, config.eval_split, geometry, self.nms_options(config),
-                             config.eval_batch_size, limit=config.log_images)
-      cbs.append(zoo_callbacks.SampleGrid(log_dir, shown.drawings, rows=2,
-                                          tag="validation_detections"))
+      shown = DetectionEvaluator(builder, config.eval_split, info.class_names,
+                                 limit=config.log_images)
+      cbs.append(zoo_callbacks.SampleGrid(
+          log_dir, lambda model: shown.drawings(shown.predictions(detect(model))), rows=2,
+          tag="validation_detections"))
     return cbs
 
-  def evaluate(self, model, config, builder, split):
-    geometry = Geometry(config, data.dataset_info(builder))
-    return KerasEvaluator(builder, split, geometry, self.nms_options(config),
-                          config.eval_batch_size)(model)
+  def card_fields(self, model, config, info):
+    inference = InferenceModel(model, config, info)
+    return {"image_size": inference.image_size, "channels": inference.channels,
+            "labels": inference.class_names, "num_anchors": int(len(inference.anchors)),
+            "postprocessing": inference.nms,
+            "box_format": "normalized [ymin, xmin, ymax, xmax]"}
 
-  def evaluate_predictor(self, predictor, config, builder, split):
-    truth = detection_input.ground_truth(builder, split)
-    return coco_eval.coco_metrics(truth, predictor_detections(predictor, truth),
-                                  predictor.class_names)
-
-  def headline(self, metrics):
-    return (f"{metrics['split']} mAP@[.5:.95] {metrics['map']:.4f}, mAP@.5 "
-            f"{metrics['map_50']:.4f} ({metrics['num_images']} images)")
-
-  def export(self, model, config, builder, directory, card, *, variants, max_map50_gap=None):
-    """See the module docstring. Option: `max_map50_gap` (default `MAX_MAP50_GAP`)."""
-    from zoo import export
-    info = data.dataset_info(builder)
-    geometry = Geometry(config, info)
-    nms = self.nms_options(config)
-    serve_images, serve_image_bytes = serving_functions(model, geometry, nms)
-    c = geometry.channels
-    export.write_saved_model(directory, {
-        "serving_default": (serve_images,
-                            [tf.TensorSpec([None, None, None, c], tf.uint8, name="images")]),
-        "serve_image_bytes": (serve_image_bytes,
-                              [tf.TensorSpec([None], tf.string, name="image_bytes")]),
-    })
-    with open(os.path.join(directory, "labels.txt"), "w") as f:
-      f.write("\n".join(geometry.class_names) + "\n")
-    k = nms["max_detections"]
+  def _contract(self, inference):
+    k, c = inference.nms["max_detections"], inference.channels
     outputs = {
         "detection_boxes": {"dtype": "float32", "shape": [-1, k, 4],
                             "description": "normalized [ymin, xmin, ymax, xmax] of the "
@@ -145,157 +296,51 @@ class Detection(Task):
     }
     pixels = {"dtype": "uint8", "shape": [-1, -1, -1, c], "range": [0, 255],
               "description": f"pixels of any size ({'gray' if c == 1 else 'RGB'}); "
-                             f"letterboxed to {geometry.image_size}x{geometry.image_size} "
+                             f"letterboxed to {inference.image_size}x{inference.image_size} "
                              "inside the model"}
-    files = {"saved_model": {"path": ".", "signatures": {
-        "serving_default": {"inputs": {"images": pixels}, "outputs": outputs},
-        "serve_image_bytes": {"inputs": {"image_bytes": {
-            "dtype": "string", "shape": [-1], "description": "encoded PNG/JPEG/GIF/BMP, "
-                                                             "any size, gray or RGB"}},
-            "outputs": outputs}}}}
-    tflite_inputs = {"images": {**pixels, "shape": [1, -1, -1, c]}}
-    files.update(export.write_tflite_variants(
-        serve_images, [tf.TensorSpec([1, None, None, c], tf.uint8, name="images")], directory,
-        variants, inputs=tflite_inputs, outputs=outputs))
-    card.update({"image_size": geometry.image_size, "channels": c,
-                 "labels": geometry.class_names, "num_anchors": int(len(geometry.anchors)),
-                 "postprocessing": nms, "box_format": "normalized [ymin, xmin, ymax, xmax]",
-                 "files": files})
-    export.write_card(directory, card)
+    return pixels, outputs
 
-    # Metrics and parity: every file scored with pycocotools on the eval split.
-    split = config.eval_split
-    evaluator = KerasEvaluator(builder, split, geometry, nms, config.eval_batch_size)
-    keras_metrics = evaluator(model)
-    truth = evaluator.truth  # Read once, for the Keras model and every exported file.
-    parity = {}
-    front = predictor.Detector(predictor.SavedModelBackend(directory), card)
-    parity["saved_model"] = coco_eval.coco_metrics(truth, predictor_detections(front, truth),
-                                                   geometry.class_names)
-    for variant in variants:
-      backend = predictor.TFLiteBackend(os.path.join(directory, files[variant]["path"]))
-      export.check_tflite_contract(backend, files[variant], variant)
-      parity[variant] = coco_eval.coco_metrics(
-          truth, predictor_detections(predictor.Detector(backend, card), truth),
-          geometry.class_names)
+  def signatures(self, model, config, info):
+    inference = InferenceModel(model, config, info)
+    pixels, outputs = self._contract(inference)
+    c = inference.channels
+    return {
+        "serving_default": base.Signature(
+            inference.serve_images,
+            [tf.TensorSpec([None, None, None, c], tf.uint8, name="images")],
+            {"images": pixels}, outputs),
+        "serve_image_bytes": base.Signature(
+            inference.serve_image_bytes,
+            [tf.TensorSpec([None], tf.string, name="image_bytes")],
+            {"image_bytes": {"dtype": "string", "shape": [-1],
+                             "description": "encoded PNG/JPEG/GIF/BMP, any size, gray or "
+                                            "RGB"}}, outputs),
+    }
+
+  def tflite_signature(self, model, config, info):
+    inference = InferenceModel(model, config, info)
+    pixels, outputs = self._contract(inference)
+    c = inference.channels
+    return base.Signature(inference.serve_images,
+                          [tf.TensorSpec([1, None, None, c], tf.uint8, name="images")],
+                          {"images": {**pixels, "shape": [1, -1, -1, c]}}, outputs)
+
+  def evaluator(self, config, builder, split, **options):
+    return DetectionEvaluator(builder, split, data.dataset_info(builder).class_names,
+                              batch_size=config.eval_batch_size)
+
+  def predict_fn(self, front):
+    return front.detect
+
+  def checks(self, card, *, max_map50_gap, **options):
     gap = MAX_MAP50_GAP if max_map50_gap is None else max_map50_gap
-    card["metrics"] = {"split": split, **keras_metrics}
-    card["parity"] = {key: {"map": p["map"], "map_50": p["map_50"],
-                            "map_50_gap": abs(p["map_50"] - keras_metrics["map_50"])}
-                      for key, p in parity.items()}
-    card["checks"] = [{"check": f"{key} |mAP@.5 - Keras mAP@.5| <= {gap}",
-                       "value": p["map_50_gap"], "passed": p["map_50_gap"] <= gap}
-                      for key, p in card["parity"].items()]
-    return card
+    return [{"check": f"{key} |mAP@.5 - Keras mAP@.5| <= {gap}",
+             "value": p["map_50_gap"], "passed": p["map_50_gap"] <= gap}
+            for key, p in card["parity"].items()]
 
-
-def serving_functions(model, geometry: Geometry, nms: dict):
-  """The exported graphs: `serve_images(images uint8 [N, H, W, C])` and
-  `serve_image_bytes(image_bytes string [N])`, each returning the Object Detection API's
-  four outputs with boxes normalized to the input images."""
-  size, channels, anchors = geometry.image_size, geometry.channels, geometry.anchors
-
-  def detect(squares, valid):
-    raw = model(data.normalize_images(squares), training=False)
-    out = zboxes.postprocess_batch_yxyx(raw, anchors, **nms)
-    out["detection_boxes"] = zboxes.unletterbox_yxyx(out["detection_boxes"], valid)
-    return out
-
-  def serve_images(images):
-    squares, valid = zboxes.letterbox(images, size)
-    return detect(squares, valid)
-
-  def serve_image_bytes(image_bytes):
-    def one(encoded):
-      image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
-      return zboxes.letterbox(image, size)
-    squares, valid = tf.map_fn(one, image_bytes, fn_output_signature=(
-        tf.TensorSpec([size, size, channels], tf.float32), tf.TensorSpec([2], tf.float32)))
-    return detect(squares, valid[:, None, :])
-
-  return serve_images, serve_image_bytes
-
-
-class KerasEvaluator:
-  """COCO metrics of a Keras detector on (the first `limit` images of) a split: a callable
-  `evaluator(model) -> dict` (see `zoo.coco_eval.coco_metrics`). The ground truth is read
-  once."""
-
-  def __init__(self, builder, split, geometry: Geometry, nms: dict, batch_size: int,
-               limit=None):
-    self.geometry, self.nms = geometry, nms
-    self.split = split
-    self.truth = detection_input.ground_truth(builder, split, limit)
-    self.images = detection_input.make_eval_images(
-        builder, split, image_size=geometry.image_size, batch_size=batch_size, limit=limit)
-
-  def _run(self, model):
-    """One traced function per model (traced again only for a new model)."""
-    if getattr(self, "_model", None) is not model:
-      anchors, nms = self.geometry.anchors, self.nms
-
-      @tf.function(reduce_retracing=True)
-      def run(images, valid):
-        out = zboxes.postprocess_batch_yxyx(model(images, training=False), anchors, **nms)
-        out["detection_boxes"] = zboxes.unletterbox_yxyx(out["detection_boxes"],
-                                                         valid[:, None, :])
-        return out
-
-      self._model, self._traced = model, run
-    return self._traced
-
-  def detections(self, model) -> list[dict]:
-    run = self._run(model)
-    results = []
-    for images, valid in self.images:
-      out = {k: v.numpy() for k, v in run(images, valid).items()}
-      results.extend(_rows(out))
-    return results
-
-  def __call__(self, model) -> dict:
-    return coco_eval.coco_metrics(self.truth, self.detections(model),
-                                  self.geometry.class_names)
-
-  def drawings(self, model) -> np.ndarray:
-    """The images with ground truth and detections drawn, each fitted into one square
-    (uint8 RGB `[N, side, side, 3]`, side twice the model's input up to 512 pixels)."""
-    side = min(2 * self.geometry.image_size, 512)
-    drawn = []
-    for truth, det in zip(self.truth, self.detections(model)):
-      n = int(det["num"])
-      image = truth["image"]
-      drawn.append(drawing.fit_square(drawing.draw_detections(
-          image, det["boxes_yxyx"][:n], det["classes"][:n], det["scores"][:n],
-          self.geometry.class_names, ground_truth_yxyx=truth["boxes_yxyx"],
-          scale=max(1, side // max(image.shape[:2]))), side))
-    return np.stack(drawn)
-
-
-def _rows(out: dict) -> list[dict]:
-  """Batched Object Detection API outputs -> one detections dict per image."""
-  return [{"boxes_yxyx": out["detection_boxes"][i], "scores": out["detection_scores"][i],
-           "classes": out["detection_classes"][i], "num": int(out["num_detections"][i])}
-          for i in range(len(out["num_detections"]))]
-
-
-def predictor_detections(front, truth: list[dict], batch_size: int = 100) -> list[dict]:
-  """Detections of an exported model (`zoo.predictor.Detector`) for the ground truth's
-  images, fed as uint8 pixels (same-size images batched)."""
-  results = []
-  pending = []
-
-  def flush():
-    if pending:
-      results.extend(_rows(front.detect(np.stack(pending))))
-      pending.clear()
-
-  for item in truth:
-    image = item["image"]
-    if pending and (image.shape != pending[0].shape or len(pending) == batch_size):
-      flush()
-    pending.append(image)
-  flush()
-  return results
+  def headline(self, metrics):
+    return (f"{metrics['split']} mAP@[.5:.95] {metrics['map']:.4f}, mAP@.5 "
+            f"{metrics['map_50']:.4f} ({metrics['num_images']} images)")
 
 
 TASK = Detection()

@@ -13,7 +13,9 @@ Export (images come out as uint8 pixels 0-255 like the dataset's):
               generate(seed int64 [N] [, labels int64 [N]]) -> images uint8: one image per
                   seed, the same for the same seed (latent = `gan.seed_latents(seed)`)
   TFLite      float32, float16: latent [, labels] -> images uint8, built-in ops only
-Parity: max and mean absolute pixel difference of every file from the Keras generator.
+Parity: every file's quality on the same seeds, and its largest and mean absolute pixel
+difference from the Keras generator.
+Front: `Generator` (`generate`, `generate_seeds`).
 """
 
 from __future__ import annotations
@@ -24,18 +26,108 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import callbacks as zoo_callbacks
-from zoo import data, predictor, quality
+from zoo import data, errors, quality, runtime
 from zoo.models import gan
-from zoo.tasks.base import Task
+from zoo.tasks import base, classification
 
 # Largest pixel difference (0-255) from the Keras generator, per file. The SavedModel runs
 # the same graph; TFLite kernels round differently (float16 stores float16 weights).
 MAX_PIXEL_DIFF = {"saved_model": 1, "float32": 2, "float16": 24}
-# Sample indices of the parity latents, far from the quality samples (0, 1, ...).
-_PARITY_SEED_OFFSET = 10_000_000
 
 
-class Generation(Task):
+class Generator(runtime.Predictor):
+  """An image generator: `generate(latent, labels)` and `generate_seeds(seeds, labels)`."""
+
+  def __init__(self, backend, card):
+    super().__init__(backend, card)
+    self.image_shape = tuple(card["image_shape"])
+    self.latent_dim = int(card["latent_dim"])
+    self.class_names = list(card.get("labels") or [])
+    self.conditional = bool(card.get("conditional"))
+
+  def _labels(self, labels, n) -> dict:
+    if not self.conditional:
+      if labels is not None:
+        raise errors.InvalidValueError("Invalid value for `labels`: this generator is "
+                                       "unconditional; pass no labels.")
+      return {}
+    if labels is None:
+      raise errors.InvalidValueError(
+          "Invalid value for `labels`: this generator is conditional; pass one class index "
+          f"(0-{len(self.class_names) - 1}) per image.")
+    labels = np.asarray(labels)
+    if (labels.shape != (n,) or not np.issubdtype(labels.dtype, np.integer)
+        or labels.min(initial=0) < 0 or labels.max(initial=0) >= len(self.class_names)):
+      raise errors.InvalidValueError(
+          f"Invalid value for `labels`: expected {n} integers in "
+          f"[0, {len(self.class_names) - 1}]. Received: {labels.tolist()!r}")
+    return {"labels": labels.astype(np.int64)}
+
+  def generate(self, latent, labels=None) -> np.ndarray:
+    """latent float32 [N, latent_dim] (and labels [N]) -> uint8 images [N, H, W, C]."""
+    latent = runtime.check_array("latent", np.asarray(latent, np.float32), np.float32,
+                                 (self.latent_dim,))
+    return self.backend.run(latent=latent, **self._labels(labels, len(latent)))["images"]
+
+  def generate_seeds(self, seeds, labels=None) -> np.ndarray:
+    """One image per int seed, the same image for the same seed everywhere (the latent is
+    `zoo.models.gan.seed_latents(seeds)`, as in the SavedModel's `generate` signature)."""
+    seeds = np.asarray(seeds, np.int64).reshape(-1)
+    if "generate" in self.backend.signatures:
+      return self.backend.run("generate", seed=seeds,
+                              **self._labels(labels, len(seeds)))["images"]
+    return self.generate(gan.seed_latents(seeds, self.latent_dim).numpy(), labels)
+
+
+_REAL_STATISTICS = {}
+
+
+class QualityEvaluator(base.Evaluator):
+  """`zoo.quality` of `generate(seeds, labels) -> uint8 images`: FID against a split's real
+  images in a zoo classifier's feature space, class coverage, confidence (and requested-
+  class agreement when conditional), on samples 0..num_samples-1 (classes in turn).
+
+  Parity (`compare`): the candidate's FID and confidence, and its largest and mean
+  absolute pixel difference from the reference's images for the same seeds.
+
+  Args:
+    builder, split: the real images.
+    feature_model: an exported zoo classifier with a `features` signature.
+    num_samples: images generated per evaluation.
+    num_classes: classes of the data (labels asked of a conditional generator).
+    conditional: ask for a class per image.
+  """
+
+  def __init__(self, builder, split: str, *, feature_model: str, num_samples: int,
+               num_classes: int, conditional: bool):
+    self.classifier = quality.FeatureClassifier(feature_model)
+    # Read once per process for a (classifier, data, split): every epoch's measurement
+    # and the final one compare with the same real statistics.
+    key = (self.classifier.source["path"], os.fspath(builder.data_dir), split)
+    if key not in _REAL_STATISTICS:
+      images, _ = data.split_arrays(builder, split)
+      _REAL_STATISTICS[key] = quality.real_statistics(self.classifier, images)
+    self.real_stats = _REAL_STATISTICS[key]
+    self.seeds = np.arange(num_samples)
+    self.labels = self.seeds % num_classes if conditional else None
+    self.num_classes = num_classes
+
+  def predictions(self, predict):
+    return predict(self.seeds, self.labels)
+
+  def metrics(self, images):
+    return {**quality.generator_quality(images, self.classifier, self.real_stats,
+                                        self.labels, self.num_classes),
+            "feature_model": self.classifier.describe()}
+
+  def compare(self, reference, candidate):
+    diff = np.abs(candidate.predictions.astype(np.int32) - reference.predictions)
+    return {"fid": candidate.metrics["fid"],
+            "mean_confidence": candidate.metrics["mean_confidence"],
+            "max_abs_pixel_diff": int(diff.max()), "mean_abs_pixel_diff": float(diff.mean())}
+
+
+class Generation(base.Task):
   name = "generation"
   task_kwargs = {
       # Exported zoo classifier whose `features` signature is the FID feature space.
@@ -47,10 +139,11 @@ class Generation(Task):
       "eval_samples": 10_000,
   }
   tflite_variants = ("float32", "float16")
-  predictor = predictor.Generator
+  front = Generator
+  count_key = "num_samples"
+  export_options = {"eval_samples": None}  # None: the run's task_kwargs.eval_samples
 
   def datasets(self, builder, config):
-    from zoo.tasks import classification
     train, _ = classification.make_datasets(builder, config, training_only=True)
     if config.model_kwargs.get("conditional"):
       return train.map(lambda x, y: (x * 2.0 - 1.0, y)), None
@@ -72,29 +165,92 @@ class Generation(Task):
       cbs.append(zoo_callbacks.SampleGrid(
           log_dir, lambda model: sample(model, seeds, labels), rows=rows))
     if knobs["quality_every_epochs"]:
-      meter = QualityMeter(knobs["feature_model"])
-      meter.set_real(builder, config.eval_split)
+      evaluator = self.evaluator(config, builder, config.eval_split,
+                                 eval_samples=knobs["quality_samples"])
       cbs.append(zoo_callbacks.GeneratorQuality(
-          lambda model: meter.measure(lambda s, y: sample(model, s, y),
-                                      knobs["quality_samples"], model.conditional,
-                                      info.num_classes),
+          lambda model: evaluator(self.predict_fn(self.keras_front(model, config, info))),
           every_epochs=knobs["quality_every_epochs"]))
     return cbs
 
-  def evaluate(self, model, config, builder, split):
-    knobs = self.knobs(config)
-    meter = QualityMeter(knobs["feature_model"])
-    meter.set_real(builder, split)
-    return meter.measure(lambda seeds, labels: sample(model, seeds, labels),
-                         knobs["eval_samples"], model.conditional,
-                         data.dataset_info(builder).num_classes)
+  def card_fields(self, model, config, info):
+    return {"image_shape": list(info.image_shape), "labels": list(info.class_names),
+            "latent_dim": model.latent_dim, "conditional": model.conditional}
 
-  def evaluate_predictor(self, predictor, config, builder, split):
-    meter = QualityMeter(self.knobs(config)["feature_model"])
-    meter.set_real(builder, split)
-    return meter.measure(lambda s, y: predictor.generate_seeds(s, y),
-                         self.knobs(config)["eval_samples"], predictor.conditional,
-                         len(predictor.class_names))
+  def _functions(self, model):
+    """`(images(latent[, labels]), generate(seed[, labels]))` over the averaged generator."""
+    generator, latent_dim = model.sampler, model.latent_dim
+    if model.conditional:
+      def images(latent, labels):
+        return {"images": gan.to_uint8(generator([latent, tf.cast(labels, tf.int32)],
+                                                 training=False))}
+
+      def generate(seed, labels):
+        return images(gan.seed_latents(seed, latent_dim), labels)
+    else:
+      def images(latent):
+        return {"images": gan.to_uint8(generator(latent, training=False))}
+
+      def generate(seed):
+        return images(gan.seed_latents(seed, latent_dim))
+    return images, generate
+
+  def _specs(self, model, info):
+    label_spec = ([tf.TensorSpec([None], tf.int64, name="labels")] if model.conditional
+                  else [])
+    latent_spec = [tf.TensorSpec([None, model.latent_dim], tf.float32, name="latent")]
+    inputs = {"latent": {"dtype": "float32", "shape": [-1, model.latent_dim],
+                         "description": "standard normal"}}
+    if model.conditional:
+      inputs["labels"] = {"dtype": "int64", "shape": [-1],
+                          "description": f"requested class, 0-{info.num_classes - 1}"}
+    outputs = {"images": {"dtype": "uint8", "shape": [-1, *info.image_shape],
+                          "range": [0, 255]}}
+    return latent_spec + label_spec, label_spec, inputs, outputs
+
+  def signatures(self, model, config, info):
+    images, generate = self._functions(model)
+    spec, label_spec, inputs, outputs = self._specs(model, info)
+    seed_inputs = {"seed": {"dtype": "int64", "shape": [-1],
+                            "description": "one image per seed, the same image for the "
+                                           "same seed"},
+                   **{k: v for k, v in inputs.items() if k == "labels"}}
+    return {
+        "serving_default": base.Signature(images, spec, inputs, outputs),
+        "generate": base.Signature(
+            generate, [tf.TensorSpec([None], tf.int64, name="seed")] + label_spec,
+            seed_inputs, outputs),
+    }
+
+  def tflite_signature(self, model, config, info):
+    images, _ = self._functions(model)
+    spec, _, inputs, outputs = self._specs(model, info)
+    return base.Signature(images, spec, inputs, outputs)
+
+  def evaluator(self, config, builder, split, *, eval_samples=None, **options):
+    knobs = self.knobs(config)
+    return QualityEvaluator(
+        builder, split, feature_model=knobs["feature_model"],
+        num_samples=eval_samples or knobs["eval_samples"],
+        num_classes=data.dataset_info(builder).num_classes,
+        conditional=bool(config.model_kwargs.get("conditional")))
+
+  def predict_fn(self, front):
+    return front.generate_seeds
+
+  def checks(self, card, **options):
+    return [{"check": f"{key} max |pixel diff| <= {MAX_PIXEL_DIFF[key]}",
+             "value": parity["max_abs_pixel_diff"],
+             "passed": parity["max_abs_pixel_diff"] <= MAX_PIXEL_DIFF[key]}
+            for key, parity in card["parity"].items()]
+
+  def self_checks(self, front):
+    seeds = np.arange(64)
+    labels = seeds % len(front.class_names) if front.conditional else None
+    by_seed = front.generate_seeds(seeds, labels)
+    by_latent = front.generate(gan.seed_latents(seeds, front.latent_dim).numpy(), labels)
+    diff = int(np.abs(by_seed.astype(np.int32) - by_latent).max())
+    return [{"check": "generate(seed) == serving_default(seed_latents(seed))",
+             "value": diff, "passed": diff == 0}]
 
   def headline(self, metrics):
     text = (f"FID {metrics['fid']:.2f} vs {metrics['split']} ({metrics['num_samples']} "
@@ -104,83 +260,6 @@ class Generation(Task):
     if "label_agreement_min" in metrics:
       text += f", requested digit >= {100 * metrics['label_agreement_min']:.1f} %"
     return text
-
-  def export(self, model, config, builder, directory, card, *, variants, eval_samples=None):
-    """See the module docstring. Option: `eval_samples` measured for the card's metrics
-    (default: the run's `task_kwargs.eval_samples`)."""
-    from zoo import export
-    info = data.dataset_info(builder)
-    conditional, latent_dim = model.conditional, model.latent_dim
-    generator = model.sampler
-    label_spec = [tf.TensorSpec([None], tf.int64, name="labels")] if conditional else []
-
-    def images(latent, *labels):
-      inputs = [latent, tf.cast(labels[0], tf.int32)] if conditional else latent
-      return {"images": gan.to_uint8(generator(inputs, training=False))}
-
-    def generate(seed, *labels):
-      return images(gan.seed_latents(seed, latent_dim), *labels)
-
-    latent_spec = [tf.TensorSpec([None, latent_dim], tf.float32, name="latent")]
-    export.write_saved_model(directory, {
-        "serving_default": (images, latent_spec + label_spec),
-        "generate": (generate, [tf.TensorSpec([None], tf.int64, name="seed")] + label_spec),
-    })
-    out_spec = {"images": {"dtype": "uint8", "shape": [-1, *info.image_shape], "range": [0, 255]}}
-    in_spec = {"latent": {"dtype": "float32", "shape": [-1, latent_dim],
-                          "description": "standard normal"}}
-    if conditional:
-      in_spec["labels"] = {"dtype": "int64", "shape": [-1],
-                           "description": f"requested class, 0-{info.num_classes - 1}"}
-    files = {"saved_model": {"path": ".", "signatures": {
-        "serving_default": {"inputs": in_spec, "outputs": out_spec},
-        "generate": {"inputs": {"seed": {"dtype": "int64", "shape": [-1],
-                                         "description": "one image per seed, the same "
-                                                        "image for the same seed"},
-                                **{k: v for k, v in in_spec.items() if k == "labels"}},
-                     "outputs": out_spec}}}}
-    files.update(export.write_tflite_variants(images, latent_spec + label_spec, directory,
-                                              variants, inputs=in_spec, outputs=out_spec))
-    card.update({"image_shape": list(info.image_shape), "labels": list(info.class_names),
-                 "latent_dim": latent_dim, "conditional": conditional, "files": files})
-    export.write_card(directory, card)
-
-    # Parity: every file against the Keras generator on the same latents.
-    seeds = _PARITY_SEED_OFFSET + np.arange(256)
-    labels = seeds % info.num_classes if conditional else None
-    latent = gan.seed_latents(seeds, latent_dim).numpy()
-    reference = sample(model, seeds, labels).astype(np.int32)
-    saved = predictor.Generator(predictor.SavedModelBackend(directory), card)
-    outputs = {"saved_model": saved.generate(latent, labels),
-               "saved_model_generate": saved.generate_seeds(seeds, labels)}
-    for variant in variants:
-      backend = predictor.TFLiteBackend(os.path.join(directory, files[variant]["path"]))
-      export.check_tflite_contract(backend, files[variant], variant)
-      outputs[variant] = predictor.Generator(backend, card).generate(latent, labels)
-    parity = {}
-    for key, out in outputs.items():
-      diff = np.abs(out.astype(np.int32) - reference)
-      parity[key] = {"max_abs_pixel_diff": int(diff.max()),
-                     "mean_abs_pixel_diff": float(diff.mean())}
-    card["parity"] = {k: v for k, v in parity.items() if k != "saved_model_generate"}
-    card["checks"] = [
-        {"check": f"{key} max |pixel diff| <= {MAX_PIXEL_DIFF[key]}",
-         "value": card["parity"][key]["max_abs_pixel_diff"],
-         "passed": card["parity"][key]["max_abs_pixel_diff"] <= MAX_PIXEL_DIFF[key]}
-        for key in card["parity"]]
-    card["checks"].append({"check": "generate(seed) == serving_default(seed_latents(seed))",
-                           "value": parity["saved_model_generate"]["max_abs_pixel_diff"],
-                           "passed": parity["saved_model_generate"]["max_abs_pixel_diff"]
-                           == parity["saved_model"]["max_abs_pixel_diff"] == 0})
-
-    # Quality of the exported SavedModel itself (its `generate` signature).
-    knobs = self.knobs(config)
-    meter = QualityMeter(knobs["feature_model"])
-    meter.set_real(builder, config.eval_split)
-    card["metrics"] = {"split": config.eval_split, **meter.measure(
-        lambda s, y: saved.generate_seeds(s, y), eval_samples or knobs["eval_samples"],
-        conditional, info.num_classes)}
-    return card
 
 
 def sample(model, seeds, labels=None, batch_size: int = 1000) -> np.ndarray:
@@ -194,29 +273,6 @@ def sample(model, seeds, labels=None, batch_size: int = 1000) -> np.ndarray:
       inputs = [latent, tf.constant(np.asarray(labels[start:start + batch_size]), tf.int32)]
     out.append(gan.to_uint8(model.sampler(inputs, training=False)).numpy())
   return np.concatenate(out)
-
-
-class QualityMeter:
-  """`zoo.quality` for one generator: the feature classifier and the real images' statistics
-  are loaded once; `measure` samples `n` images (classes in turn when conditional)."""
-
-  def __init__(self, feature_model: str):
-    self.classifier = quality.FeatureClassifier(feature_model)
-    self._real = {}
-
-  def set_real(self, builder, split):
-    key = (os.fspath(builder.data_dir), split)
-    if key not in self._real:
-      images, _ = data.split_arrays(builder, split)
-      self._real[key] = quality.real_statistics(self.classifier, images)
-    self.real_stats = self._real[key]
-
-  def measure(self, generate, n, conditional, num_classes) -> dict:
-    seeds = np.arange(n)
-    labels = seeds % num_classes if conditional else None
-    result = quality.generator_quality(generate(seeds, labels), self.classifier,
-                                       self.real_stats, labels, num_classes)
-    return {**result, "feature_model": self.classifier.describe()}
 
 
 TASK = Generation()

@@ -1,0 +1,149 @@
+"""The artifacts floor: writing exported files and checking them against their card.
+
+SavedModels with named signatures (`write_saved_model`), TFLite variants with built-in ops
+only (`write_tflite_variants`, `convert_tflite`), the model card (`write_card`), and the
+check that a TFLite file's real tensors are what its card promises (`check_tflite_contract`).
+What goes into them is the task's (`zoo.tasks`); how the files are put together into one
+version directory is `zoo.export`'s.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Callable, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo import errors, provenance, runtime
+
+TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+
+
+class ExportError(errors.ZooError, RuntimeError):
+  """The export failed a check; nothing was written into the export directory."""
+
+
+def float32_twin(build: Callable[[], keras.Model], trained: keras.Model) -> keras.Model:
+  """`build()` run under the float32 policy, with `trained`'s weights copied in.
+
+  Models trained under mixed_float16/bfloat16 carry float16/bfloat16 compute ops that
+  TFLite's built-in kernels cannot run ("'tf.Conv2D' op is neither a custom op nor a flex
+  op"); their variables are float32 already, so a float32 twin exports and converts
+  cleanly, and every export is float32 (or uint8) in and float32 out whatever the policy.
+
+  Args:
+    build: builds the same architecture (e.g. `zoo.registry.build_model` with the run's
+      config); called once, under float32.
+    trained: the trained model.
+  """
+  previous = keras.mixed_precision.global_policy()
+  keras.mixed_precision.set_global_policy("float32")
+  try:
+    model = build()
+  finally:
+    keras.mixed_precision.set_global_policy(previous)
+  model.set_weights(trained.get_weights())
+  return model
+
+
+def write_saved_model(path: str, endpoints: dict) -> None:
+  """Writes a SavedModel whose signatures are `endpoints`: `{name: (fn, input_signature)}`
+  with named `tf.TensorSpec` inputs; each fn returns a dict of named outputs."""
+  # No archive.track(model): the endpoints capture the variables already, and tracking
+  # the model too stores every weight twice (keras-team/keras issue 23553, open).
+  archive = keras.export.ExportArchive()
+  for name, (fn, input_signature) in endpoints.items():
+    archive.add_endpoint(name, fn, input_signature=input_signature)
+  archive.write_out(path, verbose=False)
+
+
+def write_tflite_source(fn: Callable, input_signature, path: str) -> None:
+  """Writes the SavedModel every TFLite file is converted from: one `serving_default`
+  signature, `fn` over `input_signature`. (Converting a Keras concrete function directly
+  leaves READ_VARIABLE ops that int8 calibration cannot run; a SavedModel is frozen
+  properly.)"""
+  write_saved_model(path, {"serving_default": (fn, input_signature)})
+
+
+def write_tflite_variants(fn: Callable, input_signature, directory: str,
+                          variants: Sequence[str], *, inputs: dict, outputs: dict,
+                          calibration_images=None) -> dict:
+  """Converts `fn` over `input_signature` to each TFLite variant, writing
+  `directory/model_<variant>.tflite`; returns the model card's `files` entries
+  (`{variant: {path, bytes, inputs, outputs}}`, `inputs`/`outputs` as the card states them)."""
+  files = {}
+  if not variants:
+    return files
+  with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(directory))) as source:
+    write_tflite_source(fn, input_signature, source)
+    for variant in variants:
+      path = f"model_{variant}.tflite"
+      with open(os.path.join(directory, path), "wb") as f:
+        f.write(convert_tflite(source, variant, calibration_images))
+      files[variant] = {"path": path, "bytes": os.path.getsize(os.path.join(directory, path)),
+                        "inputs": inputs, "outputs": outputs}
+  return files
+
+
+def convert_tflite(source_dir: str, variant: str, calibration_images=None) -> bytes:
+  """Converts the SavedModel from `write_tflite_source` to one TFLite variant, built-in ops
+  only: `float32`, `float16` (float16 weights), `dynamic_int8` (int8 weights, float
+  activations) or `int8` (int8 weights and activations, calibrated on
+  `calibration_images`, uint8 pixels [N, H, W, C]). Every variant keeps the source's
+  uint8 pixel input and float32 probability output."""
+  if variant not in TFLITE_VARIANTS:
+    raise errors.InvalidValueError(
+        f"Invalid value for `variant`: expected one of {list(TFLITE_VARIANTS)}. "
+        f"Received: {variant!r}")
+  converter = tf.lite.TFLiteConverter.from_saved_model(source_dir,
+                                                       signature_keys=["serving_default"])
+  converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+  if variant == "float16":
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+  elif variant == "dynamic_int8":
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  elif variant == "int8":
+    if calibration_images is None:
+      raise errors.InvalidValueError("The int8 variant needs `calibration_images`.")
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([img[None]] for img in calibration_images)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8  # The pixels themselves, not a quantization.
+    converter.inference_output_type = tf.float32
+  return converter.convert()
+
+
+def write_card(directory: str, card: dict) -> None:
+  provenance.write_json(os.path.join(directory, runtime.CARD), card)
+
+
+def pixel_contract(image_shape) -> dict:
+  """The `images` input of every exported file, as the model card states it."""
+  return {"dtype": "uint8", "shape": [-1, *image_shape], "range": [0, 255],
+          "description": "pixels exactly as the dataset stores them (MNIST: a light digit "
+                         "on a black background); scaling is inside the model"}
+
+
+def check_tflite_contract(backend, entry: dict, variant: str) -> None:
+  """A TFLite file's real tensors must be what its card entry promises an app: each input
+  of the entry's dtype with no quantization, each output of the entry's dtype."""
+  inputs, outputs = backend.input_details(), backend.output_details()
+  problems = []
+  for kind, promised, actual in (("input", entry["inputs"], inputs),
+                                 ("output", entry["outputs"], outputs)):
+    if set(promised) != set(actual):
+      problems.append(f"{kind}s {sorted(actual)} instead of {sorted(promised)}")
+      continue
+    for key, spec in promised.items():
+      dtype = np.dtype(actual[key]["dtype"])
+      scales = actual[key]["quantization_parameters"]["scales"]
+      if dtype != np.dtype(spec["dtype"]) or len(scales):
+        problems.append(f"{kind} {key!r} is {dtype}{' quantized' if len(scales) else ''}, "
+                        f"the card says {spec['dtype']}")
+  if problems:
+    raise ExportError(f"TFLite {variant} file breaks the card's contract: "
+                      + "; ".join(problems) + ".")

@@ -1,0 +1,46 @@
+"""`zoo.load`: an exported model as its task's front, for apps.
+
+  classifier = zoo.load("saved_models/mnist_cnn")          # newest version -> a Classifier
+  classifier = zoo.load("saved_models/mnist_cnn/3/model_int8.tflite")
+  classifier.source                                         # what was loaded: path, version
+  out = classifier.predict(images_uint8)                    # [N, H, W, C] as in the dataset
+  out["probabilities"], out["classes"], out["labels"]
+  classifier.predict_files(["digit.png"])                   # per-file results or errors
+
+  generator = zoo.load("saved_models/cdcgan_mnist")        # -> a Generator
+  generator.generate_seeds([1, 2, 3], labels=[7, 7, 7])    # uint8 [3, 28, 28, 1]
+
+  detector = zoo.load("saved_models/detector_mnist")      # -> a Detector
+  out = detector.detect(images_uint8)                      # boxes, scores, classes, num
+  detector.detect_files(["canvas.png"])                    # per-file detections or errors
+
+The file is run by a `zoo.runtime` backend (SavedModel, or TFLite in LiteRT with built-in
+ops only), fed what its model card says it takes; the front is the card's task's
+(`zoo.tasks.<task>`: `Classifier`, `Generator`, `Detector`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from zoo import runtime, tasks
+
+log = logging.getLogger("zoo")
+
+
+def load(path: str) -> runtime.Predictor:
+  """Returns the task's front for an exported model.
+
+  Args:
+    path: a `.tflite` file, a version directory (`saved_models/mnist_cnn/3`), or a model
+      directory (`saved_models/mnist_cnn`, whose newest version is used).
+
+  Returns:
+    The front of the card's task (`Classifier`, `Generator`, ...); its `source` says which
+    version and which file or directory it loaded.
+  """
+  backend, card = runtime.open_model(path)
+  front = tasks.for_card(card).front(backend, card)
+  log.info("Loaded %s version %s from %s (%s).", front.source["name"], front.version,
+           front.path, front.kind)
+  return front

@@ -1,0 +1,199 @@
+"""The apps' floor: read an exported model's card and run its files, with no Keras model code.
+
+  backend, card = runtime.open_model("saved_models/mnist_cnn")      # newest version
+  backend.run("serving_default", images=pixels)                    # numpy in, numpy out
+
+An exported version directory holds a SavedModel, TFLite files and `model_card.json`, which
+says what each file takes and returns. A *backend* runs one of those files by signature
+name: `SavedModelBackend` (TensorFlow), `TFLiteBackend` (LiteRT, built-in ops only), or
+`FunctionBackend`, the not-yet-exported serving functions themselves (how a task evaluates
+its Keras model through the very graphs it exports). A *front* (`Predictor` subclass, one per
+task, in `zoo.tasks`) sits on a backend and speaks the task's language (`predict`,
+`generate_seeds`, `detect`); `zoo.load` picks it from the card's `task`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from zoo import errors
+
+CARD = "model_card.json"
+log = logging.getLogger("zoo")
+
+
+def read_card(version_dir: str) -> dict:
+  """The model card of an exported version directory."""
+  card_path = os.path.join(version_dir, CARD)
+  if not os.path.exists(card_path):
+    raise errors.NotFoundError(f"No {CARD} in {version_dir!r}: not a zoo export.")
+  with open(card_path) as f:
+    return json.load(f)
+
+
+def newest_version(model_dir: str) -> str:
+  """`model_dir/<n>` for the largest integer version `n` in a TF Serving model directory."""
+  versions = [int(d) for d in os.listdir(model_dir)
+              if d.isdigit() and os.path.isdir(os.path.join(model_dir, d))]
+  if not versions:
+    raise errors.NotFoundError(f"Invalid value for `path`: {model_dir!r} has no version "
+                               "directories (1/, 2/, ...).")
+  return os.path.join(model_dir, str(max(versions)))
+
+
+class SavedModelBackend:
+  """Runs a SavedModel's named signatures; inputs and outputs are numpy arrays by name."""
+
+  kind = "saved_model"
+
+  def __init__(self, version_dir: str):
+    # Lazy: apps that only run .tflite files never pay for importing TensorFlow.
+    import tensorflow as tf
+    self.path = version_dir
+    self._loaded = tf.saved_model.load(version_dir)
+    self.signatures = set(self._loaded.signatures.keys())
+
+  def run(self, signature: str = "serving_default", **inputs) -> dict:
+    outputs = self._loaded.signatures[signature](**inputs)
+    return {k: v.numpy() for k, v in outputs.items()}
+
+
+class TFLiteBackend:
+  """Runs a .tflite file's signature in LiteRT (built-in ops only), resizing the batch."""
+
+  kind = "tflite"
+
+  def __init__(self, path: str):
+    # Lazy: LiteRT is only needed for .tflite files.
+    from ai_edge_litert import interpreter as litert
+    self.path = path
+    # BUILTIN: refuse any model that would need Flex (TensorFlow) ops.
+    self._interpreter = litert.Interpreter(
+        model_path=path, experimental_op_resolver_type=litert.OpResolverType.BUILTIN)
+    self.signatures = set(self._interpreter.get_signature_list())
+    self._runners = {}
+
+  def _runner(self, signature):
+    if signature not in self._runners:
+      self._runners[signature] = self._interpreter.get_signature_runner(signature)
+    return self._runners[signature]
+
+  def input_details(self, signature: str = "serving_default") -> dict:
+    """Input tensor details by input name (dtype, shape, quantization, ...)."""
+    return self._runner(signature).get_input_details()
+
+  def output_details(self, signature: str = "serving_default") -> dict:
+    return self._runner(signature).get_output_details()
+
+  def run(self, signature: str = "serving_default", **inputs) -> dict:
+    details = self.input_details(signature)
+    feed = {k: np.asarray(v).astype(details[k]["dtype"]) for k, v in inputs.items()}
+    return dict(self._runner(signature)(**feed))
+
+
+class FunctionBackend:
+  """The serving functions of a model that is not exported yet, run as a backend.
+
+  A task evaluates its Keras model through the same functions it writes into the
+  SavedModel, behind the same front as the exported files; so "parity" is one evaluator
+  run on each backend.
+
+  Args:
+    functions: `{signature name: fn(**named tensors) -> dict of tensors}` (tf.functions).
+    path: what to report as the model's location.
+  """
+
+  kind = "keras"
+
+  def __init__(self, functions: Mapping[str, Callable], path: str = "<in memory>"):
+    self.path = path
+    self._functions = dict(functions)
+    self.signatures = set(self._functions)
+
+  def run(self, signature: str = "serving_default", **inputs) -> dict:
+    outputs = self._functions[signature](**inputs)
+    return {k: np.asarray(v) for k, v in outputs.items()}
+
+
+def open_model(path: str):
+  """The backend and model card of an exported model.
+
+  Args:
+    path: a `.tflite` file, a version directory (`saved_models/mnist_cnn/3`), or a model
+      directory (`saved_models/mnist_cnn`, whose newest version is used).
+
+  Returns:
+    `(backend, card)`.
+  """
+  if path.endswith(".tflite"):
+    if not os.path.isfile(path):
+      raise errors.NotFoundError(f"Invalid value for `path`: no such file {path!r}.")
+    return TFLiteBackend(path), read_card(os.path.dirname(os.path.abspath(path)))
+  if not os.path.isdir(path):
+    raise errors.NotFoundError(f"Invalid value for `path`: {path!r} is neither a .tflite "
+                               "file nor a directory.")
+  if not os.path.exists(os.path.join(path, "saved_model.pb")):
+    path = newest_version(path)
+  card = read_card(path)
+  return SavedModelBackend(path), card
+
+
+class Predictor:
+  """Common front of every task: the card, the backend, what was loaded."""
+
+  def __init__(self, backend, card: dict):
+    self.backend = backend
+    self.card = card
+    self.kind = backend.kind
+    self.path = backend.path
+    self.version = card.get("version")
+
+  @property
+  def source(self) -> dict:
+    """What was loaded: the model's name and version, the file or directory, its kind."""
+    return {"name": self.card.get("name"), "version": self.version, "kind": self.kind,
+            "path": self.path}
+
+  def run_files(self, paths: Sequence[str], options: dict) -> list[dict]:
+    """`scripts/predict.py`'s work: one JSON-ready dict per file (a task's front that
+    takes image files overrides it)."""
+    raise errors.InvalidValueError(
+        f"Invalid value for `--model`: {self.path!r} is a {self.card.get('task')} model; "
+        "it takes no image files (see scripts/generate.py for generators).")
+
+
+def check_array(name, value, dtype, shape_tail) -> np.ndarray:
+  """`value` as a numpy array of `dtype` and shape `[N, *shape_tail]`, or a clear error."""
+  value = np.asarray(value)
+  if value.dtype != np.dtype(dtype):
+    raise errors.InvalidValueError(f"Invalid value for `{name}`: expected dtype "
+                                   f"{np.dtype(dtype)}. Received: dtype={value.dtype}")
+  if value.ndim != 1 + len(shape_tail) or tuple(value.shape[1:]) != tuple(shape_tail):
+    raise errors.InvalidValueError(f"Invalid value for `{name}`: expected shape "
+                                   f"[N{''.join(', ' + str(d) for d in shape_tail)}]. "
+                                   f"Received: shape={list(value.shape)}")
+  return value
+
+
+def read_image_files(paths: Sequence[str], decode: Callable[[bytes], object]) -> list:
+  """Reads and decodes image files one by one: a list, per path, of `(path, decoded)` or
+  `(path, {"file", "error"})` for a missing, unreadable or non-image file, so that one bad
+  file does not stop the others."""
+  import tensorflow as tf  # Lazy, as in SavedModelBackend: only image files need it.
+  results = []
+  for path in paths:
+    try:
+      with open(path, "rb") as f:
+        raw = f.read()
+      results.append((path, decode(raw)))
+    except OSError as e:
+      results.append((path, {"file": path, "error": f"cannot read file: {e.strerror or e}"}))
+    except (tf.errors.InvalidArgumentError, ValueError):
+      results.append((path, {"file": path, "error": "not a decodable image (expected PNG, "
+                                                    "JPEG, GIF or BMP)"}))
+  return results
