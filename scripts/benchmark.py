@@ -48,14 +48,14 @@ minutes on a 2-core CPU. Run it on a GPU machine to measure what mixed_float16 g
 
 from zoo import cli  # First: quiets TensorFlow's start-up.
 
-import json
-import os
 import sys
 import tempfile
 
-from absl import app, flags
+from absl import flags
 
-import benchmark_lib as benchmarks  # Beside this script.
+# One module per BENCHMARKS.md section, in scripts/benchmarks/ beside this script.
+from benchmarks import (detection, exported, foundation, gan, precision, report, seeds,
+                        serving)
 from zoo import flags as zoo_flags
 
 zoo_flags.define_data_flags()
@@ -96,101 +96,18 @@ flags.DEFINE_integer("precision_epochs", None, "Epochs each recipe trains under 
 FLAGS = flags.FLAGS
 
 
+# The flag that asks for each section (in this order of precedence); none: foundation.
+SECTIONS = (("exported", exported), ("serving", serving), ("detection", detection),
+            ("gan", gan), ("seeds", seeds), ("precision", precision))
+
+
 def main(argv):
   del argv
-  command = "python scripts/benchmark.py " + " ".join(sys.argv[1:])
-  if FLAGS.exported:
-    results = {path: benchmarks.export_rows(path, data_dir=FLAGS.data_dir)
-               for path in FLAGS.exported}
-    body = benchmarks.export_report(results, command=command.strip())
-    benchmarks.write_section(FLAGS.output, "Exported models (export)", body)
-    print(body)
-    return
-  if FLAGS.serving:
-    row = benchmarks.serving_benchmark(FLAGS.serving, manual_dir=FLAGS.manual_dir,
-                                       requests=FLAGS.serving_requests,
-                                       max_seconds=FLAGS.serving_seconds)
-    body = benchmarks.serving_report(row, command=command.strip())
-    benchmarks.write_section(FLAGS.output, "Serving (serving)", body)
-    print(body)
-    return
+  command = ("python scripts/benchmark.py " + " ".join(sys.argv[1:])).strip()
+  module = next((m for flag, m in SECTIONS if FLAGS[flag].value), foundation)
   workdir = FLAGS.workdir or tempfile.mkdtemp(prefix="zoo_bench_")
-  if FLAGS.detection:
-    row = benchmarks.detection_benchmark(FLAGS.detection, workdir, data_dir=FLAGS.data_dir,
-                                         manual_dir=FLAGS.manual_dir,
-                                         overrides=FLAGS.detection_set)
-    with open(os.path.join(workdir, "detection.json"), "w") as f:
-      json.dump(row, f, indent=2)
-    body = benchmarks.detection_report(row, command=command.strip())
-    section = ("Detection (detection)" if FLAGS.detection == "detector_mnist"
-               else f"Detection, {FLAGS.detection} (detection_{FLAGS.detection})")
-    benchmarks.write_section(FLAGS.output, section, body)
-    print(body)
-    return
-  if FLAGS.gan:
-    rows = benchmarks.gan_side_by_side(FLAGS.gan, workdir, budget_seconds=60 * FLAGS.gan_minutes,
-                                       data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
-                                       parallel=FLAGS.gan_parallel)
-    with open(os.path.join(workdir, "gan.json"), "w") as f:
-      json.dump(rows, f, indent=2)
-    body = benchmarks.gan_report(rows, command=command.strip(), reference=FLAGS.gan[0],
-                                 contender=FLAGS.gan[-1])
-    benchmarks.write_section(FLAGS.output, "DCGAN vs the TensorFlow tutorial (gan)", body)
-    print(body)
-    return
-  if FLAGS.seeds:
-    common = dict(data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
-                  target=FLAGS.target_accuracy)
-    rows = [benchmarks.run_recipe(name, workdir, seed=int(seed), **common)
-            for name in FLAGS.seed_recipes for seed in FLAGS.seeds]
-    short = [benchmarks.run_recipe(name, workdir, train_epochs=1, **common)
-             for name in FLAGS.seed_recipes]
-    # Last: op determinism stays on for the rest of the process.
-    det = [benchmarks.run_recipe(FLAGS.seed_recipes[0], workdir, seed=int(FLAGS.seeds[0]),
-                                 deterministic=True, **common)]
-    with open(os.path.join(workdir, "seeds.json"), "w") as f:
-      json.dump({"rows": rows, "short": short, "deterministic": det}, f, indent=2)
-    body = benchmarks.seeds_report(rows, short, det, command=command.strip(),
-                                   floors=benchmarks.ACCURACY_FLOORS)
-    benchmarks.write_section(FLAGS.output, "Accuracy over seeds (seeds)", body)
-    print(body)
-    return
-  if FLAGS.precision:
-    policies = benchmarks.PRECISION_POLICIES
-    step_rates = {(name, policy): rates for name in FLAGS.precision_recipes
-                  for policy, rates in benchmarks.train_step_images_per_second(
-                      name, data_dir=FLAGS.data_dir, policies=policies).items()}
-    rows = [benchmarks.run_recipe(name, workdir, data_dir=FLAGS.data_dir,
-                                  manual_dir=FLAGS.manual_dir, target=FLAGS.target_accuracy,
-                                  train_epochs=FLAGS.precision_epochs, mixed_precision=policy)
-            for name in FLAGS.precision_recipes for policy in policies]
-    with open(os.path.join(workdir, "precision.json"), "w") as f:
-      json.dump({"step_rates": {f"{k[0]} {k[1]}": v for k, v in step_rates.items()},
-                 "rows": rows}, f, indent=2)
-    body = benchmarks.precision_report(step_rates, rows, command=command.strip())
-    benchmarks.write_section(FLAGS.output, "Precision policies on this CPU (precision)", body)
-    print(body)
-    return
-  rows = [benchmarks.run_recipe(name, workdir, data_dir=FLAGS.data_dir,
-                                manual_dir=FLAGS.manual_dir, target=FLAGS.target_accuracy)
-          for name in FLAGS.recipes]
-  contender = FLAGS.contender
-  if FLAGS.contender_epochs:
-    rows.append(benchmarks.run_recipe(
-        FLAGS.contender, os.path.join(workdir, "budget"), data_dir=FLAGS.data_dir,
-        manual_dir=FLAGS.manual_dir, target=FLAGS.target_accuracy,
-        train_epochs=FLAGS.contender_epochs))
-    contender = rows[-1]["label"]
-  pipeline = {name: benchmarks.pipeline_images_per_second(name, data_dir=FLAGS.data_dir)
-              for name in FLAGS.recipes}
-  xla = {name: benchmarks.train_step_images_per_second(name, data_dir=FLAGS.data_dir)["float32"]
-         for name in FLAGS.recipes}
-  with open(os.path.join(workdir, "benchmark.json"), "w") as f:
-    json.dump({"rows": rows, "pipeline": pipeline, "xla": xla}, f, indent=2)
-  body = benchmarks.foundation_report(rows, pipeline, xla, command=command.strip(),
-                                      target=FLAGS.target_accuracy,
-                                      reference="keras_example_cnn", contender=contender)
-  benchmarks.write_section(FLAGS.output, "Recipes vs the keras-io example (foundation)", body)
+  section, body = module.main(FLAGS, workdir, command)
+  report.write_section(FLAGS.output, section, body)
   print(body)
 
 

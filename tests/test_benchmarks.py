@@ -8,20 +8,20 @@ import sys
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-import benchmark_lib as benchmarks  # noqa: E402  (scripts/, not the library)
+from benchmarks import foundation, precision, report, serving  # noqa: E402  (scripts/)
 
 
 def test_seconds_to_accuracy_counts_training_time_up_to_the_first_epoch_at_target():
-  assert benchmarks.seconds_to_accuracy([10, 5, 7, 3], [0.97, 0.985, 0.991, 0.995], 0.99) == (22, 3)
-  assert benchmarks.seconds_to_accuracy([10, 5], [0.97, 0.98], 0.99) == (None, None)
-  assert benchmarks.seconds_to_accuracy([4.0], [0.99], 0.99) == (4.0, 1)
+  assert foundation.seconds_to_accuracy([10, 5, 7, 3], [0.97, 0.985, 0.991, 0.995], 0.99) == (22, 3)
+  assert foundation.seconds_to_accuracy([10, 5], [0.97, 0.98], 0.99) == (None, None)
+  assert foundation.seconds_to_accuracy([4.0], [0.99], 0.99) == (4.0, 1)
 
 
 def test_write_section_replaces_its_own_block_and_keeps_the_others(tmp_path):
   path = str(tmp_path / "BENCHMARKS.md")
-  benchmarks.write_section(path, "A", "first\n")
-  benchmarks.write_section(path, "B", "other\n")
-  benchmarks.write_section(path, "A", "second\n")
+  report.write_section(path, "A", "first\n")
+  report.write_section(path, "B", "other\n")
+  report.write_section(path, "A", "second\n")
   text = open(path).read()
   assert "second" in text and "first" not in text and "other" in text
   assert text.count("## A") == 1 and text.index("## A") < text.index("## B")
@@ -30,7 +30,7 @@ def test_write_section_replaces_its_own_block_and_keeps_the_others(tmp_path):
 def test_run_recipe_refuses_a_run_directory_that_would_resume(tmp_path):
   (tmp_path / "mnist_mlp_epochs_1_mixed_precision_bfloat16").mkdir()
   with pytest.raises(ValueError, match="already exists: benchmarks train from scratch"):
-    benchmarks.run_recipe("mnist_mlp", str(tmp_path), data_dir=None, manual_dir=None,
+    foundation.run_recipe("mnist_mlp", str(tmp_path), data_dir=None, manual_dir=None,
                           target=0.99, train_epochs=1, mixed_precision="bfloat16")
 
 
@@ -40,15 +40,15 @@ def test_precision_report_compares_each_policy_with_float32_and_says_there_is_no
   rows = [{"recipe": "mnist_mlp", "mixed_precision": p, "jit_compile": True, "epochs": 15,
            "final_accuracy": acc, "train_seconds": 10.0, "images_per_second": 6000.0}
           for p, acc in (("float32", 0.9901), ("float16", 0.9893))]
-  text = benchmarks.precision_report(rates, rows, command="python scripts/benchmark.py --precision")
+  text = precision.precision_report(rates, rows, command="python scripts/benchmark.py --precision")
   assert "**no GPU or TPU was available**" in text
-  assert "no GPU" in benchmarks.describe_hardware()
+  assert "no GPU" in report.describe_hardware()
   assert "| `mnist_mlp` | float16 | 250 | 900 | 0.25x |" in text
   assert "| `mnist_mlp` | 15 | float16 | on | 98.93 % | 10.0 s | 6000 |" in text
 
 
 def test_train_step_rates_cover_every_policy_with_and_without_xla(real_mnist_data_dir):
-  rates = benchmarks.train_step_images_per_second(
+  rates = foundation.train_step_images_per_second(
       "mnist_mlp", data_dir=real_mnist_data_dir, policies=("float32", "bfloat16"), min_seconds=0.0,
       min_steps=2)
   assert set(rates) == {"float32", "bfloat16"}
@@ -63,7 +63,7 @@ def test_serving_benchmark_loads_the_server_with_wrk_and_reports_every_row():
   if not shutil.which("wrk"):
     pytest.skip("needs Debian's wrk (CI installs it)")
   from tests.conftest import MNIST_DIR
-  row = benchmarks.serving_benchmark(str(REPO / "saved_models" / "mnist_cnn"),
+  row = serving.serving_benchmark(str(REPO / "saved_models" / "mnist_cnn"),
                                      manual_dir=str(MNIST_DIR), requests=60, max_seconds=3,
                                      in_process_seconds=0.5)
   assert [(r["batching"], r["clients"]) for r in row["runs"]] == [
@@ -71,5 +71,5 @@ def test_serving_benchmark_loads_the_server_with_wrk_and_reports_every_row():
   assert all(r["failed"] == 0 and r["requests"] >= 60 for r in row["runs"])
   assert all(r["requests_per_second"] > 0 and r["p99_ms"] >= r["p50_ms"] > 0
              for r in row["runs"])
-  report = benchmarks.serving_report(row, command="python scripts/benchmark.py --serving=...")
+  report = serving.serving_report(row, command="python scripts/benchmark.py --serving=...")
   assert report.count("| on |") == 2 and "the requests/s of batching off" in report

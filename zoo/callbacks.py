@@ -162,6 +162,52 @@ class EpochTimer(keras.callbacks.Callback):
       logs["train_seconds"] = self.train_seconds[-1]
 
 
+class EpochLogs(EpochTimer):
+  """`EpochTimer` that also keeps the given keys of each epoch's logs (NaN when absent),
+  e.g. `val_accuracy` for time-to-accuracy, or a detector's `map`.
+
+  Args:
+    keys: the log keys to keep; `self.values[key]` is one float per epoch.
+  """
+
+  def __init__(self, keys):
+    super().__init__()
+    self.values = {k: [] for k in keys}
+
+  def on_epoch_end(self, epoch, logs=None):
+    super().on_epoch_end(epoch, logs)
+    for key, values in self.values.items():
+      values.append(float((logs or {}).get(key, float("nan"))))
+
+
+class TimeBudget(keras.callbacks.Callback):
+  """Stops `fit()` at the first step boundary after `seconds` of fitting (from
+  `on_train_begin`, so tracing and compilation count), and records what was done: `steps`,
+  `epochs_started` and `elapsed` seconds (benchmarks at equal wall time).
+
+  Args:
+    seconds: the budget.
+  """
+
+  def __init__(self, seconds: float):
+    super().__init__()
+    self.seconds = seconds
+    self.steps = 0
+    self.epochs_started = 0
+
+  def on_train_begin(self, logs=None):
+    self.start = time.perf_counter()
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.epochs_started += 1
+
+  def on_train_batch_end(self, batch, logs=None):
+    self.steps += 1
+    self.elapsed = time.perf_counter() - self.start
+    if self.elapsed >= self.seconds:
+      self.model.stop_training = True
+
+
 class SampleGrid(keras.callbacks.Callback):
   """Writes a grid of images made from the model to TensorBoard every epoch (step =
   epoch): a generator's samples from a fixed latent batch, so the same latents are seen

@@ -24,7 +24,8 @@ class TrainConfig:
   Attributes:
     model: name of the model builder in `zoo.models.MODELS`.
     task: what the model does, a name in `zoo.tasks.TASKS` (`classification`,
-      `generation`): it decides the data, losses, callbacks, metrics and export.
+      `generation`, `detection`): it decides the data, losses, callbacks, metrics, export
+      and the front apps get.
     recipe: name of the recipe this config came from (set by `zoo.registry.get_config`).
     dataset: tensorflow-datasets name (`mnist`, `fashion_mnist`, ...).
     train_split: TFDS split (slicing allowed, e.g. `train[:90%]`) used for training.

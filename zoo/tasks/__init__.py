@@ -3,8 +3,9 @@
 `train_and_evaluate`, `evaluate_run`, `export_run` and `zoo.load` are one function each
 for every task: each looks the task up once, here, and the task supplies its datasets,
 how its model is compiled, its callbacks, its exported functions, its evaluator and its
-front (see `zoo.tasks.base.Task` for the interface and the path written once for all). A recipe names its task in
-`TrainConfig.task`; task knobs live in `TrainConfig.task_kwargs`.
+front (see `zoo.tasks.base.Task` for the interface and the path written once for all).
+A recipe names its task in `TrainConfig.task`; task knobs live in `TrainConfig.task_kwargs`.
+Adding a task: a module with a `Task` subclass, and one line in `TASKS`.
 """
 
 from __future__ import annotations
@@ -20,22 +21,22 @@ TASKS: dict[str, Task] = {
 }
 
 # Model cards written before the task seam say `image_classification`.
-_CARD_TASKS = {**TASKS, "image_classification": classification.TASK}
+_CARD_ALIASES = {"image_classification": "classification"}
 
 
 def get(name: str) -> Task:
   """The task called `name`; unknown names fail with the list of valid ones."""
   if name not in TASKS:
-    raise errors.InvalidValueError(f"Invalid value for `task`: expected one of {sorted(TASKS)}. "
-                                   f"Received: task={name!r}")
+    raise errors.InvalidValueError(f"Invalid value for `task`: expected one of "
+                                   f"{sorted(TASKS)}. Received: task={name!r}")
   return TASKS[name]
 
 
 def for_card(card: dict) -> Task:
   """The task of an exported model, from its model card's `task`."""
-  name = card.get("task")
-  if name not in _CARD_TASKS:
+  name = _CARD_ALIASES.get(card.get("task"), card.get("task"))
+  if name not in TASKS:
     raise errors.InvalidValueError(
-        f"Model card of {card.get('name')!r} names task {name!r}; this zoo "
-        f"knows {sorted(_CARD_TASKS)}.")
-  return _CARD_TASKS[name]
+        f"Model card of {card.get('name')!r} names task {card.get('task')!r}; this zoo "
+        f"knows {sorted(TASKS)}.")
+  return TASKS[name]
