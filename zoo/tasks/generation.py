@@ -163,7 +163,8 @@ class Generation(base.Task):
       seeds = np.arange(rows * per_row)
       labels = np.repeat(np.arange(rows), per_row)
       cbs.append(zoo_callbacks.SampleGrid(
-          log_dir, lambda model: sample(model, seeds, labels), rows=rows))
+          log_dir, lambda model: self.keras_front(model, config, info).generate_seeds(
+              seeds, labels if model.conditional else None), rows=rows))
     if knobs["quality_every_epochs"]:
       evaluator = self.evaluator(config, builder, config.eval_split,
                                  eval_samples=knobs["quality_samples"])
@@ -178,20 +179,12 @@ class Generation(base.Task):
 
   def _functions(self, model):
     """`(images(latent[, labels]), generate(seed[, labels]))` over the averaged generator."""
-    generator, latent_dim = model.sampler, model.latent_dim
-    if model.conditional:
-      def images(latent, labels):
-        return {"images": gan.to_uint8(generator([latent, tf.cast(labels, tf.int32)],
-                                                 training=False))}
+    def images(latent, labels=None):
+      inputs = latent if labels is None else [latent, tf.cast(labels, tf.int32)]
+      return {"images": gan.to_uint8(model.sampler(inputs, training=False))}
 
-      def generate(seed, labels):
-        return images(gan.seed_latents(seed, latent_dim), labels)
-    else:
-      def images(latent):
-        return {"images": gan.to_uint8(generator(latent, training=False))}
-
-      def generate(seed):
-        return images(gan.seed_latents(seed, latent_dim))
+    def generate(seed, labels=None):
+      return images(gan.seed_latents(seed, model.latent_dim), labels)
     return images, generate
 
   def _specs(self, model, info):
@@ -260,19 +253,6 @@ class Generation(base.Task):
     if "label_agreement_min" in metrics:
       text += f", requested digit >= {100 * metrics['label_agreement_min']:.1f} %"
     return text
-
-
-def sample(model, seeds, labels=None, batch_size: int = 1000) -> np.ndarray:
-  """uint8 images [N, H, W, C] from a `GAN` for int `seeds` (and requested `labels`)."""
-  seeds = np.asarray(seeds)
-  out = []
-  for start in range(0, len(seeds), batch_size):
-    latent = gan.seed_latents(seeds[start:start + batch_size], model.latent_dim)
-    inputs = latent
-    if model.conditional:
-      inputs = [latent, tf.constant(np.asarray(labels[start:start + batch_size]), tf.int32)]
-    out.append(gan.to_uint8(model.sampler(inputs, training=False)).numpy())
-  return np.concatenate(out)
 
 
 TASK = Generation()
