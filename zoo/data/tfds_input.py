@@ -225,6 +225,16 @@ def make_classification_dataset(
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def make_training_dataset(builder: tfds.core.DatasetBuilder, config) -> tf.data.Dataset:
+  """`make_classification_dataset` of a recipe's training split: the one place its batch
+  size, seed, augmentation and shuffle buffer are read from a `zoo.configs.TrainConfig`
+  (the classifiers' and the generators' training data)."""
+  return make_classification_dataset(
+      builder, config.train_split, batch_size=config.batch_size, training=True,
+      seed=config.seed, augment=config.augment, max_shift_pixels=config.max_shift_pixels,
+      shuffle_buffer_examples=config.shuffle_buffer_examples)
+
+
 def split_arrays(builder: tfds.core.DatasetBuilder, split: str, limit: Optional[int] = None):
   """The raw `(images uint8 [N, H, W, C], labels int64 [N])` of a split, as numpy arrays,
   in the split's stored order (for evaluation of exported models)."""

@@ -108,19 +108,6 @@ class Classifier(runtime.Predictor):
     return self.predict_files(paths, auto_invert=options.get("auto_invert", True))
 
 
-def make_datasets(builder, config, *, training_only=False):
-  """The recipe's training and validation pipelines (the one place their arguments are
-  taken from the config)."""
-  train = data.make_classification_dataset(
-      builder, config.train_split, batch_size=config.batch_size, training=True,
-      seed=config.seed, augment=config.augment, max_shift_pixels=config.max_shift_pixels,
-      shuffle_buffer_examples=config.shuffle_buffer_examples)
-  if training_only:
-    return train, None
-  return train, data.make_classification_dataset(
-      builder, config.eval_split, batch_size=config.eval_batch_size, training=False)
-
-
 def feature_model(model: keras.Model) -> keras.Model:
   """`model` -> (features, probabilities): features are the input of its `logits` layer."""
   return keras.Model(model.inputs, [model.get_layer("logits").input, model.outputs[0]])
@@ -174,7 +161,8 @@ class Classification(base.Task):
   }
 
   def datasets(self, builder, config):
-    return make_datasets(builder, config)
+    return data.make_training_dataset(builder, config), data.make_classification_dataset(
+        builder, config.eval_split, batch_size=config.eval_batch_size, training=False)
 
   def compile(self, model, config, make_optimizer, jit_compile):
     model.compile(optimizer=make_optimizer(),

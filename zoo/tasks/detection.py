@@ -27,6 +27,7 @@ model's. Front: `Detector` (`detect`, `detect_files`).
 
 from __future__ import annotations
 
+import weakref
 from typing import Optional, Sequence
 
 import numpy as np
@@ -237,6 +238,10 @@ class Detection(base.Task):
   writes_labels = True
   export_options = {"max_map50_gap": MAX_MAP50_GAP}
 
+  def __init__(self):
+    super().__init__()
+    self._inference_models = weakref.WeakKeyDictionary()
+
   def datasets(self, builder, config):
     info = data.dataset_info(builder)
     common = {"image_size": detector.model_input_size(info.image_shape, config.model_kwargs),
@@ -276,8 +281,14 @@ class Detection(base.Task):
           tag="validation_detections"))
     return cbs
 
+  def inference_model(self, model, config, info) -> InferenceModel:
+    """The one `InferenceModel` of a trained model (built on first use)."""
+    if model not in self._inference_models:
+      self._inference_models[model] = InferenceModel(model, config, info)
+    return self._inference_models[model]
+
   def card_fields(self, model, config, info):
-    inference = InferenceModel(model, config, info)
+    inference = self.inference_model(model, config, info)
     return {"image_size": inference.image_size, "channels": inference.channels,
             "labels": inference.class_names, "num_anchors": int(len(inference.anchors)),
             "postprocessing": inference.nms,
@@ -301,7 +312,7 @@ class Detection(base.Task):
     return pixels, outputs
 
   def signatures(self, model, config, info):
-    inference = InferenceModel(model, config, info)
+    inference = self.inference_model(model, config, info)
     pixels, outputs = self._contract(inference)
     c = inference.channels
     return {
@@ -318,7 +329,7 @@ class Detection(base.Task):
     }
 
   def tflite_signature(self, model, config, info):
-    inference = InferenceModel(model, config, info)
+    inference = self.inference_model(model, config, info)
     pixels, outputs = self._contract(inference)
     c = inference.channels
     return base.Signature(inference.serve_images,

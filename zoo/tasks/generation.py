@@ -28,7 +28,7 @@ import tensorflow as tf
 from zoo import callbacks as zoo_callbacks
 from zoo import data, errors, quality, runtime
 from zoo.models import gan
-from zoo.tasks import base, classification
+from zoo.tasks import base
 
 # Largest pixel difference (0-255) from the Keras generator, per file. The SavedModel runs
 # the same graph; TFLite kernels round differently (float16 stores float16 weights).
@@ -144,7 +144,7 @@ class Generation(base.Task):
   export_options = {"eval_samples": None}  # None: the run's task_kwargs.eval_samples
 
   def datasets(self, builder, config):
-    train, _ = classification.make_datasets(builder, config, training_only=True)
+    train = data.make_training_dataset(builder, config)
     if config.model_kwargs.get("conditional"):
       return train.map(lambda x, y: (x * 2.0 - 1.0, y)), None
     return train.map(lambda x, y: x * 2.0 - 1.0), None

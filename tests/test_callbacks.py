@@ -1,0 +1,59 @@
+"""zoo.callbacks on a toy model: timing, time budgets, periodic metrics, the NaN guard."""
+
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from zoo import callbacks
+
+
+def _toy():
+  model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+  model.compile("sgd", "mse")
+  return model, np.ones((32, 2), np.float32), np.ones((32, 1), np.float32)
+
+
+def test_epoch_logs_time_every_epoch_and_keep_the_asked_keys():
+  model, x, y = _toy()
+  recorder = callbacks.EpochLogs(("loss", "absent"))
+  model.fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[recorder])
+  assert len(recorder.train_seconds) == 3 and min(recorder.train_seconds) > 0
+  assert len(recorder.values["loss"]) == 3 and np.isnan(recorder.values["absent"]).all()
+
+
+class _Slow(keras.callbacks.Callback):
+  def on_train_batch_end(self, batch, logs=None):
+    time.sleep(0.05)
+
+
+def test_time_budget_stops_at_a_step_boundary_after_its_seconds():
+  model, x, y = _toy()
+  budget = callbacks.TimeBudget(0.3)
+  model.fit(x, y, batch_size=1, epochs=100, verbose=0, callbacks=[_Slow(), budget])
+  assert budget.elapsed >= 0.3 and 0 < budget.steps < 100 * 32
+  assert budget.epochs_started < 100
+
+
+def test_periodic_metrics_measure_every_n_epochs_and_after_the_last():
+  model, x, y = _toy()
+  seen = []
+
+  def measure(m):
+    seen.append(len(seen))
+    return {"score": 1.0, "other": 2.0}
+
+  history = model.fit(x, y, epochs=5, verbose=0,
+                      callbacks=[callbacks.PeriodicMetrics(measure, ("score",), every_epochs=2)])
+  assert len(seen) == 3  # Epochs 2, 4 and the last (5).
+  assert "other" not in history.history
+
+
+def test_a_nan_loss_stops_inside_the_epoch_with_where_and_when():
+  model, x, y = _toy()
+  y[:] = np.nan
+  with pytest.raises(callbacks.NonFiniteLossError, match=r"Training of toy run stopped: the "
+                                                         r"loss became nan at epoch 1, step 1"):
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0,
+              callbacks=[callbacks.StopOnNonFiniteLoss(where="toy run")])
