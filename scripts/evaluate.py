@@ -21,7 +21,7 @@ from zoo import flags as zoo_flags
 
 flags.DEFINE_string("model_dir", None, "Run directory written by scripts/train.py.")
 flags.DEFINE_string("export", None, "Or an exported model: a model or version directory, "
-                    "or a .tflite file.")
+                    "or a .tflite or .onnx file.")
 flags.DEFINE_string("split", None, "TFDS split (default: the run's eval_split).")
 flags.mark_flags_as_mutual_exclusive(["model_dir", "export"], required=True)
 zoo_flags.define_data_flags()

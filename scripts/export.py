@@ -1,10 +1,11 @@
 """Exports a trained run for apps: SavedModel (TF Serving layout) + TFLite, checked.
 
   python scripts/export.py --model_dir=runs/cnn --manual_dir=../shared/data/mnist
+  python scripts/export.py --add_onnx=saved_models/mnist_cnn/3 --manual_dir=../shared/data/mnist
 
 Writes exports/<name>/<version>/ (next free version unless --version) with the SavedModel,
-the TFLite variants, labels.txt and model_card.json, and prints the parity table it
-checked. The version appears only when every parity check passed. `saved_models/` holds
+the TFLite variants, model.onnx, labels.txt and model_card.json, and prints the parity table
+it checked. The version appears only when every parity check passed. `saved_models/` holds
 the models the zoo ships; write there only to rebuild one (README, "Pre-trained models").
 """
 
@@ -26,7 +27,11 @@ flags.DEFINE_list("variants", None, "TFLite variants to write (default: all of t
                   "float32,float16).")
 flags.DEFINE_string("parity_split", None, "Classifiers: the split the exports are checked "
                     "on (default: the run's eval split).")
-flags.mark_flag_as_required("model_dir")
+flags.DEFINE_bool("onnx", True, "Also write model.onnx (needs pip install -e '.[onnx]').")
+flags.DEFINE_string("add_onnx", None, "Instead of exporting a run: add model.onnx to this "
+                    "exported version directory (e.g. saved_models/mnist_cnn/3), converted "
+                    "from its SavedModel and checked against it.")
+flags.mark_flags_as_mutual_exclusive(["model_dir", "add_onnx"], required=True)
 zoo_flags.define_data_flags()
 flags.adopt_module_key_flags(zoo_flags)
 FLAGS = flags.FLAGS
@@ -35,11 +40,16 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  path = export.export_run(
-      FLAGS.model_dir, export_dir=FLAGS.export_dir, name=FLAGS.name, version=FLAGS.version,
-      overwrite=FLAGS.overwrite, variants=FLAGS.variants, data_dir=FLAGS.data_dir,
-      manual_dir=FLAGS.manual_dir, allow_download=FLAGS.download,
-      **({"parity_split": FLAGS.parity_split} if FLAGS.parity_split else {}))
+  data_flags = dict(data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
+                    allow_download=FLAGS.download)
+  if FLAGS.add_onnx:
+    export.add_onnx(FLAGS.add_onnx, **data_flags)
+    path = FLAGS.add_onnx
+  else:
+    path = export.export_run(
+        FLAGS.model_dir, export_dir=FLAGS.export_dir, name=FLAGS.name, version=FLAGS.version,
+        overwrite=FLAGS.overwrite, variants=FLAGS.variants, onnx=FLAGS.onnx, **data_flags,
+        **({"parity_split": FLAGS.parity_split} if FLAGS.parity_split else {}))
   print(export.parity_table(runtime.read_card(path)))
   print(path)
 

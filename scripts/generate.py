@@ -7,7 +7,7 @@
                                             # conditional, no --digit: one row per digit
 
 Image i comes from seed `--seed + i` (the model's `generate` signature): the same command
-gives the same PNG on every run. Works with the SavedModel or a .tflite file.
+gives the same PNG on every run. Works with the SavedModel, a .tflite or a .onnx file.
 """
 
 from zoo import cli  # First: quiets TensorFlow's start-up.
@@ -23,7 +23,7 @@ from zoo import drawing, errors
 from zoo.tasks import generation
 
 flags.DEFINE_string("model", None, "Exported generator: saved_models/<name> (newest version), "
-                    "a version directory, or a .tflite file.")
+                    "a version directory, or a .tflite or .onnx file.")
 flags.DEFINE_string("output", "generated.png", "PNG file to write.")
 flags.DEFINE_integer("count", None, "Images to make (default: 64; conditional without "
                      "--digit: 10 per digit).", lower_bound=1)

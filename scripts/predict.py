@@ -24,7 +24,7 @@ from absl import app, flags
 import zoo
 
 flags.DEFINE_string("model", None, "Exported model: saved_models/<name> (newest version), a "
-                    "version directory, or a .tflite file.")
+                    "version directory, or a .tflite or .onnx file.")
 flags.DEFINE_bool("auto_invert", True, "Invert images whose border is light (a dark digit "
                   "on paper) to the dataset's light-on-dark before classifying.")
 flags.DEFINE_string("output_dir", "predictions", "Detectors: where the drawn PNG and the "

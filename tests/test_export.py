@@ -62,8 +62,9 @@ def test_layout_card_and_parity(exported):
   assert card["parity"]["saved_model"]["max_abs_diff"] < 1e-4
   assert card["parity"]["float32"]["top1_agreement"] >= 0.999
   assert card["parity"]["float16"]["top1_agreement"] >= 0.999
-  assert all(check["passed"] for check in card["checks"]) and len(card["checks"]) == 5
-  for key in artifacts.TFLITE_VARIANTS:  # One input convention for every file.
+  assert card["parity"]["onnx"]["top1_agreement"] >= 0.999
+  assert all(check["passed"] for check in card["checks"]) and len(card["checks"]) == 6
+  for key in (*artifacts.TFLITE_VARIANTS, "onnx"):  # One input convention for every file.
     assert card["files"][key]["inputs"]["images"]["dtype"] == "uint8"
     assert card["files"][key]["inputs"]["images"]["range"] == [0, 255]
   signatures = card["files"]["saved_model"]["signatures"]
@@ -329,7 +330,7 @@ def test_a_run_trained_under_mixed_precision_exports_and_passes_parity(
                            data_dir=real_mnist_data_dir, calibration_examples=200)
   card = json.load(open(os.path.join(path, "model_card.json")))
   assert card["training"]["dtype_policy"] == f"mixed_{policy}"
-  assert all(check["passed"] for check in card["checks"]) and len(card["checks"]) == 5
+  assert all(check["passed"] for check in card["checks"]) and len(card["checks"]) == 6
   assert card["metrics"]["keras_accuracy"] > 0.95
   serve = tf.saved_model.load(path).signatures["serving_default"]
   assert serve.structured_outputs["probabilities"].dtype == tf.float32

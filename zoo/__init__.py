@@ -17,11 +17,12 @@ __version__ = "0.1.0"
 # their modules (and with them TensorFlow) when first called, not here.
 
 
-def load(path: str):
-  """Loads an exported model (SavedModel directory or .tflite file) as its task's front
-  (`Classifier`, `Generator`, `Detector`); see `zoo.loading`."""
+def load(path: str, kind: str = "saved_model"):
+  """Loads an exported model (a SavedModel directory, a .tflite or .onnx file, or a
+  directory with `kind="onnx"`) as its task's front (`Classifier`, `Generator`,
+  `Detector`); see `zoo.loading`."""
   from zoo import loading  # Deferred: keeps `import zoo` free of TensorFlow (see above).
-  return loading.load(path)
+  return loading.load(path, kind)
 
 
 def connect(url: str, name: str, **kwargs):

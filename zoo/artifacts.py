@@ -20,6 +20,9 @@ import tensorflow as tf
 from zoo import errors, provenance, runtime
 
 TFLITE_VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+# ONNX opset of every model.onnx: 17 is the newest tf2onnx 1.17 documents as tested, and
+# ONNX Runtime has run it since 1.11 (its NonMaxSuppression, Loop and Resize are standard).
+ONNX_OPSET = 17
 
 
 class ExportError(errors.ZooError, RuntimeError):
@@ -147,3 +150,61 @@ def check_tflite_contract(backend, entry: dict, variant: str) -> None:
   if problems:
     raise ExportError(f"TFLite {variant} file breaks the card's contract: "
                       + "; ".join(problems) + ".")
+
+
+def write_onnx(fn: Callable, input_signature, path: str, *, inputs: dict, outputs: dict,
+               opset: int = ONNX_OPSET) -> dict:
+  """Converts `fn` over `input_signature` (the SavedModel's `serving_default`) to ONNX with
+  tf2onnx, standard ONNX ops only; returns the model card's entry (`path`, `bytes`,
+  `opset`, `inputs`, `outputs`). Inputs keep their `tf.TensorSpec` names, outputs the keys
+  of `fn`'s dict, so the file is called as the SavedModel is."""
+  try:
+    # Lazy: an optional extra, needed only by ONNX exports.
+    import tf2onnx
+  except ImportError as e:
+    raise errors.NotFoundError("ONNX export needs the onnx extra: pip install -e '.[onnx]' "
+                               "(or pass --noonnx).") from e
+  tf2onnx.logging.set_level(tf2onnx.logging.ERROR)
+  function = fn if hasattr(fn, "get_concrete_function") else tf.function(
+      fn, input_signature=input_signature)
+  tmp = path + ".tmp"
+  tf2onnx.convert.from_function(function, input_signature=input_signature, opset=opset,
+                                output_path=tmp)
+  os.replace(tmp, path)
+  return {"path": os.path.basename(path), "bytes": os.path.getsize(path), "opset": opset,
+          "runtime": "onnxruntime (CPUExecutionProvider)", "inputs": inputs,
+          "outputs": outputs}
+
+
+def check_onnx_contract(backend, entry: dict) -> None:
+  """An ONNX file's real inputs and outputs must be the names and dtypes its card entry
+  promises, and its ops (in loop bodies too) must all be standard ONNX or ONNX-ML ones: no
+  custom op an app would have to register."""
+  import onnx  # Lazy: the onnx extra, as in write_onnx.
+  problems = []
+  for kind, promised, actual in (("input", entry["inputs"], backend.input_details()),
+                                 ("output", entry["outputs"], backend.output_details())):
+    if set(promised) != set(actual):
+      problems.append(f"{kind}s {sorted(actual)} instead of {sorted(promised)}")
+      continue
+    for key, spec in promised.items():
+      want = np.dtype(object) if spec["dtype"] == "string" else np.dtype(spec["dtype"])
+      if np.dtype(actual[key]["dtype"]) != want:
+        problems.append(f"{kind} {key!r} is {actual[key]['dtype']}, the card says "
+                        f"{spec['dtype']}")
+  custom = sorted({node.domain for node in _onnx_nodes(onnx.load(backend.path).graph)}
+                  - {"", "ai.onnx", "ai.onnx.ml"})
+  if custom:
+    problems.append(f"ops of custom domains {custom}")
+  if problems:
+    raise ExportError("ONNX file breaks the card's contract: " + "; ".join(problems) + ".")
+
+
+def _onnx_nodes(graph):
+  """Every node of an ONNX graph, those inside Loop/If bodies included."""
+  for node in graph.node:
+    yield node
+    for attribute in node.attribute:
+      for sub in [attribute.g, *attribute.graphs]:
+        if sub.node:
+          yield from _onnx_nodes(sub)

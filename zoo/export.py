@@ -18,12 +18,16 @@ no version. See `zoo/tasks/<task>.py` for each task's files.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
 from typing import Optional, Sequence
 
-from zoo import artifacts, data, errors, provenance, registry, rundir, tasks
+import tensorflow as tf
+
+from zoo import artifacts, data, errors, provenance, registry, rundir, runtime, tasks
+from zoo.configs import TrainConfig
 
 
 def _next_version(model_root: str) -> int:
@@ -37,7 +41,7 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
                version: Optional[int] = None, overwrite: bool = False,
                variants: Optional[Sequence[str]] = None, data_dir: Optional[str] = None,
                manual_dir: Optional[str] = None, allow_download: bool = False,
-               **task_options) -> str:
+               onnx: bool = True, **task_options) -> str:
   """Exports the run in `model_dir` to `export_dir/<name>/<version>/`; returns that path.
 
   Args:
@@ -49,6 +53,8 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
     overwrite: replace an existing version.
     variants: TFLite variants to write (default: the task's `tflite_variants`).
     data_dir, manual_dir, allow_download: see `zoo.data.prepare_builder`.
+    onnx: also write `model.onnx` (the SavedModel's `serving_default` through tf2onnx),
+      parity-checked in ONNX Runtime like every other file.
     **task_options: `parity_split` (the split every file is evaluated on; default the
       run's eval split) and the task's `export_options` (e.g. classification's
       `min_agreement`; see `zoo/tasks/<task>.py`).
@@ -94,7 +100,8 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
                      "versions": run_card.get("versions")},
         **{k: v for k, v in provenance.describe().items() if k != "machine"},
     }
-    card = task.export(model, config, builder, tmp, card, variants=variants, **task_options)
+    card = task.export(model, config, builder, tmp, card, variants=variants, onnx=onnx,
+                       **task_options)
     artifacts.write_card(tmp, card)
     failed = [c for c in card["checks"] if not c["passed"]]
     if failed:
@@ -108,6 +115,61 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   return final
+
+
+def add_onnx(version_dir: str, *, data_dir: Optional[str] = None,
+             manual_dir: Optional[str] = None, allow_download: bool = False) -> dict:
+  """Adds `model.onnx` to an exported version that has none (one exported before ONNX,
+  such as the zoo's shipped models), and returns the updated card.
+
+  The file is converted from the version's own SavedModel `serving_default` (the Keras
+  model is not needed) and checked as `export_run` checks it: its contract in ONNX
+  Runtime, and the task's evaluator on the card's split, with the SavedModel as the
+  reference (`parity.onnx.reference`). The card gains `files.onnx`, `parity.onnx` and the
+  ONNX checks; nothing else changes. If a check fails, nothing is left behind.
+
+  Raises:
+    zoo.errors.AlreadyExistsError: the version has an ONNX file already.
+    zoo.artifacts.ExportError: the ONNX file failed a check (it is removed).
+  """
+  card = runtime.read_card(version_dir)
+  if "onnx" in card["files"]:
+    raise errors.AlreadyExistsError(f"{version_dir!r} has {runtime.ONNX_FILE} already.")
+  task = tasks.for_card(card)
+  config = TrainConfig.from_dict(card["training"]["config"])
+  builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
+                                 allow_download=allow_download)
+  loaded = tf.saved_model.load(version_dir)  # Kept: the signature uses its variables.
+  signature = loaded.signatures["serving_default"]
+  specs = signature.structured_input_signature[1]
+  names = sorted(specs)
+  input_signature = [tf.TensorSpec(specs[n].shape, specs[n].dtype, name=n) for n in names]
+  contract = card["files"]["saved_model"]["signatures"]["serving_default"]
+  path = os.path.join(version_dir, runtime.ONNX_FILE)
+  try:
+    updated = copy.deepcopy(card)
+    updated["files"]["onnx"] = artifacts.write_onnx(
+        tf.function(lambda *args: signature(**dict(zip(names, args))),
+                    input_signature=input_signature),
+        input_signature, path, inputs=contract["inputs"], outputs=contract["outputs"])
+    evaluator = task.evaluator(config, builder, card["metrics"]["split"])
+    saved_model = task.front(runtime.SavedModelBackend(version_dir), updated)
+    reference = evaluator.evaluate(task.predict_fn(saved_model))
+    parity = task.parity(evaluator, reference, version_dir, updated, ["onnx"])["onnx"]
+    updated["parity"]["onnx"] = {**parity, "reference": "saved_model"}
+    onnx_checks = [c for c in task.checks(updated, **task.export_options)
+                   if c["check"].startswith("onnx ")]
+    updated["checks"] = card["checks"] + onnx_checks
+    failed = [c for c in onnx_checks if not c["passed"]]
+    if failed:
+      raise artifacts.ExportError(f"{runtime.ONNX_FILE} for {version_dir!r} failed its "
+                                  f"checks: {failed}. Nothing was written.")
+    artifacts.write_card(version_dir, updated)  # Atomic: the old card or the new one.
+  except BaseException:
+    if os.path.exists(path) and "onnx" not in runtime.read_card(version_dir)["files"]:
+      os.remove(path)
+    raise
+  return updated
 
 
 def parity_table(card: dict) -> str:

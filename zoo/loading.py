@@ -2,6 +2,7 @@
 
   classifier = zoo.load("saved_models/mnist_cnn")          # newest version -> a Classifier
   classifier = zoo.load("saved_models/mnist_cnn/3/model_int8.tflite")
+  classifier = zoo.load("saved_models/mnist_cnn", kind="onnx")     # its model.onnx
   classifier.source                                         # what was loaded: path, version
   out = classifier.predict(images_uint8)                    # [N, H, W, C] as in the dataset
   out["probabilities"], out["classes"], out["labels"]
@@ -14,8 +15,8 @@
   out = detector.detect(images_uint8)                      # boxes, scores, classes, num
   detector.detect_files(["canvas.png"])                    # per-file detections or errors
 
-The file is run by a `zoo.runtime` backend (SavedModel, or TFLite in LiteRT with built-in
-ops only), fed what its model card says it takes; the front is the card's task's
+The file is run by a `zoo.runtime` backend (SavedModel; TFLite in LiteRT with built-in ops
+only; ONNX in ONNX Runtime's CPU provider), fed what its model card says it takes; the front is the card's task's
 (`zoo.tasks.<task>`: `Classifier`, `Generator`, `Detector`).
 """
 
@@ -28,18 +29,20 @@ from zoo import runtime, tasks
 log = logging.getLogger("zoo")
 
 
-def load(path: str) -> runtime.Predictor:
+def load(path: str, kind: str = "saved_model") -> runtime.Predictor:
   """Returns the task's front for an exported model.
 
   Args:
-    path: a `.tflite` file, a version directory (`saved_models/mnist_cnn/3`), or a model
-      directory (`saved_models/mnist_cnn`, whose newest version is used).
+    path: a `.tflite` or `.onnx` file, a version directory (`saved_models/mnist_cnn/3`),
+      or a model directory (`saved_models/mnist_cnn`, whose newest version is used).
+    kind: for a directory, which file runs: `saved_model` (TensorFlow) or `onnx` (its
+      `model.onnx` in ONNX Runtime).
 
   Returns:
     The front of the card's task (`Classifier`, `Generator`, ...); its `source` says which
     version and which file or directory it loaded.
   """
-  backend, card = runtime.open_model(path)
+  backend, card = runtime.open_model(path, kind)
   front = tasks.for_card(card).front(backend, card)
   log.info("Loaded %s version %s from %s (%s).", front.source["name"], front.version,
            front.path, front.kind)

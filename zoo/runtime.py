@@ -96,6 +96,52 @@ class TFLiteBackend:
     return dict(self._runner(signature)(**feed))
 
 
+# ONNX Runtime's element types -> numpy dtypes (those the zoo's files use).
+_ONNX_TYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32,
+               "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,
+               "tensor(string)": np.object_}
+ONNX_FILE = "model.onnx"
+
+
+class ONNXBackend:
+  """Runs a .onnx file in ONNX Runtime with only its CPU provider; one signature,
+  `serving_default`, the SavedModel's, with the same input and output names."""
+
+  kind = "onnx"
+
+  def __init__(self, path: str):
+    # Lazy: ONNX Runtime is an optional extra (`pip install -e '.[onnx]'`).
+    try:
+      import onnxruntime
+    except ImportError as e:
+      raise errors.NotFoundError(
+          f"Loading {path!r} needs ONNX Runtime: pip install -e '.[onnx]'.") from e
+    self.path = path
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3  # Errors only: no graph-optimizer chatter.
+    self._session = onnxruntime.InferenceSession(path, sess_options=options,
+                                                 providers=["CPUExecutionProvider"])
+    self.signatures = {"serving_default"}
+
+  @staticmethod
+  def _details(args) -> dict:
+    return {a.name: {"dtype": _ONNX_TYPES.get(a.type, a.type), "shape": a.shape}
+            for a in args}
+
+  def input_details(self, signature: str = "serving_default") -> dict:
+    """Input names -> `{dtype, shape}` (numpy dtype; None or a name for a free dimension)."""
+    return self._details(self._session.get_inputs())
+
+  def output_details(self, signature: str = "serving_default") -> dict:
+    return self._details(self._session.get_outputs())
+
+  def run(self, signature: str = "serving_default", **inputs) -> dict:
+    details = self.input_details()
+    feed = {k: np.asarray(v).astype(details[k]["dtype"]) for k, v in inputs.items()}
+    names = [o.name for o in self._session.get_outputs()]
+    return dict(zip(names, self._session.run(names, feed)))
+
+
 class FunctionBackend:
   """The serving functions of a model that is not exported yet, run as a backend.
 
@@ -120,26 +166,40 @@ class FunctionBackend:
     return {k: np.asarray(v) for k, v in outputs.items()}
 
 
-def open_model(path: str):
+FILE_BACKENDS = {".tflite": TFLiteBackend, ".onnx": ONNXBackend}
+KINDS = ("saved_model", "onnx")
+
+
+def open_model(path: str, kind: str = "saved_model"):
   """The backend and model card of an exported model.
 
   Args:
-    path: a `.tflite` file, a version directory (`saved_models/mnist_cnn/3`), or a model
-      directory (`saved_models/mnist_cnn`, whose newest version is used).
+    path: a `.tflite` or `.onnx` file, a version directory (`saved_models/mnist_cnn/3`),
+      or a model directory (`saved_models/mnist_cnn`, whose newest version is used).
+    kind: for a directory, the file to run: `saved_model` or `onnx` (its `model.onnx`).
 
   Returns:
     `(backend, card)`.
   """
-  if path.endswith(".tflite"):
+  suffix = os.path.splitext(path)[1]
+  if suffix in FILE_BACKENDS:
     if not os.path.isfile(path):
       raise errors.NotFoundError(f"Invalid value for `path`: no such file {path!r}.")
-    return TFLiteBackend(path), read_card(os.path.dirname(os.path.abspath(path)))
+    return FILE_BACKENDS[suffix](path), read_card(os.path.dirname(os.path.abspath(path)))
   if not os.path.isdir(path):
     raise errors.NotFoundError(f"Invalid value for `path`: {path!r} is neither a .tflite "
-                               "file nor a directory.")
+                               "or .onnx file nor a directory.")
+  if kind not in KINDS:
+    raise errors.InvalidValueError(f"Invalid value for `kind`: expected one of "
+                                   f"{list(KINDS)}. Received: kind={kind!r}")
   if not os.path.exists(os.path.join(path, "saved_model.pb")):
     path = newest_version(path)
   card = read_card(path)
+  if kind == "onnx":
+    if not os.path.exists(os.path.join(path, ONNX_FILE)):
+      raise errors.NotFoundError(f"Invalid value for `kind`: {path!r} has no {ONNX_FILE} "
+                                 "(exported before ONNX, or with --noonnx).")
+    return ONNXBackend(os.path.join(path, ONNX_FILE)), card
   return SavedModelBackend(path), card
 
 

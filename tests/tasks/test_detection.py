@@ -85,15 +85,15 @@ def exported(detector_run, tmp_path_factory):
 def test_export_card_files_and_parity(exported):
   card, path = exported["card"], exported["path"]
   assert card["task"] == "detection" and card["labels"] == [str(d) for d in range(10)]
-  assert set(card["files"]) == {"saved_model", "float32", "float16"}
-  assert set(card["parity"]) == {"saved_model", "float32", "float16"}
-  assert all(c["passed"] for c in card["checks"]) and len(card["checks"]) == 3
+  assert set(card["files"]) == {"saved_model", "float32", "float16", "onnx"}
+  assert set(card["parity"]) == {"saved_model", "float32", "float16", "onnx"}
+  assert all(c["passed"] for c in card["checks"]) and len(card["checks"]) == 4
   assert card["metrics"]["num_images"] == 64
-  for key in ("saved_model", "float32"):
+  for key in ("saved_model", "float32", "onnx"):
     assert card["parity"][key]["map_50_gap"] <= 1e-3
   assert sorted(os.listdir(path)) == sorted(
       ["assets", "fingerprint.pb", "labels.txt", "model_card.json", "model_float16.tflite",
-       "model_float32.tflite", "saved_model.pb", "variables"])
+       "model_float32.tflite", "model.onnx", "saved_model.pb", "variables"])
   table = export.parity_table(card)
   assert "map 50 gap" in table and "PASS" in table
 

@@ -150,17 +150,18 @@ def test_a_fourth_task_trains_exports_loads_and_evaluates(registered, real_mnist
   path = export.export_run(run, export_dir=str(tmp_path / "exports"),
                            data_dir=real_mnist_data_dir)
   card = runtime.read_card(path)
-  assert card["task"] == "ink_fraction" and set(card["files"]) == {"saved_model", "float32"}
-  assert set(card["parity"]) == {"saved_model", "float32"}
+  files = {"saved_model", "float32", "onnx"}
+  assert card["task"] == "ink_fraction" and set(card["files"]) == set(card["parity"]) == files
   assert card["metrics"]["mae"] == pytest.approx(metrics["mae"], abs=1e-6)
-  assert len(card["checks"]) == 2 and all(c["passed"] for c in card["checks"])
+  assert len(card["checks"]) == 3 and all(c["passed"] for c in card["checks"])
   assert "PASS" in export.parity_table(card)
 
   images = data.split_arrays(data.prepare_builder("mnist", data_dir=real_mnist_data_dir),
                              "test[:8]")[0]
   truth = ink_fraction(images).numpy()
   for key, which in (("saved_model", path),
-                     ("float32", os.path.join(path, "model_float32.tflite"))):
+                     ("float32", os.path.join(path, "model_float32.tflite")),
+                     ("onnx", os.path.join(path, "model.onnx"))):
     meter = zoo.load(which)
     assert isinstance(meter, InkMeter)
     assert np.abs(meter.measure(images) - truth).max() < 0.1

@@ -89,7 +89,7 @@ def test_evaluate_export_load_and_generate(gan_run, tmp_path):
                            **gan_run["kwargs"])
   card = runtime.read_card(path)
   assert card["task"] == "generation" and card["conditional"] and card["latent_dim"] == 8
-  assert set(card["files"]) == {"saved_model", "float32", "float16"}
+  assert set(card["files"]) == {"saved_model", "float32", "float16", "onnx"}
   assert all(c["passed"] for c in card["checks"])
   assert card["parity"]["float32"]["max_abs_pixel_diff"] <= 2
   assert card["metrics"]["feature_model"]["name"] == "mnist_cnn"

@@ -174,6 +174,8 @@ class Task:
 
   def format_value(self, key: str, value) -> str:
     """One metric or parity figure as the scripts print it."""
+    if isinstance(value, str) or isinstance(value, bool):
+      return str(value)
     if isinstance(value, float) and abs(value) < 0.01:
       return f"{value:.2e}"
     return f"{value:.4g}"
@@ -206,22 +208,24 @@ class Task:
     """The same metrics for an exported model, through its front."""
     return self.evaluator(config, builder, split)(self.predict_fn(front))
 
+  def onnx_signature(self, model: keras.Model, config, info) -> Signature:
+    """The function `model.onnx` is converted from: the SavedModel's `serving_default`, so
+    the ONNX file takes and returns what the SavedModel does."""
+    return self.signatures(model, config, info)["serving_default"]
+
   def export(self, model: keras.Model, config, builder, directory: str, card: dict, *,
-             variants: Sequence[str], parity_split: Optional[str] = None,
+             variants: Sequence[str], onnx: bool = True, parity_split: Optional[str] = None,
              **options) -> dict:
-    """Writes the SavedModel, labels and TFLite files into `directory`; returns `card`
-    completed with `files`, `metrics`, `parity` and `checks`.
+    """Writes the SavedModel, labels, TFLite files and `model.onnx` into `directory`;
+    returns `card` completed with `files`, `metrics`, `parity` and `checks`.
 
     Args:
+      variants: the TFLite variants to write.
+      onnx: write `model.onnx` (tf2onnx, checked in ONNX Runtime).
       parity_split: the split every file is evaluated on (default: the eval split).
       **options: the task's export options (its evaluator's, checks' and calibration's).
     """
-    unknown = sorted(set(options) - set(self.export_options))
-    if unknown:
-      raise errors.InvalidValueError(
-          f"Invalid value for export options: {unknown} are not options of task "
-          f"{self.name!r}; valid options: {sorted(self.export_options)}.")
-    options = {**self.export_options, **options}
+    options = self._export_options(options)
     info = data.dataset_info(builder)
     signatures = self.write_saved_model(model, config, info, directory)
     if self.writes_labels:
@@ -235,20 +239,49 @@ class Task:
     files.update(artifacts.write_tflite_variants(
         tflite.fn, tflite.input_signature, directory, variants, inputs=tflite.inputs,
         outputs=tflite.outputs, calibration_images=calibration))
+    if onnx:
+      source = self.onnx_signature(model, config, info)
+      files["onnx"] = artifacts.write_onnx(
+          source.fn, source.input_signature, os.path.join(directory, runtime.ONNX_FILE),
+          inputs=source.inputs, outputs=source.outputs)
     card.update({**self.card_fields(model, config, info), "files": files})
     artifacts.write_card(directory, card)  # Fronts read labels and shapes from it.
 
     split = parity_split or config.eval_split
     evaluator = self.evaluator(config, builder, split, **options)
     reference = evaluator.evaluate(self.predict_fn(self.keras_front(model, config, info)))
-    saved_model = self.front(runtime.SavedModelBackend(directory), card)
-    evaluations = {"saved_model": evaluator.evaluate(self.predict_fn(saved_model))}
-    for variant in variants:
-      backend = runtime.TFLiteBackend(os.path.join(directory, files[variant]["path"]))
-      artifacts.check_tflite_contract(backend, files[variant], variant)
-      evaluations[variant] = evaluator.evaluate(self.predict_fn(self.front(backend, card)))
     card["metrics"] = {"split": split, **self.card_metrics(reference.metrics)}
-    card["parity"] = {key: evaluator.compare(reference, evaluation)
-                      for key, evaluation in evaluations.items()}
-    card["checks"] = self.checks(card, **options) + self.self_checks(saved_model)
+    card["parity"] = self.parity(evaluator, reference, directory, card, list(files))
+    card["checks"] = (self.checks(card, **options)
+                      + self.self_checks(self.front(runtime.SavedModelBackend(directory),
+                                                    card)))
     return card
+
+  def _export_options(self, options: dict) -> dict:
+    unknown = sorted(set(options) - set(self.export_options))
+    if unknown:
+      raise errors.InvalidValueError(
+          f"Invalid value for export options: {unknown} are not options of task "
+          f"{self.name!r}; valid options: {sorted(self.export_options)}.")
+    return {**self.export_options, **options}
+
+  def open_file(self, directory: str, key: str, card: dict):
+    """The task's front over one file of an export (`key` as in the card's `files`),
+    after checking the file against the card's contract."""
+    entry = card["files"][key]
+    if key == "saved_model":
+      return self.front(runtime.SavedModelBackend(directory), card)
+    path = os.path.join(directory, entry["path"])
+    if key == "onnx":
+      backend = runtime.ONNXBackend(path)
+      artifacts.check_onnx_contract(backend, entry)
+    else:
+      backend = runtime.TFLiteBackend(path)
+      artifacts.check_tflite_contract(backend, entry, key)
+    return self.front(backend, card)
+
+  def parity(self, evaluator: Evaluator, reference: Evaluation, directory: str, card: dict,
+             keys: Sequence[str]) -> dict:
+    """The evaluator run on each file `keys` of the export, compared with `reference`."""
+    return {key: evaluator.compare(reference, evaluator.evaluate(
+        self.predict_fn(self.open_file(directory, key, card)))) for key in keys}
