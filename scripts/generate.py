@@ -59,7 +59,7 @@ def main(argv):
   grid = drawing.image_grid(images, rows)
   tf.io.write_file(FLAGS.output, tf.io.encode_png(grid))
   print(json.dumps({"model": FLAGS.model, "loaded": generator.source, "output": FLAGS.output,
-                    "count": count, "seeds": [int(seeds[0]), int(seeds[-1])],
+                    "count": count, "seeds": [int(s) for s in seeds],
                     "labels": None if labels is None else
                     [generator.class_names[i] for i in labels]}, indent=2))
 

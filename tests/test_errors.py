@@ -56,7 +56,8 @@ def test_an_unknown_recipe_is_one_line_and_exit_2_not_the_whole_help(tmp_path):
                         capture_output=True, text=True, cwd=REPO, timeout=120)
   assert proc.returncode == 2, proc.stderr
   lines = proc.stderr.strip().splitlines()
-  assert len(lines) == 1 and lines[0].startswith("error: Unknown recipe 'mnist_cnm'"), lines
+  assert len(lines) == 1 and lines[0].startswith(
+      "error: Unknown recipe 'mnist_cnm' (did you mean 'mnist_cnn'?). Valid recipes: ["), lines
   assert "--model_dir" not in proc.stderr  # No --help dump.
 
 
@@ -68,3 +69,20 @@ def test_user_facing_errors_are_also_the_builtin_kinds():
   for cls in (errors.UsageError, errors.InvalidValueError, errors.NotFoundError,
               errors.AlreadyExistsError):
     assert issubclass(cls, errors.ZooError)
+
+
+def test_an_unparseable_dataset_is_the_zoos_one_line_not_tfds_grammar(tmp_path):
+  proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"),
+                         "--model=mnist_mlp", "--dataset=folder:/no/such",
+                         f"--model_dir={tmp_path / 'run'}", f"--data_dir={tmp_path / 'tfds'}"],
+                        capture_output=True, text=True, cwd=REPO, timeout=120)
+  assert proc.returncode == 1, proc.stderr
+  assert proc.stderr.strip().splitlines() == [
+      "error: Invalid value for `dataset`: 'folder:/no/such' is neither a tensorflow-datasets "
+      "name (e.g. 'mnist', 'fashion_mnist') nor a folder of COCO-format data ('coco:DIR')."]
+
+
+def test_did_you_mean_names_the_closest_choice_or_nothing():
+  assert errors.did_you_mean("mixed_flot16", ["float32", "mixed_float16"]) == (
+      " (did you mean 'mixed_float16'?)")
+  assert errors.did_you_mean("resnet", ["mlp", "cnn"]) == ""

@@ -10,6 +10,9 @@ with status 2 for a `UsageError` (a command line that cannot run), 1 for the oth
 
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
 
 class ZooError(Exception):
   """Base of every error the zoo raises about its user's input, data or files."""
@@ -29,3 +32,10 @@ class NotFoundError(ZooError, FileNotFoundError):
 
 class AlreadyExistsError(ZooError, FileExistsError):
   """Writing would replace something that exists (an exported version)."""
+
+
+def did_you_mean(value, choices: Iterable[str]) -> str:
+  """` (did you mean 'mnist_cnn'?)` for the closest of `choices` to a mistyped `value`,
+  or "" when none is close (difflib's ratio >= 0.6)."""
+  close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+  return f" (did you mean {close[0]!r}?)" if close else ""

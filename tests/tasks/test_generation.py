@@ -123,7 +123,8 @@ def test_evaluate_export_load_and_generate(gan_run, tmp_path):
                         "--digit=7", "--count=10", f"--output={out}"],
                        capture_output=True, text=True, cwd=REPO)
   assert run.returncode == 0, run.stderr
-  assert json.loads(run.stdout)["labels"] == ["7"] * 10
+  report = json.loads(run.stdout)
+  assert report["labels"] == ["7"] * 10 and report["seeds"] == list(range(10))
   png = tf.io.decode_png(out.read_bytes()).numpy()
   assert png.shape == (28, 28 * 10, 1)
   np.testing.assert_array_equal(png[:, 28 * 5:28 * 6], generator.generate_seeds([5], [7])[0])

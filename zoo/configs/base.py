@@ -162,8 +162,9 @@ def _positive_int(config, name):
 def _one_of(config, name, choices):
   value = getattr(config, name)
   if value not in choices:
-    raise errors.InvalidValueError(f"Invalid value for `{name}`: expected one of {list(choices)}. "
-                                   f"Received: {name}={value!r}")
+    raise errors.InvalidValueError(
+        f"Invalid value for `{name}`: expected one of {list(choices)}. "
+        f"Received: {name}={value!r}{errors.did_you_mean(value, choices)}")
 
 
 def _parse_value(text: str) -> Any:

@@ -72,10 +72,12 @@ def prepare_builder(name: str, *, data_dir: Optional[str] = None,
     return coco_folder.prepare(name[len(coco_folder.PREFIX):], data_dir=data_dir)
   try:
     builder = tfds.builder(name, data_dir=data_dir)
-  except tfds.core.registered.DatasetNotFoundError as e:
+  except (tfds.core.registered.DatasetNotFoundError, ValueError) as e:
+    # ValueError: TFDS could not parse the name; its message is its 20-line grammar.
     raise errors.InvalidValueError(
-        f"Invalid value for `dataset`: {name!r} is not a tensorflow-datasets "
-        "name (e.g. 'mnist', 'fashion_mnist').") from e
+        f"Invalid value for `dataset`: {name!r} is neither a tensorflow-datasets name "
+        f"(e.g. 'mnist', 'fashion_mnist'){errors.did_you_mean(name, tfds.list_builders())} "
+        f"nor a folder of COCO-format data ('{coco_folder.PREFIX}DIR').") from None
   if builder.is_prepared():
     return builder
   expected = EXPECTED_FILES.get(name)
