@@ -14,7 +14,7 @@ from zoo import cli  # First: quiets TensorFlow's start-up.
 
 import json
 
-from absl import app, flags
+from absl import flags
 
 from zoo import evaluate
 from zoo import flags as zoo_flags
@@ -30,8 +30,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  cli.no_arguments(argv)
   run = evaluate.evaluate_run if FLAGS.model_dir else evaluate.evaluate_export
   metrics = run(FLAGS.model_dir or FLAGS.export, split=FLAGS.split, data_dir=FLAGS.data_dir,
                 manual_dir=FLAGS.manual_dir, allow_download=FLAGS.download)

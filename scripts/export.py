@@ -11,7 +11,7 @@ the models the zoo ships; write there only to rebuild one (README, "Pre-trained 
 
 from zoo import cli  # First: quiets TensorFlow's start-up.
 
-from absl import app, flags
+from absl import flags
 
 from zoo import export, runtime
 from zoo import flags as zoo_flags
@@ -38,8 +38,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  cli.no_arguments(argv)
   data_flags = dict(data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
                     allow_download=FLAGS.download)
   if FLAGS.add_onnx:

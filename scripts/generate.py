@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags
+from absl import flags
 
 import zoo
 from zoo import drawing, errors
@@ -35,8 +35,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  cli.no_arguments(argv)
   generator = zoo.load(FLAGS.model)
   if not isinstance(generator, generation.Generator):
     raise errors.InvalidValueError(

@@ -15,7 +15,7 @@ from zoo import cli  # First: quiets TensorFlow's start-up.
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from zoo.data import mnist_detection
 
@@ -29,8 +29,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  cli.no_arguments(argv)
   if os.path.exists(FLAGS.output_dir):
     sys.exit(f"error: --output_dir {FLAGS.output_dir!r} exists; pick a new folder.")
   missing = [f for pair in mnist_detection._FILES.values() for f in pair

@@ -19,9 +19,10 @@ from zoo import cli  # First: quiets TensorFlow's start-up.
 import json
 import sys
 
-from absl import app, flags
+from absl import flags
 
 import zoo
+from zoo import errors
 
 flags.DEFINE_string("model", None, "Exported model: saved_models/<name> (newest version), a "
                     "version directory, or a .tflite or .onnx file.")
@@ -37,7 +38,7 @@ FLAGS = flags.FLAGS
 def main(argv):
   files = argv[1:]
   if not files:
-    raise app.UsageError("Expected one or more image files after the flags.")
+    raise errors.UsageError("Expected one or more image files after the flags.")
   front = zoo.load(FLAGS.model)
   # The task's front says what a file gets: a classification, or boxes drawn and saved.
   results = front.run_files(files, {"auto_invert": FLAGS.auto_invert,

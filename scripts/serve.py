@@ -22,8 +22,9 @@ import logging
 import re
 import sys
 
-from absl import app, flags
+from absl import flags
 
+from zoo import errors
 from zoo.serving import app as serving_app
 from zoo.serving.repository import Repository
 
@@ -63,8 +64,8 @@ def _labels(values):
   for value in values:
     match = _LABEL.match(value)
     if not match:
-      raise app.UsageError(f"Invalid value for --version_label: {value!r}; expected "
-                           "NAME/LABEL=VERSION, e.g. mnist_cnn/stable=3.")
+      raise errors.UsageError(f"Invalid value for --version_label: {value!r}; expected "
+                              "NAME/LABEL=VERSION, e.g. mnist_cnn/stable=3.")
     name, label, version = match.groups()
     labels.setdefault(name, {})[label] = int(version)
   return labels

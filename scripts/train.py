@@ -9,7 +9,7 @@ stops cleanly, exit status 130); on a finished run it says so and changes nothin
 
 from zoo import cli  # First: quiets TensorFlow's start-up.
 
-from absl import app, flags
+from absl import flags
 
 from zoo import tasks, train
 from zoo import flags as zoo_flags
@@ -20,8 +20,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+  cli.no_arguments(argv)
   config = zoo_flags.config_from_flags(FLAGS)
   metrics = train.train_and_evaluate(
       config, FLAGS.model_dir, data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,

@@ -106,6 +106,13 @@ def _configure_logging() -> None:
     logger.propagate = False
 
 
+def no_arguments(argv) -> None:
+  """Scripts that take only flags: a stray word is a usage error (one line, exit 2)."""
+  if len(argv) > 1:
+    raise errors.UsageError(f"Unexpected arguments: {argv[1:]} (every option is a --flag; "
+                            "see --help).")
+
+
 def run(main) -> None:
   """`absl.app.run(main)` with the zoo's logging and its one-line errors.
 
