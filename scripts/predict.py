@@ -10,8 +10,8 @@ drawn on the image: <output_dir>/<name>_detections.png beside <name>_detections.
 
 The JSON says which version and file were loaded. A dark digit on light paper is inverted
 to MNIST's light-on-dark first (each result says `inverted`; --noauto_invert turns it off).
-A file that is missing or not an image gets an "error" entry; the others are still
-classified. Exit status 1 if any file failed.
+A file that is missing or not an image gets an "error" entry (and a line on stderr); the
+others are still classified. Exit status 1 if any file failed.
 """
 
 from zoo import cli  # First: quiets TensorFlow's start-up.
@@ -46,7 +46,10 @@ def main(argv):
                                     "output_dir": FLAGS.output_dir})
   print(json.dumps({"model": FLAGS.model, "loaded": front.source, "kind": front.kind,
                     "results": results}, indent=2))
-  if any("error" in r for r in results):
+  failed = [r for r in results if "error" in r]
+  for r in failed:  # Also on stderr, where a shell user looks for what went wrong.
+    print(f"error: {r['file']}: {r['error']}", file=sys.stderr)
+  if failed:
     sys.exit(1)
 
 

@@ -287,7 +287,8 @@ def test_predict_script_prints_json_and_flags_bad_files(exported, test_images, t
   good.write_bytes(tf.io.encode_png(images[0]).numpy())
   bad = tmp_path / "bad.jpg"
   bad.write_bytes(b"garbage")
-  for model in [os.path.dirname(exported), os.path.join(exported, "model_int8.tflite")]:
+  for model in [os.path.dirname(exported), os.path.join(exported, "model_int8.tflite"),
+                os.path.join(exported, "model.onnx")]:
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "predict.py"),
                            f"--model={model}", str(good), str(bad)],
                           capture_output=True, text=True, timeout=120)
@@ -296,10 +297,12 @@ def test_predict_script_prints_json_and_flags_bad_files(exported, test_images, t
     assert out["results"][0]["class"] == int(labels[0])
     assert out["results"][0]["inverted"] is False
     assert "error" in out["results"][1]
+    assert f"error: {bad}: not a decodable image" in proc.stderr  # Also one line on stderr.
     loaded = out["loaded"]
     assert loaded["name"] == "mnist_cnn"
-    if model.endswith(".tflite"):
-      assert loaded == {"name": "mnist_cnn", "version": 1, "kind": "tflite", "path": model}
+    if model.endswith((".tflite", ".onnx")):
+      kind = "tflite" if model.endswith(".tflite") else "onnx"
+      assert loaded == {"name": "mnist_cnn", "version": 1, "kind": kind, "path": model}
     else:  # The newest version, resolved and named.
       newest = max(int(d) for d in os.listdir(model) if d.isdigit())
       assert loaded["version"] == newest

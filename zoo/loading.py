@@ -23,8 +23,9 @@ only; ONNX in ONNX Runtime's CPU provider), fed what its model card says it take
 from __future__ import annotations
 
 import logging
+import os
 
-from zoo import runtime, tasks
+from zoo import errors, rundir, runtime, tasks
 
 log = logging.getLogger("zoo")
 
@@ -42,6 +43,10 @@ def load(path: str, kind: str = "saved_model") -> runtime.Predictor:
     The front of the card's task (`Classifier`, `Generator`, ...); its `source` says which
     version and which file or directory it loaded.
   """
+  if os.path.isdir(path) and os.path.exists(rundir.path(path, rundir.CONFIG)):
+    raise errors.NotFoundError(
+        f"Invalid value for `path`: {path!r} is a training run, not an exported model; "
+        f"export it first: python scripts/export.py --model_dir={path}")
   backend, card = runtime.open_model(path, kind)
   front = tasks.for_card(card).front(backend, card)
   log.info("Loaded %s version %s from %s (%s).", front.source["name"], front.version,
