@@ -12,12 +12,14 @@ Library code never imports it; only the command line is quieted.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
 import re
 import sys
 import tempfile
+import threading
 
 from absl import app
 from absl import flags as absl_flags
@@ -84,11 +86,51 @@ def quiet_tensorflow_import() -> None:
     tf.config.list_physical_devices("GPU")
 
 
+# Lines native code (the TFLite converter and LiteRT, TensorFlow's C++ graph code) writes
+# straight to file descriptor 2 while the zoo works, past any Python logging setting. Each
+# is a report of normal operation, not something a user can act on.
+_RUNTIME_NOISE = re.compile("|".join((
+    r"^fully_quantize: \d+, inference_type: \d+",  # TFLite's int8 calibrator, per file.
+    r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU",  # LiteRT, per interpreter.
+    r"NodeDef mentions attribute Truncate which is not in the op definition",
+)))
+
+
+def _filter_native_stderr() -> None:
+  """From now on, file descriptor 2 goes through a pipe whose reader thread drops the
+  `_RUNTIME_NOISE` lines and forwards every other line at once. At exit (after a traceback
+  is printed, too) the pipe is closed and drained, so no line is lost."""
+  sys.stderr.flush()
+  original = os.dup(2)
+  read_end, write_end = os.pipe()
+  os.dup2(write_end, 2)
+  os.close(write_end)
+
+  def forward():
+    with os.fdopen(read_end, "rb") as pipe:
+      for raw in pipe:
+        if not _RUNTIME_NOISE.search(raw.decode("utf-8", "replace")):
+          os.write(original, raw)
+
+  reader = threading.Thread(target=forward, name="zoo-stderr-filter", daemon=True)
+  reader.start()
+
+  def drain():
+    sys.stderr.flush()
+    os.dup2(original, 2)  # Closes the pipe's last write end: the reader sees EOF.
+    reader.join(timeout=5)
+
+  atexit.register(drain)
+
+
 class _DropTfdsNoise(logging.Filter):
-  """TFDS warns that a dataset folder it is about to prepare has no metadata yet."""
+  """TFDS warns that a dataset folder it is about to prepare has no metadata yet, and says
+  it uses a 'custom data configuration' for every COCO folder (which it always does)."""
 
   def filter(self, record):
-    return "has no dataset_info.json" not in record.getMessage()
+    message = record.getMessage()
+    return ("has no dataset_info.json" not in message
+            and "Using custom data configuration" not in message)
 
 
 def _configure_logging() -> None:
@@ -124,6 +166,8 @@ def run(main) -> None:
 
   def _main(argv):
     _configure_logging()
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0":  # 0: the user asked to see everything.
+      _filter_native_stderr()
     try:
       return main(argv)
     except KeyboardInterrupt as e:

@@ -255,7 +255,8 @@ class Classification(base.Task):
                        "value": parity[key]["top1_agreement"],
                        "passed": parity[key]["top1_agreement"] >= minimum})
     if "int8" in parity:
-      drop = card["metrics"]["keras_accuracy"] - parity["int8"]["accuracy"]
+      # Rounded: on 500 images one image is exactly 0.002, which 0.97 - 0.968 misses by 2e-18.
+      drop = round(card["metrics"]["keras_accuracy"] - parity["int8"]["accuracy"], 9)
       checks.append({"check": f"int8 accuracy within {max_int8_accuracy_drop} of float",
                      "value": drop, "passed": drop <= max_int8_accuracy_drop})
       if "float32" in files:
