@@ -23,7 +23,7 @@ def detection_benchmark(name: str, workdir: str, *, data_dir, manual_dir,
   `zoo.load` for every file."""
   config = apply_overrides(registry.get_config(name), list(overrides)).validate()
   run_dir = report.fresh_run_dir(workdir, name)
-  recorder = zoo_callbacks.EpochLogs(("map", "map_50"))
+  recorder = zoo_callbacks.EpochLogs(("val_map", "val_map_50"))
   keras.backend.clear_session()
   start = time.perf_counter()
   metrics = train.train_and_evaluate(config, run_dir, data_dir=data_dir,
@@ -89,7 +89,7 @@ def detection_report(row: dict, *, command: str) -> str:
   lines += ["", f"Per epoch (validation mAP on the first {row['map_images']} images of "
             f"`{row['eval_split']}`, training seconds):", ""]
   per = row["per_epoch"]
-  for i, (sec, a, b) in enumerate(zip(per["seconds"], per["map"], per["map_50"]), start=1):
+  for i, (sec, a, b) in enumerate(zip(per["seconds"], per["val_map"], per["val_map_50"]), start=1):
     lines.append(f"- epoch {i}: mAP {a:.4f}, mAP@.5 {b:.4f}, {sec:.0f} s")
   return "\n".join(lines) + "\n"
 

@@ -65,7 +65,12 @@ def test_run_metrics_resume_and_tensorboard(detector_run):
   assert [e.step for e in shown] == [0, 1, 2]  # One picture per epoch, also after resume.
   scalars = plugin_event_accumulator.EventAccumulator(os.path.join(log_dir, "train"))
   scalars.Reload()
-  assert {"epoch_loss", "epoch_map", "epoch_map_50"} <= set(scalars.Tags()["tensors"])
+  assert "epoch_loss" in scalars.Tags()["tensors"]
+  # mAP is measured on validation images: it is logged beside the validation loss.
+  validation = plugin_event_accumulator.EventAccumulator(os.path.join(log_dir, "validation"))
+  validation.Reload()
+  assert {"epoch_loss", "epoch_map", "epoch_map_50"} <= set(validation.Tags()["tensors"])
+  assert "epoch_map" not in scalars.Tags()["tensors"]
 
 
 def test_evaluate_run_matches_training_metrics(detector_run):

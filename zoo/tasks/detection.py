@@ -3,8 +3,9 @@
 Data: any TFDS detection layout (`zoo.data.detection_input`): images letterboxed to the
 model's square input, anchor targets encoded in the pipeline. Compile: `DetectionLoss`
 (focal + Huber) with the config's optimizer. Callbacks: COCO mAP of the first
-`map_images` validation images in the epoch logs (`map`, `map_50`), and validation images
-with ground truth (green) and predicted boxes, names and scores (red) in TensorBoard.
+`map_images` validation images in the epoch logs (`val_map`, `val_map_50`: TensorBoard's
+validation run), and validation images with ground truth (green) and predicted boxes,
+names and scores (red) in TensorBoard.
 Metrics: COCO mAP@[.5:.95], mAP@.5, mAP@.75 and per-class AP with pycocotools.
 
 One inference model (`InferenceModel`: letterbox, the trained network, decoding, NMS,
@@ -271,8 +272,11 @@ class Detection(base.Task):
       evaluator = DetectionEvaluator(builder, config.eval_split, info.class_names,
                                      limit=knobs["map_images"],
                                      batch_size=config.eval_batch_size)
-      cbs.append(zoo_callbacks.PeriodicMetrics(lambda model: evaluator(detect(model)),
-                                               ("map", "map_50"), knobs["map_every_epochs"]))
+      # `val_` names: measured on validation images, so Keras's TensorBoard callback
+      # writes them to the validation run (as `epoch_map`), beside the validation loss.
+      cbs.append(zoo_callbacks.PeriodicMetrics(
+          lambda model: {f"val_{k}": v for k, v in evaluator(detect(model)).items()},
+          ("val_map", "val_map_50"), knobs["map_every_epochs"]))
     if config.log_images:
       shown = DetectionEvaluator(builder, config.eval_split, info.class_names,
                                  limit=config.log_images)
