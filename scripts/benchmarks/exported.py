@@ -1,66 +1,76 @@
-"""BENCHMARKS.md, "Exported models (export)": size, accuracy and single-image latency of
-every file of exported classifiers, beside the Keras checkpoint they came from."""
+"""BENCHMARKS.md, "Exported models (export)": for every file of exported models of any task
+(SavedModel, every TFLite variant, ONNX), its size, its median one-input latency through
+the task's front in one process, and the parity figures its model card holds; the Keras
+checkpoint too where the run directory it came from is still there."""
 
 from __future__ import annotations
 
-import json
 import os
 
-import keras
-
 from benchmarks import report
-from zoo import data, loading, rundir
+from zoo import data, rundir, runtime, tasks
+from zoo.configs import TrainConfig
 
 
-def export_rows(version_dir: str, *, data_dir, runs: int = 200) -> list[dict]:
-  """Size, accuracy and single-image latency of every artifact of an exported version,
-  and of the Keras checkpoint it came from, side by side on the same images."""
-  card = json.load(open(os.path.join(version_dir, "model_card.json")))
-  builder = data.prepare_builder(card["training"]["config"]["dataset"], data_dir=data_dir)
-  images, labels = data.split_arrays(builder, card["metrics"]["split"])
-  one = images[:1]
-  keras_model = keras.saving.load_model(os.path.join(card["training"]["model_dir"],
-                                                     rundir.CHECKPOINT))
-  x = data.normalize_images(one)
-  rows = [{"artifact": "Keras (.keras checkpoint)",
-           "bytes": os.path.getsize(os.path.join(card["training"]["model_dir"], rundir.CHECKPOINT)),
-           "accuracy": card["metrics"]["keras_accuracy"],
-           "latency_ms": report.median_ms(lambda: keras_model(x, training=False), runs)}]
-  saved = loading.load(version_dir)
-  variables = os.path.join(version_dir, "variables")
-  size = os.path.getsize(os.path.join(version_dir, "saved_model.pb")) + sum(
+def _bytes(version_dir: str, entry: dict) -> int:
+  if "bytes" in entry:
+    return entry["bytes"]
+  variables = os.path.join(version_dir, "variables")  # The SavedModel: graph + variables.
+  return os.path.getsize(os.path.join(version_dir, "saved_model.pb")) + sum(
       os.path.getsize(os.path.join(variables, f)) for f in os.listdir(variables))
-  rows.append({"artifact": "SavedModel (serving_default)", "bytes": size,
-               "accuracy": card["parity"]["saved_model"]["accuracy"],
-               "agreement": card["parity"]["saved_model"]["top1_agreement"],
-               "latency_ms": report.median_ms(lambda: saved.predict(one), runs)})
-  for variant in ("float32", "float16", "dynamic_int8", "int8"):
-    if variant not in card["files"]:
-      continue
-    p = loading.load(os.path.join(version_dir, card["files"][variant]["path"]))
-    rows.append({"artifact": f"TFLite {variant}", "bytes": card["files"][variant]["bytes"],
-                 "accuracy": card["parity"][variant]["accuracy"],
-                 "agreement": card["parity"][variant]["top1_agreement"],
-                 "latency_ms": report.median_ms(lambda: p.predict(one), runs)})
-  return rows
 
 
-def export_report(results: dict[str, list[dict]], *, command: str) -> str:
-  lines = report.header(command) + [
-      "Accuracy: on the split named in each model card (the 10,000-image MNIST test split); "
-      "latency: median of 200 single-image calls through `zoo.load(...).predict` (Keras: a "
-      "direct `model(x)` call), after 10 warm-up calls, in one process.",
+def export_rows(version_dir: str, *, data_dir, manual_dir=None, runs: int = 200) -> dict:
+  """Size, parity and median one-input latency of every file of an exported version (and of
+  its Keras checkpoint, when its run directory exists)."""
+  card = runtime.read_card(version_dir)
+  task = tasks.for_card(card)
+  config = TrainConfig.from_dict(card["training"]["config"])
+  builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir)
+  example = task.example_input(config, builder)
+  rows = []
+  model_dir = card["training"].get("model_dir") or ""
+  if os.path.exists(rundir.path(model_dir, rundir.CHECKPOINT)):
+    _, model = rundir.load_run(model_dir)
+    predict = task.predict_fn(task.keras_front(model, config, data.dataset_info(builder)))
+    rows.append({"file": "keras", "bytes": os.path.getsize(rundir.path(model_dir,
+                                                                     rundir.CHECKPOINT)),
+                 "parity": {}, "latency_ms": report.median_ms(lambda: predict(*example), runs)})
+  for key, entry in card["files"].items():
+    predict = task.predict_fn(task.open_file(version_dir, key, card))
+    rows.append({"file": key, "bytes": _bytes(version_dir, entry),
+                 "parity": card["parity"].get(key, {}),
+                 "latency_ms": report.median_ms(lambda: predict(*example), runs)})
+  return {"task": task.name, "metrics": card["metrics"], "rows": rows}
+
+
+def export_report(results: dict[str, dict], *, command: str) -> str:
+  lines = report.header(command, libraries="keras ai-edge-litert onnxruntime") + [
+      "Latency: median of 200 calls with one input (one test image, one test canvas, or one "
+      "seed) through the task's front (`zoo.load`'s `predict`, `detect` or "
+      "`generate_seeds`), after 10 warm-up calls, in one process on this CPU; ONNX Runtime "
+      "with its CPU provider. Parity: as each model card records it (against the Keras "
+      "model; an ONNX file added to an older export: against its SavedModel). No Keras "
+      "row where the run directory a model came from is not on this machine.",
   ]
-  for name, rows in results.items():
-    lines += ["", f"`{name}`:", "", "| artifact | size | accuracy | top-1 agreement with Keras | "
-              "latency, 1 image (median) |", "|---|---|---|---|---|"]
-    for r in rows:
-      agreement = f"{100 * r['agreement']:.2f} %" if "agreement" in r else ""
-      lines.append(f"| {r['artifact']} | {r['bytes'] / 1e6:.2f} MB | {100 * r['accuracy']:.2f} % | "
-                   f"{agreement} | {r['latency_ms']:.2f} ms |")
+  for name, result in results.items():
+    task = tasks.get(result["task"])
+    keys = list(dict.fromkeys(k for r in result["rows"] for k in r["parity"]
+                              if k != "reference"))
+    lines += ["", f"`{name}` ({result['task']}, parity on {result['metrics']['split']}):", "",
+              "| file | size | latency, 1 input (median) | "
+              + " | ".join(k.replace("_", " ") for k in keys) + " |",
+              "|---" * (3 + len(keys)) + "|"]
+    for r in result["rows"]:
+      figures = [task.format_value(k, r["parity"][k]) if k in r["parity"] else ""
+                 for k in keys]
+      lines.append(f"| {r['file']} | {r['bytes'] / 1e6:.2f} MB | {r['latency_ms']:.2f} ms | "
+                   + " | ".join(figures) + " |")
   return "\n".join(lines) + "\n"
 
 
 def main(flags, workdir: str, command: str) -> tuple[str, str]:
-  results = {path: export_rows(path, data_dir=flags.data_dir) for path in flags.exported}
+  results = {path: export_rows(path, data_dir=flags.data_dir, manual_dir=flags.manual_dir)
+             for path in flags.exported}
+  report.save_json(workdir, "exported.json", results)
   return "Exported models (export)", export_report(results, command=command)

@@ -151,6 +151,10 @@ class Task:
     """The predict function of a front that the task's evaluator takes."""
     raise NotImplementedError
 
+  def example_input(self, config, builder) -> tuple:
+    """The arguments of `predict_fn(front)` for one input (benchmarks time it)."""
+    raise NotImplementedError
+
   def checks(self, card: dict, **options) -> list[dict]:
     """The export's pass/fail checks from the card's `metrics` and `parity`, each
     `{check, value, passed}`."""

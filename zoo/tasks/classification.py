@@ -243,6 +243,9 @@ class Classification(base.Task):
   def predict_fn(self, front):
     return lambda images: front.predict(images)["probabilities"]
 
+  def example_input(self, config, builder):
+    return (data.split_arrays(builder, config.eval_split, 1)[0],)
+
   def card_metrics(self, metrics):
     return {"num_examples": metrics["num_examples"], "keras_accuracy": metrics["accuracy"]}
 

@@ -347,6 +347,9 @@ class Detection(base.Task):
   def predict_fn(self, front):
     return front.detect
 
+  def example_input(self, config, builder):
+    return (detection_input.ground_truth(builder, config.eval_split, limit=1)[0]["image"][None],)
+
   def checks(self, card, *, max_map50_gap, **options):
     gap = MAX_MAP50_GAP if max_map50_gap is None else max_map50_gap
     return [{"check": f"{key} |mAP@.5 - Keras mAP@.5| <= {gap}",

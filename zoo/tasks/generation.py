@@ -231,6 +231,9 @@ class Generation(base.Task):
   def predict_fn(self, front):
     return front.generate_seeds
 
+  def example_input(self, config, builder):
+    return np.array([0]), (np.array([0]) if config.model_kwargs.get("conditional") else None)
+
   def checks(self, card, **options):
     return [{"check": f"{key} max |pixel diff| <= {MAX_PIXEL_DIFF[key]}",
              "value": parity["max_abs_pixel_diff"],
