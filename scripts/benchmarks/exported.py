@@ -49,7 +49,9 @@ def export_report(results: dict[str, dict], *, command: str) -> str:
       "Latency: median of 200 calls with one input (one test image, one test canvas, or one "
       "seed) through the task's front (`zoo.load`'s `predict`, `detect` or "
       "`generate_seeds`), after 10 warm-up calls, in one process on this CPU; ONNX Runtime "
-      "with its CPU provider. Parity: as each model card records it (against the Keras "
+      "with its CPU provider. A generator's TFLite and ONNX files take a latent, so their "
+      "time includes drawing the seed's latent in Python (the SavedModel draws it in its "
+      "`generate` graph). Parity: as each model card records it (against the Keras "
       "model; an ONNX file added to an older export: against its SavedModel). No Keras "
       "row where the run directory a model came from is not on this machine.",
   ]
