@@ -72,7 +72,7 @@ def prepare_builder(name: str, *, data_dir: Optional[str] = None,
     return coco_folder.prepare(name[len(coco_folder.PREFIX):], data_dir=data_dir)
   try:
     builder = tfds.builder(name, data_dir=data_dir)
-  except (tfds.core.registered.DatasetNotFoundError, ValueError) as e:
+  except (tfds.core.registered.DatasetNotFoundError, ValueError):
     # ValueError: TFDS could not parse the name; its message is its 20-line grammar.
     raise errors.InvalidValueError(
         f"Invalid value for `dataset`: {name!r} is neither a tensorflow-datasets name "
