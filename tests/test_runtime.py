@@ -32,7 +32,7 @@ def test_a_tflite_file_opens_in_litert_with_the_card_beside_it():
 
 @pytest.mark.parametrize("make, message", [
     (lambda tmp: tmp / "nope.tflite", r"no such file"),
-    (lambda tmp: tmp / "nope", r"is neither a \.tflite file nor a directory"),
+    (lambda tmp: tmp / "nope", r"is neither a \.tflite or \.onnx file nor a directory"),
     (lambda tmp: tmp, r"has no version directories"),
 ])
 def test_bad_paths_name_the_path_and_what_was_expected(make, message, tmp_path):

@@ -17,9 +17,9 @@ import contextlib
 import logging
 import os
 import re
+import subprocess
 import sys
 import tempfile
-import threading
 
 from absl import app
 from absl import flags as absl_flags
@@ -96,29 +96,40 @@ _RUNTIME_NOISE = re.compile("|".join((
 )))
 
 
+# The filter runs in a process of its own: a thread would stall whenever native code holds
+# the GIL (a full pipe could then block that code), and would die with this process, losing
+# what was written just before a SIGKILL (the multi-worker watchdog's message).
+_FILTER = r"""
+import os, re, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the script's; keep forwarding.
+noise = re.compile(sys.argv[1])
+for raw in os.fdopen(0, "rb"):
+  if not noise.search(raw.decode("utf-8", "replace")):
+    os.write(2, raw)
+"""
+
+
 def _filter_native_stderr() -> None:
-  """From now on, file descriptor 2 goes through a pipe whose reader thread drops the
-  `_RUNTIME_NOISE` lines and forwards every other line at once. At exit (after a traceback
-  is printed, too) the pipe is closed and drained, so no line is lost."""
+  """From now on, file descriptor 2 (this process's and its children's) goes through a
+  pipe to a small filter process that drops the `_RUNTIME_NOISE` lines and forwards every
+  other line at once to the real stderr. At exit (after a traceback is printed, too) the
+  pipe is closed and the filter drains it, so no line is lost."""
   sys.stderr.flush()
   original = os.dup(2)
   read_end, write_end = os.pipe()
+  filter_process = subprocess.Popen([sys.executable, "-c", _FILTER, _RUNTIME_NOISE.pattern],
+                                    stdin=read_end, stderr=original)
+  os.close(read_end)
   os.dup2(write_end, 2)
   os.close(write_end)
 
-  def forward():
-    with os.fdopen(read_end, "rb") as pipe:
-      for raw in pipe:
-        if not _RUNTIME_NOISE.search(raw.decode("utf-8", "replace")):
-          os.write(original, raw)
-
-  reader = threading.Thread(target=forward, name="zoo-stderr-filter", daemon=True)
-  reader.start()
-
   def drain():
     sys.stderr.flush()
-    os.dup2(original, 2)  # Closes the pipe's last write end: the reader sees EOF.
-    reader.join(timeout=5)
+    os.dup2(original, 2)  # Closes this process's write end: the filter sees EOF.
+    try:
+      filter_process.wait(timeout=2)
+    except subprocess.TimeoutExpired:  # A child still holds the pipe; it goes on alone.
+      pass
 
   atexit.register(drain)
 

@@ -35,7 +35,7 @@ class AlreadyExistsError(ZooError, FileExistsError):
 
 
 def did_you_mean(value, choices: Iterable[str]) -> str:
-  """` (did you mean 'mnist_cnn'?)` for the closest of `choices` to a mistyped `value`,
-  or "" when none is close (difflib's ratio >= 0.6)."""
+  """` Did you mean 'mnist_cnn'?` for the closest of `choices` to a mistyped `value`, or ""
+  when none is close (difflib's ratio >= 0.6). It ends the message it is added to."""
   close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-  return f" (did you mean {close[0]!r}?)" if close else ""
+  return f" Did you mean {close[0]!r}?" if close else ""

@@ -33,9 +33,8 @@ def recipe_names() -> list[str]:
 def get_config(name: str) -> TrainConfig:
   """Returns a fresh copy of the recipe's config."""
   if name not in RECIPES:
-    raise errors.InvalidValueError(f"Unknown recipe {name!r}"
-                                   f"{errors.did_you_mean(name, RECIPES)}. Valid recipes: "
-                                   f"{recipe_names()}")
+    raise errors.InvalidValueError(f"Unknown recipe {name!r}. Valid recipes: "
+                                   f"{recipe_names()}.{errors.did_you_mean(name, RECIPES)}")
   return RECIPES[name]().replace(recipe=name)
 
 

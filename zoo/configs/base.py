@@ -164,7 +164,7 @@ def _one_of(config, name, choices):
   if value not in choices:
     raise errors.InvalidValueError(
         f"Invalid value for `{name}`: expected one of {list(choices)}. "
-        f"Received: {name}={value!r}{errors.did_you_mean(value, choices)}")
+        f"Received: {name}={value!r}.{errors.did_you_mean(value, choices)}")
 
 
 def _parse_value(text: str) -> Any:

@@ -75,9 +75,10 @@ def prepare_builder(name: str, *, data_dir: Optional[str] = None,
   except (tfds.core.registered.DatasetNotFoundError, ValueError):
     # ValueError: TFDS could not parse the name; its message is its 20-line grammar.
     raise errors.InvalidValueError(
-        f"Invalid value for `dataset`: {name!r} is neither a tensorflow-datasets name "
-        f"(e.g. 'mnist', 'fashion_mnist'){errors.did_you_mean(name, tfds.list_builders())} "
-        f"nor a folder of COCO-format data ('{coco_folder.PREFIX}DIR').") from None
+        f"Invalid value for `dataset`: {name!r} is not a tensorflow-datasets name (e.g. "
+        f"'mnist', 'fashion_mnist') or a folder of COCO-format data "
+        f"('{coco_folder.PREFIX}DIR').{errors.did_you_mean(name, tfds.list_builders())}"
+    ) from None
   if builder.is_prepared():
     return builder
   expected = EXPECTED_FILES.get(name)
