@@ -10,8 +10,10 @@ version directory is `zoo.export`'s.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
-from typing import Callable, Sequence
+import warnings
+from typing import Callable, Optional, Sequence
 
 import keras
 import numpy as np
@@ -73,10 +75,11 @@ def write_tflite_source(fn: Callable, input_signature, path: str) -> None:
 
 def write_tflite_variants(fn: Callable, input_signature, directory: str,
                           variants: Sequence[str], *, inputs: dict, outputs: dict,
-                          calibration_images=None) -> dict:
+                          calibration_images=None, int8_scope: Optional[str] = None) -> dict:
   """Converts `fn` over `input_signature` to each TFLite variant, writing
   `directory/model_<variant>.tflite`; returns the model card's `files` entries
-  (`{variant: {path, bytes, inputs, outputs}}`, `inputs`/`outputs` as the card states them)."""
+  (`{variant: {path, bytes, inputs, outputs}}`, `inputs`/`outputs` as the card states them).
+  `calibration_images` and `int8_scope`: as `convert_tflite`'s."""
   files = {}
   if not variants:
     return files
@@ -85,18 +88,25 @@ def write_tflite_variants(fn: Callable, input_signature, directory: str,
     for variant in variants:
       path = f"model_{variant}.tflite"
       with open(os.path.join(directory, path), "wb") as f:
-        f.write(convert_tflite(source, variant, calibration_images))
+        f.write(convert_tflite(source, variant, calibration_images, int8_scope))
       files[variant] = {"path": path, "bytes": os.path.getsize(os.path.join(directory, path)),
                         "inputs": inputs, "outputs": outputs}
   return files
 
 
-def convert_tflite(source_dir: str, variant: str, calibration_images=None) -> bytes:
+def convert_tflite(source_dir: str, variant: str, calibration_images=None,
+                   int8_scope: Optional[str] = None) -> bytes:
   """Converts the SavedModel from `write_tflite_source` to one TFLite variant, built-in ops
   only: `float32`, `float16` (float16 weights), `dynamic_int8` (int8 weights, float
   activations) or `int8` (int8 weights and activations, calibrated on
-  `calibration_images`, uint8 pixels [N, H, W, C]). Every variant keeps the source's
-  uint8 pixel input and float32 probability output."""
+  `calibration_images`: uint8 pixels, an array [N, H, W, C] or a list of [H, W, C] images
+  of any sizes). Every variant keeps the source's uint8 pixel input and float32 outputs.
+
+  `int8_scope`: for `int8`, quantize only the ops under this Keras model's name scope (a
+  detector's network) and keep every other op (its pre- and post-processing: letterbox,
+  box decoding, NMS) in float, with a quantize/dequantize pair at the seams; the
+  converter's selective quantization (`tf.lite.experimental.QuantizationDebugger` with
+  `denylisted_nodes`). Without it, every op is int8 (`TFLITE_BUILTINS_INT8`)."""
   if variant not in TFLITE_VARIANTS:
     raise errors.InvalidValueError(
         f"Invalid value for `variant`: expected one of {list(TFLITE_VARIANTS)}. "
@@ -114,10 +124,49 @@ def convert_tflite(source_dir: str, variant: str, calibration_images=None) -> by
       raise errors.InvalidValueError("The int8 variant needs `calibration_images`.")
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([img[None]] for img in calibration_images)
+    if int8_scope is not None:
+      return _quantize_scope(converter, int8_scope)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.uint8  # The pixels themselves, not a quantization.
     converter.inference_output_type = tf.float32
   return converter.convert()
+
+
+def _quantize_scope(converter, scope: str) -> bytes:
+  """int8 for the ops under name scope `scope` (Keras numbers repeated scopes `name_1`),
+  float for the others; `converter` is set up for int8 calibration."""
+  # TFLite's own flatbuffer reader and schema.
+  from tensorflow.lite.python import schema_py_generated as schema
+  from tensorflow.lite.tools import flatbuffer_utils
+  inside = re.compile(rf"^{re.escape(scope)}(_\d+)?/")
+  with warnings.catch_warnings():
+    # The debugger builds a (deprecated) tf.lite.Interpreter for its own statistics; the
+    # file it returns is run with LiteRT like every other.
+    warnings.simplefilter("ignore", UserWarning)
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=converter.representative_dataset)
+    model = flatbuffer_utils.convert_bytearray_to_object(debugger.calibrated_model)
+    op_names = {code: name for name, code in vars(schema.BuiltinOperator).items()
+                if not name.startswith("_")}
+    nodes = {}  # output tensor name -> op name
+    for graph in model.subgraphs:
+      for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        kind = op_names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+        nodes.update((graph.tensors[i].name.decode(), kind) for i in op.outputs if i >= 0)
+    # A fused op's output is named after all its parts ("a/conv;a/bias"): it is inside
+    # only if every part is.
+    outside = {n for n in nodes if not all(inside.match(p) for p in n.split(";"))}
+    if len(outside) == len(nodes):
+      raise ExportError(f"No op of the TFLite graph is under name scope {scope!r}; the "
+                        "int8 file would be all float.")
+    # Some ops (TOPK_V2) are quantized with their input whatever their node's name:
+    # denylist the kinds of op that appear outside the scope only, too.
+    kinds_inside = {nodes[n] for n in nodes if n not in outside}
+    debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=sorted(outside),
+        denylisted_ops=sorted({nodes[n] for n in outside} - kinds_inside))
+    return debugger.get_nondebug_quantized_model()
 
 
 def write_card(directory: str, card: dict) -> None:

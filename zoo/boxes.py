@@ -194,7 +194,9 @@ def letterbox(image: tf.Tensor, size: int):
   paddings = [[0, size - new[0]], [0, size - new[1]], [0, 0]]
   padded = tf.pad(resized, ([[0, 0]] if batched else []) + paddings)
   # A reshape, not tf.ensure_shape (no TFLite built-in): static shape for the model.
-  padded = tf.reshape(padded, ([-1] if batched else []) + [size, size, image.shape[-1]])
+  # A known batch size stays known (the TFLite files' batch of one).
+  batch = ([-1 if image.shape[0] is None else image.shape[0]] if batched else [])
+  padded = tf.reshape(padded, batch + [size, size, image.shape[-1]])
   return padded, tf.cast(new, tf.float32) / size
 
 
@@ -253,10 +255,18 @@ def postprocess_batch_yxyx(raw_outputs: tf.Tensor, anchors_yxyx, **options):
   [B, K, 4]`, `detection_scores [B, K]`, `detection_classes [B, K]` (float32 class index)
   and `num_detections [B]` (float32), K = `max_detections`."""
   k = options["max_detections"]
-  boxes, scores, classes, num = tf.map_fn(
-      lambda raw: postprocess_yxyx(raw[:, :4], raw[:, 4:], anchors_yxyx, **options),
-      tf.cast(raw_outputs, tf.float32),
-      fn_output_signature=(tf.TensorSpec([k, 4], tf.float32), tf.TensorSpec([k], tf.float32),
-                           tf.TensorSpec([k], tf.float32), tf.TensorSpec([], tf.int32)))
+  raw_outputs = tf.cast(raw_outputs, tf.float32)
+  if raw_outputs.shape[0] == 1:
+    # One image (the TFLite files): no loop, so the converted graph has no WHILE subgraph
+    # and the int8 converter can keep every post-processing op in float.
+    boxes, scores, classes, num = (t[None] for t in postprocess_yxyx(
+        raw_outputs[0, :, :4], raw_outputs[0, :, 4:], anchors_yxyx, **options))
+  else:
+    boxes, scores, classes, num = tf.map_fn(
+        lambda raw: postprocess_yxyx(raw[:, :4], raw[:, 4:], anchors_yxyx, **options),
+        raw_outputs,
+        fn_output_signature=(tf.TensorSpec([k, 4], tf.float32),
+                             tf.TensorSpec([k], tf.float32), tf.TensorSpec([k], tf.float32),
+                             tf.TensorSpec([], tf.int32)))
   return {"detection_boxes": boxes, "detection_scores": scores,
           "detection_classes": classes, "num_detections": tf.cast(num, tf.float32)}

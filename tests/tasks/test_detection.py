@@ -90,15 +90,18 @@ def exported(detector_run, tmp_path_factory):
 def test_export_card_files_and_parity(exported):
   card, path = exported["card"], exported["path"]
   assert card["task"] == "detection" and card["labels"] == [str(d) for d in range(10)]
-  assert set(card["files"]) == {"saved_model", "float32", "float16", "onnx"}
-  assert set(card["parity"]) == {"saved_model", "float32", "float16", "onnx"}
-  assert all(c["passed"] for c in card["checks"]) and len(card["checks"]) == 4
+  keys = {"saved_model", "float32", "float16", "int8", "onnx"}
+  assert set(card["files"]) == keys and set(card["parity"]) == keys
+  # One mAP@.5 check per file; the int8 file's mAP@[.5:.95] too.
+  assert all(c["passed"] for c in card["checks"]) and len(card["checks"]) == 6
+  assert any(c["check"] == "int8 |mAP - Keras mAP| <= 0.03" for c in card["checks"])
   assert card["metrics"]["num_images"] == 64
   for key in ("saved_model", "float32", "onnx"):
     assert card["parity"][key]["map_50_gap"] <= 1e-3
   assert sorted(os.listdir(path)) == sorted(
       ["assets", "fingerprint.pb", "labels.txt", "model_card.json", "model_float16.tflite",
-       "model_float32.tflite", "model.onnx", "saved_model.pb", "variables"])
+       "model_float32.tflite", "model_int8.tflite", "model.onnx", "saved_model.pb",
+       "variables"])
   table = export.parity_table(card)
   assert "map 50 gap" in table and "PASS" in table
 
@@ -128,6 +131,40 @@ def test_tflite_has_nms_inside_with_builtin_ops_and_agrees(detector_run, exporte
   for p in (saved, tflite):
     boxes = p.detect(odd)["detection_boxes"]
     assert boxes.shape == (1, 100, 4) and boxes.min() >= 0 and boxes.max() <= 1
+
+
+def _tflite_ops(path):
+  """(op name, input types, output types) of every op of a TFLite file, all subgraphs."""
+  from tensorflow.lite.python import schema_py_generated as schema
+  from tensorflow.lite.tools import flatbuffer_utils
+  model = flatbuffer_utils.read_model(path)
+  names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+  types = {v: k for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+  ops = []
+  for graph in model.subgraphs:
+    for op in graph.operators:
+      code = model.operatorCodes[op.opcodeIndex]
+      ops.append((names[max(code.builtinCode, code.deprecatedBuiltinCode)],
+                  [types[graph.tensors[i].type] for i in op.inputs if i >= 0],
+                  [types[graph.tensors[i].type] for i in op.outputs if i >= 0]))
+  return ops
+
+
+def test_int8_file_has_an_int8_network_and_float_postprocessing(detector_run, exported):
+  ops = _tflite_ops(os.path.join(exported["path"], "model_int8.tflite"))
+  kinds = [name for name, _, _ in ops]
+  # One graph, no loop: the network quantized once, dequantized once, then float.
+  assert "WHILE" not in kinds and kinds.count("QUANTIZE") == kinds.count("DEQUANTIZE") == 1
+  convs = [outs for name, _, outs in ops if name == "CONV_2D"]
+  assert convs and all(outs == ["INT8"] for outs in convs)
+  after = kinds[kinds.index("DEQUANTIZE"):]
+  assert {"NON_MAX_SUPPRESSION_V5", "TOPK_V2", "EXP", "LOGISTIC"} <= set(after)
+  for name, ins, outs in ops[kinds.index("DEQUANTIZE") + 1:]:
+    assert "INT8" not in ins + outs, name
+  int8 = zoo.load(os.path.join(exported["path"], "model_int8.tflite"))
+  images = np.stack([t["image"] for t in _canvases(detector_run["kwargs"]["data_dir"], 2)])
+  out = int8.detect(images)  # uint8 pixels in, final float boxes out
+  assert out["detection_boxes"].dtype == np.float32 and out["detection_boxes"].shape == (2, 100, 4)
 
 
 def test_image_bytes_signature_matches_pixels(detector_run, exported):

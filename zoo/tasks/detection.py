@@ -19,11 +19,14 @@ whatever its size, as the TensorFlow Object Detection API gives them):
                 detection_boxes float32 [N, K, 4] normalized [ymin, xmin, ymax, xmax],
                 detection_scores float32 [N, K], detection_classes float32 [N, K]
                 (0-based index into labels.txt), num_detections float32 [N]
-  TFLite      float32, float16: images uint8 [1, H, W, C] (any H, W; the interpreter
+  TFLite      float32, float16, int8: images uint8 [1, H, W, C] (any H, W; the interpreter
               resizes its input) -> the same four outputs; built-in ops only (NMS is
               TFLite's NON_MAX_SUPPRESSION_V5), no Flex, no custom op to register.
+              int8: the network (backbone, FPN, heads) in int8, calibrated on
+              `calibration_examples` training images; letterbox, decoding and NMS in float.
 Parity: mAP of every file on the test split, mAP@.5 within `MAX_MAP50_GAP` of the Keras
-model's. Front: `Detector` (`detect`, `detect_files`).
+model's (int8: mAP@.5 within `MAX_INT8_MAP50_GAP`, mAP within `MAX_INT8_MAP_GAP`).
+Front: `Detector` (`detect`, `detect_files`).
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ from zoo.tasks import base
 
 # Largest |mAP@.5 difference| of an exported file from the Keras model (the issue's bar).
 MAX_MAP50_GAP = 0.01
+# The int8 file's bars (network in int8, decoding and NMS in float): mAP@.5 and
+# mAP@[.5:.95] within these of the Keras model's.
+MAX_INT8_MAP50_GAP = 0.02
+MAX_INT8_MAP_GAP = 0.03
 _NMS_KNOBS = ("max_detections", "score_threshold", "iou_threshold", "pre_nms_top_k")
 OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 
@@ -202,6 +209,7 @@ class DetectionEvaluator(base.Evaluator):
 
   def compare(self, reference, candidate):
     return {"map": candidate.metrics["map"], "map_50": candidate.metrics["map_50"],
+            "map_gap": abs(candidate.metrics["map"] - reference.metrics["map"]),
             "map_50_gap": abs(candidate.metrics["map_50"] - reference.metrics["map_50"])}
 
   def drawings(self, detections) -> np.ndarray:
@@ -233,11 +241,16 @@ class Detection(base.Task):
       "map_every_epochs": 1,
       "map_images": 500,
   }
-  tflite_variants = ("float32", "float16")
+  tflite_variants = ("float32", "float16", "int8")
   front = Detector
   count_key = "num_images"
   writes_labels = True
-  export_options = {"max_map50_gap": MAX_MAP50_GAP}
+  export_options = {
+      "calibration_examples": 300,  # training images calibrating the int8 variant
+      "max_map50_gap": MAX_MAP50_GAP,
+      "max_int8_map50_gap": MAX_INT8_MAP50_GAP,
+      "max_int8_map_gap": MAX_INT8_MAP_GAP,
+  }
 
   def __init__(self):
     super().__init__()
@@ -340,6 +353,14 @@ class Detection(base.Task):
                           [tf.TensorSpec([1, None, None, c], tf.uint8, name="images")],
                           {"images": {**pixels, "shape": [1, -1, -1, c]}}, outputs)
 
+  def calibration_images(self, config, builder, *, calibration_examples, **options):
+    # Training images as stored (any sizes: the TFLite input is [1, H, W, C]).
+    return [t["image"] for t in detection_input.ground_truth(
+        builder, config.train_split, limit=calibration_examples)]
+
+  def int8_scope(self, model):
+    return model.name  # The network; pre- and post-processing stay float.
+
   def evaluator(self, config, builder, split, **options):
     return DetectionEvaluator(builder, split, data.dataset_info(builder).class_names,
                               batch_size=config.eval_batch_size)
@@ -350,11 +371,17 @@ class Detection(base.Task):
   def example_input(self, config, builder):
     return (detection_input.ground_truth(builder, config.eval_split, limit=1)[0]["image"][None],)
 
-  def checks(self, card, *, max_map50_gap, **options):
-    gap = MAX_MAP50_GAP if max_map50_gap is None else max_map50_gap
-    return [{"check": f"{key} |mAP@.5 - Keras mAP@.5| <= {gap}",
-             "value": p["map_50_gap"], "passed": p["map_50_gap"] <= gap}
-            for key, p in card["parity"].items()]
+  def checks(self, card, *, max_map50_gap, max_int8_map50_gap, max_int8_map_gap,
+             **options):
+    checks = []
+    for key, p in card["parity"].items():
+      bars = ({"map_50_gap": max_int8_map50_gap, "map_gap": max_int8_map_gap}
+              if key == "int8" else {"map_50_gap": max_map50_gap})
+      for gap_key, bar in bars.items():
+        metric = "mAP@.5" if gap_key == "map_50_gap" else "mAP"
+        checks.append({"check": f"{key} |{metric} - Keras {metric}| <= {bar}",
+                       "value": p[gap_key], "passed": p[gap_key] <= bar})
+    return checks
 
   def headline(self, metrics):
     return (f"{metrics['split']} mAP@[.5:.95] {metrics['map']:.4f}, mAP@.5 "
