@@ -1,22 +1,31 @@
-"""Serves every exported model over TensorFlow Serving's REST API, with a browser demo.
+"""Serves exported models over TensorFlow Serving's REST and gRPC APIs, with a browser demo.
 
   pip install -e '.[serve]'
-  python scripts/serve.py                                  # saved_models/, 127.0.0.1:8501
+  python scripts/serve.py                                  # saved_models/: REST :8501, gRPC :8500
+  python scripts/serve.py --model_name=mnist_cnn --model_base_path=saved_models/mnist_cnn
+  python scripts/serve.py --model_config_file=models.config   # TF Serving's config format
   curl localhost:8501/v1/models/mnist_cnn                  # status
   curl localhost:8501/v1/models/mnist_cnn/metadata         # signatures
   curl -d '{"instances": [...]}' localhost:8501/v1/models/mnist_cnn:predict
+  curl localhost:8501/monitoring/prometheus/metrics        # Prometheus
   open http://127.0.0.1:8501/                              # draw, generate, detect
 
-Loads every version of every model under --model_base_path once at start
-(`<name>/<version>/saved_model.pb`, TensorFlow Serving's layout) and calls each
-SavedModel's own signatures: a client written for TensorFlow Serving works unchanged.
+Which models: TensorFlow Serving's `--model_config_file` (ModelServerConfig text format,
+with version policies and labels) or `--model_name` + `--model_base_path` (one model, its
+latest version, as TensorFlow Serving); without either, every model folder under
+`--model_base_path` (`<name>/<version>/saved_model.pb`) with all its versions. The folders
+are polled every --file_system_poll_wait_seconds: a new version is loaded and served, a
+removed one unloaded, without a restart. Each SavedModel's own signatures are called: a
+client written for TensorFlow Serving works unchanged, over REST or gRPC.
 Binds 127.0.0.1 unless --host says otherwise; CORS is off unless --cors_origin names an
-origin. Concurrent requests for one signature are batched (--enable_batching, on by
-default here; TensorFlow Serving's default is off). See README.md, "Serving".
+origin. Concurrent requests for one signature are batched whatever their protocol
+(--enable_batching, on by default here; TensorFlow Serving's default is off). SIGTERM
+drains: accepted requests are answered, then the process exits 0. See README.md, "Serving".
 """
 
 from zoo import cli  # First: quiets TensorFlow's start-up.
 
+import asyncio
 import gc
 import logging
 import re
@@ -26,15 +35,28 @@ from absl import flags
 
 from zoo import errors
 from zoo.serving import app as serving_app
-from zoo.serving.repository import Repository
+from zoo.serving import config as serving_config
+from zoo.serving import repository as serving_repository
 
 _DEFAULTS = serving_app.ServerOptions()
-flags.DEFINE_string("model_base_path", "saved_models", "Directory of <name>/<version>/ "
-                    "SavedModels; every version of every model is served.")
+flags.DEFINE_string("model_base_path", "saved_models", "Without --model_name: a directory "
+                    "of <name>/<version>/ SavedModels, every version of every model served. "
+                    "With --model_name: that model's directory of <version>/ folders "
+                    "(TensorFlow Serving's meaning).")
+flags.DEFINE_string("model_name", None, "Serve one model under this name from "
+                    "--model_base_path (its latest version), as TensorFlow Serving does.")
+flags.DEFINE_string("model_config_file", None, "TensorFlow Serving's ModelServerConfig in "
+                    "text format: model names, base paths, version policies, labels.")
 flags.DEFINE_list("models", [], "Serve only these model names (default: all).")
 flags.DEFINE_string("host", "127.0.0.1", "Address to bind (0.0.0.0 exposes the server to "
                     "the network).")
 flags.DEFINE_integer("port", 8501, "HTTP port (TensorFlow Serving's REST default).")
+flags.DEFINE_integer("grpc_port", 8500, "gRPC port (TensorFlow Serving's default); 0 turns "
+                     "gRPC off.")
+flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "Seconds between polls of the "
+                   "model folders for new and removed versions; 0 reads them once, at start.")
+flags.DEFINE_float("drain_seconds", 30.0, "On SIGTERM, how long accepted requests may take "
+                   "to finish before the process exits, seconds.")
 flags.DEFINE_bool("enable_batching", _DEFAULTS.enable_batching, "Gather concurrent "
                   "requests for one signature into one model call.")
 flags.DEFINE_integer("max_batch_size", _DEFAULTS.max_batch_size, "Rows per batched model "
@@ -71,20 +93,41 @@ def _labels(values):
   return labels
 
 
+def _sources():
+  labels = _labels(FLAGS.version_label)
+  if FLAGS.model_config_file:
+    if FLAGS.model_name or FLAGS.models or labels:
+      raise errors.UsageError("--model_config_file names the models, their versions and "
+                              "labels; drop --model_name, --models and --version_label.")
+    return serving_config.from_config_file(FLAGS.model_config_file)
+  if FLAGS.model_name:
+    if FLAGS.models or set(labels) - {FLAGS.model_name}:
+      raise errors.UsageError("With --model_name, --models is not used and --version_label "
+                              f"can only name {FLAGS.model_name!r}.")
+    return [serving_config.single_model(FLAGS.model_name, FLAGS.model_base_path,
+                                        labels.get(FLAGS.model_name))]
+  # The zoo's folder of models: every version (its shipped models keep older versions
+  # beside the newest on purpose, to compare them).
+  return serving_repository.sources_under(
+      FLAGS.model_base_path, only=FLAGS.models or None,
+      policy=serving_repository.VersionPolicy("all"), labels=labels)
+
+
 def main(argv):
   del argv
   try:
-    import uvicorn
-  except ImportError:
-    sys.exit("error: serving needs its extra: pip install -e '.[serve]'")
+    from zoo.serving import metrics as serving_metrics
+    from zoo.serving import runner
+  except ImportError as e:
+    sys.exit(f"error: serving needs its extra ({e.name} is missing): pip install -e '.[serve]'")
   options = serving_app.ServerOptions(
       max_body_bytes=FLAGS.max_body_bytes, max_request_rows=FLAGS.max_request_rows,
       enable_batching=FLAGS.enable_batching, max_batch_size=FLAGS.max_batch_size,
       batch_timeout_micros=FLAGS.batch_timeout_micros,
       max_enqueued_batches=FLAGS.max_enqueued_batches, num_threads=FLAGS.num_threads,
       cors_origins=tuple(FLAGS.cors_origin), demo=FLAGS.demo)
-  repository = Repository.load(FLAGS.model_base_path, labels=_labels(FLAGS.version_label),
-                               only=FLAGS.models or None)
+  metrics = serving_metrics.Metrics()
+  repository = serving_repository.Repository.load(_sources(), on_load=metrics.load)
   # Every request parses JSON into hundreds of small lists, which triggers the garbage
   # collector; its full passes over TensorFlow's millions of long-lived objects took
   # ~100 ms each (the p99 latency). Those objects live as long as the server: freeze them
@@ -92,10 +135,15 @@ def main(argv):
   gc.collect()
   gc.freeze()
   served = ", ".join(f"{s.name}/{s.version}" for s in repository.servables())
-  logging.info("Serving %s on http://%s:%d/ (batching %s).", served, FLAGS.host, FLAGS.port,
-               "on" if options.enable_batching else "off")
-  uvicorn.run(serving_app.make_app(repository, options), host=FLAGS.host, port=FLAGS.port,
-              access_log=FLAGS.access_log, log_level="info")
+  grpc = f", gRPC on {FLAGS.host}:{FLAGS.grpc_port}" if FLAGS.grpc_port else ""
+  logging.info("Serving %s on http://%s:%d/%s (batching %s).", served, FLAGS.host,
+               FLAGS.port, grpc, "on" if options.enable_batching else "off")
+  endpoints = runner.Endpoints(
+      host=FLAGS.host, port=FLAGS.port, grpc_port=FLAGS.grpc_port,
+      poll_wait_s=FLAGS.file_system_poll_wait_seconds, grace_s=FLAGS.drain_seconds,
+      access_log=FLAGS.access_log)
+  asyncio.run(runner.serve(repository, options, endpoints, metrics))
+  logging.info("Stopped.")
 
 
 if __name__ == "__main__":

@@ -57,9 +57,11 @@ def model_base(tmp_path_factory):
 class Served:
   """A running server: its address and small helpers to call it."""
 
-  def __init__(self, port, process, log_path):
+  def __init__(self, port, process, log_path, grpc_port=0):
     self.host, self.port, self.process, self.log_path = "127.0.0.1", port, process, log_path
     self.url = f"http://127.0.0.1:{port}"
+    self.grpc_port = grpc_port
+    self.grpc_address = f"127.0.0.1:{grpc_port}"
 
   def request(self, method, path, body=None, headers=None):
     """-> (status, parsed JSON or None, raw bytes)."""
@@ -83,12 +85,15 @@ class Served:
 
 
 def start_server(base, log_path, *flags, timeout_s=180) -> Served:
-  port = _free_port()
+  """scripts/serve.py on free REST and gRPC ports; `base` is its --model_base_path (None:
+  the flags say which models)."""
+  port, grpc_port = _free_port(), _free_port()
   log = open(log_path, "w")
+  where = [f"--model_base_path={base}"] if base is not None else []
   process = subprocess.Popen(
-      [sys.executable, str(REPO / "scripts" / "serve.py"), f"--model_base_path={base}",
-       f"--port={port}", *flags], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-  served = Served(port, process, log_path)
+      [sys.executable, str(REPO / "scripts" / "serve.py"), *where, f"--port={port}",
+       f"--grpc_port={grpc_port}", *flags], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+  served = Served(port, process, log_path, grpc_port)
   deadline = time.monotonic() + timeout_s
   while time.monotonic() < deadline:
     if process.poll() is not None:

@@ -9,6 +9,7 @@ defines them; `<v>` a version number, `<label>` a version label):
   GET  /v1/models/<name>[/versions/<v> | /labels/<label>]            model status
   GET  /v1/models/<name>[/versions/<v> | /labels/<label>]/metadata   signature defs
   POST /v1/models/<name>[/versions/<v> | /labels/<label>]:predict    predictions
+  GET  /monitoring/prometheus/metrics                                Prometheus metrics
   GET  /healthz                                                      liveness + counters
   GET  /                                                             the demo page
 
@@ -32,6 +33,7 @@ import re
 import time
 
 from zoo.serving import json_tensor
+from zoo.serving import metrics as serving_metrics
 from zoo.serving.batching import Batcher
 from zoo.serving.json_tensor import RequestError
 from zoo.serving.repository import Repository
@@ -99,15 +101,26 @@ async def _read_body(request, limit: int) -> bytes:
   return b"".join(chunks)
 
 
+@dataclasses.dataclass
+class Call:
+  """What a request turned out to be, for the metrics: its model and its API."""
+  model: str = ""
+  api: str = ""
+
+
 class Server:
-  """The request handlers over a `Repository`, with one batcher per signature."""
+  """The request handlers over a `Repository`, with one batcher per signature; the REST
+  API's here, the gRPC API's in `zoo.serving.grpc_api`, both through `infer` (so requests
+  for one signature share its batcher whatever their protocol) and `record`."""
 
   # Bodies larger than this are parsed in a worker thread, off the event loop.
   INLINE_PARSE_BYTES = 64 * 1024
 
-  def __init__(self, repository: Repository, options: ServerOptions):
+  def __init__(self, repository: Repository, options: ServerOptions,
+               metrics: serving_metrics.Metrics | None = None):
     self.repository = repository
     self.options = options
+    self.metrics = metrics or serving_metrics.Metrics()
     self.executor = concurrent.futures.ThreadPoolExecutor(
         max_workers=options.num_threads, thread_name_prefix="model")
     self.batchers = {}
@@ -118,33 +131,59 @@ class Server:
   def _batcher(self, servable, signature) -> Batcher:
     key = (servable.name, servable.version, signature)
     if key not in self.batchers:
+      # Versions unloaded since: their batchers go (a running batch finishes first).
+      loaded = self.repository.loaded()
+      for old in [k for k in self.batchers if k[1] not in loaded.get(k[0], ())]:
+        del self.batchers[old]
       o = self.options
       self.batchers[key] = Batcher(
           lambda inputs: servable.run(signature, inputs), max_batch_size=o.max_batch_size,
           timeout_s=o.batch_timeout_micros / 1e6,
           max_enqueued_rows=o.max_enqueued_batches * o.max_batch_size,
-          executor=self.executor)
+          executor=self.executor,
+          observe=lambda rows, waits: self.metrics.batch(servable.name, rows, waits))
     return self.batchers[key]
+
+  async def infer(self, servable, signature, inputs: dict, rows: int) -> dict:
+    """Runs one request's inputs on `servable`'s `signature` (a `Signature`): batched
+    with other requests when batching is on and the signature allows it."""
+    if rows > self.options.max_request_rows:
+      raise RequestError(f"Request has {rows} rows (examples); the server's limit "
+                         f"is {self.options.max_request_rows} per request "
+                         "(--max_request_rows). Split it into several requests.")
+    if self.options.enable_batching and signature.batchable and rows > 0:
+      self.metrics.enqueued(servable.name, rows)
+      return await self._batcher(servable, signature.name).submit(inputs)
+    return await asyncio.get_running_loop().run_in_executor(
+        self.executor, servable.run, signature.name, inputs)
+
+  def record(self, call: Call, entrypoint: str, code: str, seconds: float) -> None:
+    """Counts one answered request (`code`: its gRPC status name, "OK" if it succeeded)."""
+    self.requests += 1
+    if code != "OK":
+      self.errors += 1
+    self.metrics.request(call.model, call.api, entrypoint, code, seconds)
 
   async def api(self, request):
     """Every /v1/... request: TensorFlow Serving's dispatch, its errors as JSON."""
-    self.requests += 1
+    started, call = time.perf_counter(), Call()
     try:
-      return await self._api(request)
+      response, code = await self._api(request, call), "OK"
     except RequestError as e:
-      self.errors += 1
-      return _error(e.message, e.status)
+      response, code = _error(e.message, e.status), e.code
     except Exception as e:  # noqa: BLE001 - a server error, reported; the server goes on.
-      self.errors += 1
       log.exception("Error serving %s %s", request.method, request.url.path)
-      return _error(f"Internal error: {type(e).__name__}: {e}", 500)
+      response, code = _error(f"Internal error: {type(e).__name__}: {e}", 500), "INTERNAL"
+    self.record(call, "REST", code, time.perf_counter() - started)
+    return response
 
-  async def _api(self, request):
+  async def _api(self, request, call: Call):
     method, path = request.method, request.url.path
     if method == "POST":
       match = _PREDICT.fullmatch(path)
       if match:
         name, version, label, verb = match.groups()
+        call.model, call.api = name, verb.lower()
         if verb.lower() != "predict":
           raise RequestError(f"The {verb} API needs a signature of method "
                              f"tensorflow/serving/{verb.lower()}; the models served here "
@@ -155,6 +194,8 @@ class Server:
       match = _STATUS.fullmatch(path)
       if match:
         name, version, label, metadata = match.groups()
+        call.model = name or ""
+        call.api = "GetModelMetadata" if metadata else "GetModelStatus"
         if not name:
           raise RequestError("Missing model name in request.")
         if version and label:
@@ -174,15 +215,7 @@ class Server:
       doc = json_tensor.parse_body(body)
     signature = servable.signature(json_tensor.signature_name(doc))
     parsed = json_tensor.parse_predict(doc, signature.inputs)
-    if parsed.rows > self.options.max_request_rows:
-      raise RequestError(f"Request has {parsed.rows} rows (examples); the server's limit "
-                         f"is {self.options.max_request_rows} per request "
-                         "(--max_request_rows). Split it into several requests.")
-    if self.options.enable_batching and signature.batchable and parsed.rows > 0:
-      outputs = await self._batcher(servable, signature.name).submit(parsed.inputs)
-    else:
-      outputs = await asyncio.get_running_loop().run_in_executor(
-          self.executor, servable.run, signature.name, parsed.inputs)
+    outputs = await self.infer(servable, signature, parsed.inputs, parsed.rows)
     return _json(json_tensor.encode_outputs(outputs, parsed.format))
 
   async def healthz(self, request):
@@ -190,9 +223,9 @@ class Server:
     return _json({
         "status": "ok",
         "uptime_s": round(time.time() - self.started, 1),
-        "models": {name: sorted(v for v, s in versions.items() if s.servable)
-                   for name, versions in self.repository.models.items()},
+        "models": self.repository.loaded(),
         "requests": self.requests, "errors": self.errors,
+        "requests_by_status": self.metrics.requests_by_status(),
         "batching": {f"{n}/{v}/{s}": b.stats.as_dict()
                      for (n, v, s), b in self.batchers.items()},
     })
@@ -208,21 +241,27 @@ def _demo_files() -> dict:
           for path, (name, media) in _DEMO_FILES.items()}
 
 
-def make_app(repository: Repository, options: ServerOptions = ServerOptions()):
-  """The Starlette application serving `repository` with `options`."""
+def make_app(repository: Repository, options: ServerOptions = ServerOptions(),
+             server: Server | None = None):
+  """The Starlette application serving `repository` with `options` (through `server`,
+  shared with the gRPC API when given)."""
   from starlette.applications import Starlette
   from starlette.middleware import Middleware
   from starlette.middleware.cors import CORSMiddleware
   from starlette.requests import Request
   from starlette.responses import Response
 
-  server = Server(repository, options)
+  owned = server is None  # A shared server's executor is shut down by its owner.
+  server = server or Server(repository, options)
   demo = _demo_files() if options.demo else {}
 
   async def dispatch(request):
     path = request.url.path
     if request.method == "GET" and path == "/healthz":
       return await server.healthz(request)
+    if request.method == "GET" and path == serving_metrics.PATH:
+      return Response(server.metrics.exposition(),
+                      media_type=serving_metrics.CONTENT_TYPE)
     if request.method == "GET" and path in demo:
       content, media = demo[path]
       return Response(content, media_type=media, headers={"Cache-Control": "no-cache"})
@@ -234,7 +273,8 @@ def make_app(repository: Repository, options: ServerOptions = ServerOptions()):
   @contextlib.asynccontextmanager
   async def lifespan(app):
     yield
-    server.executor.shutdown(wait=False, cancel_futures=True)
+    if owned:
+      server.executor.shutdown(wait=False, cancel_futures=True)
 
   async def every_request(scope, receive, send):
     # One handler for every path and method (no route table: any path, even one holding a

@@ -81,10 +81,13 @@ class Batcher:
     max_enqueued_rows: rows waiting at most; past it, requests are refused with 503
       (TensorFlow Serving's "queue is full": the client should retry later).
     executor: the threads model calls run in.
+    observe: called after each model call with its rows and each request's wait in the
+      queue, seconds (`observe(rows, waits)`; for metrics).
   """
 
   def __init__(self, run: Callable[[dict], dict], *, max_batch_size: int, timeout_s: float,
-               max_enqueued_rows: int, executor: concurrent.futures.Executor):
+               max_enqueued_rows: int, executor: concurrent.futures.Executor,
+               observe: Callable[[int, list], None] | None = None):
     if max_batch_size < 1 or timeout_s < 0 or max_enqueued_rows < 1:
       raise errors.InvalidValueError(
           f"Invalid batching options: max_batch_size={max_batch_size} (>= 1), "
@@ -95,6 +98,7 @@ class Batcher:
     self.timeout_s = timeout_s
     self.max_enqueued_rows = max_enqueued_rows
     self._executor = executor
+    self._observe = observe
     self._queue: collections.deque[_Pending] = collections.deque()
     self._waiting_rows = 0
     self._wakeup: asyncio.Event | None = None
@@ -160,10 +164,13 @@ class Batcher:
   async def _execute(self, batch: list) -> None:
     loop = asyncio.get_running_loop()
     rows = sum(i.rows for i in batch)
+    started = loop.time()
     try:
       inputs = batch[0].inputs if len(batch) == 1 else concatenate([i.inputs for i in batch])
       outputs = await loop.run_in_executor(self._executor, self._run, inputs)
       self.stats.add(rows)
+      if self._observe is not None:
+        self._observe(rows, [started - i.enqueued for i in batch])
       parts = [outputs] if len(batch) == 1 else split(outputs, [i.rows for i in batch])
     except RequestError as e:
       if len(batch) > 1:  # Someone's bad input: rerun each alone so only it fails.

@@ -32,14 +32,22 @@ from typing import Any, Mapping
 import numpy as np
 
 
+# gRPC status codes of the HTTP statuses the server answers with (TensorFlow Serving's
+# mapping, `tensorflow_serving/model_servers/http_rest_api_handler.cc`, read backwards).
+_GRPC_CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 413: "RESOURCE_EXHAUSTED",
+               503: "UNAVAILABLE"}
+
+
 class RequestError(Exception):
   """A request the server answers with `{"error": message}` and `status` (400 unless
-  said otherwise)."""
+  said otherwise); over gRPC with `code` (a `grpc.StatusCode` name; by default the one
+  TensorFlow Serving pairs with `status`)."""
 
-  def __init__(self, message: str, status: int = 400):
+  def __init__(self, message: str, status: int = 400, code: str | None = None):
     super().__init__(message)
     self.message = message
     self.status = status
+    self.code = code or _GRPC_CODES.get(status, "INVALID_ARGUMENT")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,14 +1,23 @@
-"""The models a server serves: every version of every SavedModel under one base path.
+"""The models a server serves, kept in step with their folders as TensorFlow Serving does.
 
-  repository = Repository.load("saved_models")       # once, at start
+  repository = Repository.load([ModelSource("mnist_cnn", "saved_models/mnist_cnn")])
+  repository.watch(poll_wait_s=1.0)                  # new versions load in the background
   servable = repository.resolve("mnist_cnn")         # newest version
   servable = repository.resolve("mnist_cnn", version=2)
   servable.run("serving_default", {"images": uint8_array})   # -> {"classes": ..., ...}
 
-The layout is TensorFlow Serving's: `<base>/<model name>/<integer version>/saved_model.pb`.
-Everything is read at start; a request only ever names a model, a version or a label,
-which are looked up in dicts built here, so no request reaches the filesystem. Signatures
-and their metadata come from each SavedModel itself: no task code is needed to serve it.
+The layout is TensorFlow Serving's: `<model base path>/<integer version>/saved_model.pb`.
+Each model has a version policy (`VersionPolicy`, TensorFlow Serving's
+`model_version_policy`: the latest N, all, or specific versions; default the latest one).
+`poll()` lists each model's folder: a version the policy wants and that holds
+`saved_model.pb` is loaded (a folder still being copied either lacks `saved_model.pb`, or
+fails to load and is tried again once its files change), then served; a version the
+policy no longer wants (or whose folder is gone) is unloaded. A version that fails to load
+is reported by the status API (state END with its error) and the others keep serving.
+Requests only look names up in dicts that `poll()` replaces whole (never edits), so a
+request never reaches the filesystem, and a request running on a version being unloaded
+finishes on it. Signatures and their metadata come from each SavedModel itself: no task
+code is needed to serve it.
 """
 
 from __future__ import annotations
@@ -17,7 +26,9 @@ import dataclasses
 import logging
 import os
 import re
-from typing import Mapping
+import threading
+import time
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -55,12 +66,13 @@ class Servable:
   path: str
   signatures: dict
   signature_def: dict  # TensorFlow Serving's JSON of the SavedModel's SignatureDefMap.
+  signature_protos: dict = dataclasses.field(default_factory=dict, repr=False)  # The same.
 
   def signature(self, name: str) -> Signature:
     if name not in self.signatures:
       raise RequestError(f"Serving signature name: \"{name}\" not found in signature def "
                          f"(model {self.name} version {self.version} has: "
-                         f"{', '.join(sorted(self.signatures))})")
+                         f"{', '.join(sorted(self.signatures))})", code="FAILED_PRECONDITION")
     return self.signatures[name]
 
   def run(self, signature: str, inputs: Mapping[str, np.ndarray]) -> dict:
@@ -112,80 +124,225 @@ def load_servable(name: str, version: int, path: str) -> Servable:
       key: json_format.MessageToDict(sig, preserving_proto_field_name=True,
                                      always_print_fields_with_no_presence=True)
       for key, sig in defs.items()}}
-  servable = Servable(name, version, path, signatures, signature_def)
+  servable = Servable(name, version, path, signatures, signature_def, dict(defs))
   servable._loaded = loaded  # Keeps the functions' variables alive.
   return servable
 
 
+@dataclasses.dataclass(frozen=True)
+class VersionPolicy:
+  """Which versions of a model to serve (TensorFlow Serving's `model_version_policy`).
+
+  Attributes:
+    kind: "latest" (the `num_versions` highest), "all", or "specific" (`versions`).
+  """
+  kind: str = "latest"
+  num_versions: int = 1
+  versions: tuple = ()
+
+  def __post_init__(self):
+    if self.kind not in ("latest", "all", "specific"):
+      raise errors.InvalidValueError(f"Invalid value for the version policy: {self.kind!r}; "
+                                     "expected 'latest', 'all' or 'specific'.")
+    if self.kind == "latest" and self.num_versions < 1:
+      raise errors.InvalidValueError("Invalid value for `latest.num_versions`: expected at "
+                                     f"least 1. Received: {self.num_versions}")
+    if self.kind == "specific" and not self.versions:
+      raise errors.InvalidValueError("Invalid value for `specific.versions`: expected at "
+                                     "least one version.")
+
+  def select(self, found: Sequence[int]) -> set:
+    """The versions to serve among the `found` version folders."""
+    if self.kind == "all":
+      return set(found)
+    if self.kind == "specific":
+      return set(found) & set(self.versions)
+    return set(sorted(found)[-self.num_versions:])
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSource:
+  """One served model: its name, its folder of versions, its policy and version labels."""
+  name: str
+  base_path: str
+  policy: VersionPolicy = VersionPolicy()
+  labels: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    if not _NAME.match(self.name):
+      raise errors.InvalidValueError(
+          f"Invalid value for the model name: {self.name!r}; expected letters, digits, "
+          "'_', '.', '-'.")
+
+
+def sources_under(root: str, only: Optional[Sequence[str]] = None,
+                  policy: VersionPolicy = VersionPolicy(),
+                  labels: Optional[Mapping[str, Mapping[str, int]]] = None) -> list:
+  """A `ModelSource` for every model folder under `root` (`<root>/<name>/<version>/`), or
+  for the names in `only`."""
+  if not os.path.isdir(root):
+    raise errors.NotFoundError(
+        f"Invalid value for `model_base_path`: {root!r} is not a directory.")
+  names = sorted(n for n in os.listdir(root)
+                 if os.path.isdir(os.path.join(root, n)) and _NAME.match(n))
+  if only:
+    missing = sorted(set(only) - set(names))
+    if missing:
+      raise errors.NotFoundError(f"Invalid value for `models`: {missing} not found under "
+                                 f"{root!r} (found: {names}).")
+    names = [n for n in names if n in only]
+  labels = labels or {}
+  unknown = sorted(set(labels) - set(names))
+  if unknown:
+    raise errors.InvalidValueError(f"Invalid value for `version_labels`: models {unknown} "
+                                   f"are not served (served: {names}).")
+  return [ModelSource(n, os.path.join(root, n), policy, dict(labels.get(n, {})))
+          for n in names]
+
+
 @dataclasses.dataclass
 class VersionState:
+  """One version of a model as the status API reports it: LOADING, AVAILABLE (with its
+  servable) or END (unloaded, or failed to load with `error`)."""
   version: int
-  servable: Servable | None
+  servable: Servable | None = None
+  state: str = "AVAILABLE"
   error: str = ""
+  files: tuple = ()  # What the folder held when a failed load was tried.
 
   def status(self) -> dict:
     """One `model_version_status` entry in TensorFlow Serving's JSON."""
-    if self.servable is not None:
-      return {"version": str(self.version), "state": "AVAILABLE",
-              "status": {"error_code": "OK", "error_message": ""}}
-    return {"version": str(self.version), "state": "END",
-            "status": {"error_code": "UNKNOWN", "error_message": self.error}}
+    code = "UNKNOWN" if self.error else "OK"
+    return {"version": str(self.version), "state": self.state,
+            "status": {"error_code": code, "error_message": self.error}}
+
+
+def _version_folders(base_path: str) -> dict:
+  """`{version: path}` of the integer folders holding `saved_model.pb`."""
+  try:
+    entries = os.listdir(base_path)
+  except OSError:
+    return {}
+  found = {}
+  for entry in entries:
+    path = os.path.join(base_path, entry)
+    if entry.isdigit() and os.path.isfile(os.path.join(path, "saved_model.pb")):
+      found[int(entry)] = path
+  return found
+
+
+def _files(path: str) -> tuple:
+  """What a version folder holds (names, sizes, mtimes): a failed load is tried again
+  only once this changes (the copy was still going on)."""
+  listed = []
+  for root, _, names in os.walk(path):
+    for n in names:
+      try:
+        st = os.stat(os.path.join(root, n))
+      except OSError:
+        continue
+      listed.append((os.path.relpath(os.path.join(root, n), path), st.st_size,
+                     st.st_mtime_ns))
+  return tuple(sorted(listed))
 
 
 class Repository:
-  """Every version of every model under a base path, loaded once."""
+  """The served models and their versions, kept in step with their folders by `poll`."""
 
-  def __init__(self, models: dict, labels: dict | None = None):
-    self.models = models  # name -> {version: VersionState}
-    self.labels = labels or {}  # name -> {label: version}
+  def __init__(self, sources: Sequence[ModelSource],
+               on_load: Optional[Callable[[str, bool, float], None]] = None):
+    """`on_load(path, ok, seconds)` is called after every load attempt (for metrics)."""
+    self.sources = {s.name: s for s in sources}
+    self.labels = {s.name: dict(s.labels) for s in sources}
+    self.models = {s.name: {} for s in sources}  # name -> {version: VersionState}
+    self.on_load = on_load
+    self._lock = threading.Lock()  # One poll at a time.
+    self._stop = threading.Event()
+    self._watcher = None
 
   @classmethod
-  def load(cls, base_path: str, labels: Mapping[str, Mapping[str, int]] | None = None,
-           only: list | None = None) -> "Repository":
-    """Loads `<base_path>/<name>/<version>/` for every model (or the names in `only`).
+  def load(cls, sources: Sequence[ModelSource], on_load=None) -> "Repository":
+    """A repository with every source polled once.
 
-    A version that fails to load is reported by the status API (state END with its
-    error) while the others serve. Raises `FileNotFoundError` if nothing loads.
+    Raises `NotFoundError` if nothing loaded; `InvalidValueError` if a version label
+    names a version that is not loaded (TensorFlow Serving refuses such a config too).
     """
-    if not os.path.isdir(base_path):
-      raise errors.NotFoundError(
-          f"Invalid value for `model_base_path`: {base_path!r} is not a directory.")
-    models = {}
-    for name in sorted(os.listdir(base_path)):
-      model_dir = os.path.join(base_path, name)
-      if not os.path.isdir(model_dir) or not _NAME.match(name) or (only and name not in only):
-        continue
-      versions = {}
-      for entry in sorted(os.listdir(model_dir)):
-        path = os.path.join(model_dir, entry)
-        if not entry.isdigit() or not os.path.isfile(os.path.join(path, "saved_model.pb")):
-          continue
-        version = int(entry)
-        try:
-          versions[version] = VersionState(version, load_servable(name, version, path))
-          log.info("Loaded %s version %d from %s.", name, version, path)
-        except Exception as e:  # A broken version must not stop the others serving.
-          log.error("Could not load %s version %d from %s: %s", name, version, path, e)
-          versions[version] = VersionState(version, None, f"{type(e).__name__}: {e}")
-      if versions:
-        models[name] = versions
-    if only:
-      missing = sorted(set(only) - set(models))
-      if missing:
-        raise errors.NotFoundError(f"Invalid value for `models`: {missing} not found under "
-                                   f"{base_path!r} (found: {sorted(models)}).")
-    if not any(v.servable for versions in models.values() for v in versions.values()):
-      raise errors.NotFoundError(f"No SavedModel loaded from {base_path!r}: expected "
-                                 "<name>/<version>/saved_model.pb directories.")
-    labels = {k: dict(v) for k, v in (labels or {}).items()}
-    for name, assigned in labels.items():
+    if not sources:
+      raise errors.NotFoundError("No model to serve.")
+    repository = cls(sources, on_load)
+    repository.poll()
+    if not any(True for _ in repository.servables()):
+      paths = ", ".join(repr(s.base_path) for s in sources)
+      raise errors.NotFoundError(f"No SavedModel loaded from {paths}: expected "
+                                 "<version>/saved_model.pb folders.")
+    for name, assigned in repository.labels.items():
       for label, version in assigned.items():
-        state = models.get(name, {}).get(version)
+        state = repository.models[name].get(version)
         if state is None or state.servable is None:
           raise errors.InvalidValueError(
               f"Invalid value for `version_labels`: {name}/{label}={version} "
               "names a version that is not loaded.")
-    return cls(models, labels)
+    return repository
+
+  def poll(self) -> None:
+    """Brings every model in step with its folder once (loads run in this thread)."""
+    with self._lock:
+      for source in self.sources.values():
+        self._poll_model(source)
+
+  def _poll_model(self, source: ModelSource) -> None:
+    found = _version_folders(source.base_path)
+    wanted = source.policy.select(sorted(found))
+    current = self.models[source.name]
+    # Unload first: a version no longer wanted stops taking requests now (those running
+    # on it finish on their own reference to it).
+    gone = [v for v, s in current.items() if v not in wanted and s.state != "END"]
+    if gone:
+      current = {**current, **{v: VersionState(v, state="END") for v in gone}}
+      self.models = {**self.models, source.name: current}
+      for v in gone:
+        log.info("Unloaded %s version %d.", source.name, v)
+    for version in sorted(wanted, reverse=True):  # Newest first: it serves soonest.
+      state = current.get(version)
+      if state is not None and state.state == "AVAILABLE":
+        continue
+      files = _files(found[version])
+      if state is not None and state.error and state.files == files:
+        continue  # Failed on these very files; try again once they change.
+      current = self._load(source.name, version, found[version], files, current)
+
+  def _load(self, name, version, path, files, current) -> dict:
+    self.models = {**self.models, name: {**current, version: VersionState(
+        version, state="LOADING")}}
+    started = time.perf_counter()
+    try:
+      state = VersionState(version, load_servable(name, version, path))
+      log.info("Loaded %s version %d from %s.", name, version, path)
+    except Exception as e:  # A broken version must not stop the others serving.
+      log.error("Could not load %s version %d from %s: %s", name, version, path, e)
+      state = VersionState(version, state="END", error=f"{type(e).__name__}: {e}",
+                           files=files)
+    if self.on_load is not None:
+      self.on_load(path, state.servable is not None, time.perf_counter() - started)
+    current = {**current, version: state}
+    self.models = {**self.models, name: current}
+    return current
+
+  def watch(self, poll_wait_s: float) -> None:
+    """Polls every `poll_wait_s` seconds in a background thread until `stop()`."""
+    def loop():
+      while not self._stop.wait(poll_wait_s):
+        try:
+          self.poll()
+        except Exception:  # noqa: BLE001 - logged; the next poll tries again.
+          log.exception("Polling the model folders failed")
+    self._watcher = threading.Thread(target=loop, name="model-poll", daemon=True)
+    self._watcher.start()
+
+  def stop(self) -> None:
+    self._stop.set()
+    if self._watcher is not None:
+      self._watcher.join(timeout=60)
 
   def _versions(self, name: str) -> dict:
     if name not in self.models:
@@ -240,3 +397,8 @@ class Repository:
       for state in versions.values():
         if state.servable is not None:
           yield state.servable
+
+  def loaded(self) -> dict:
+    """`{name: [versions being served]}`."""
+    return {name: sorted(v for v, s in versions.items() if s.servable)
+            for name, versions in self.models.items()}
