@@ -12,8 +12,10 @@ Each model has a version policy (`VersionPolicy`, TensorFlow Serving's
 `poll()` lists each model's folder: a version the policy wants and that holds
 `saved_model.pb` is loaded (a folder still being copied either lacks `saved_model.pb`, or
 fails to load and is tried again once its files change), then served; a version the
-policy no longer wants (or whose folder is gone) is unloaded. A version that fails to load
-is reported by the status API (state END with its error) and the others keep serving.
+policy no longer wants is unloaded once a wanted one serves (TensorFlow Serving's
+availability-preserving default), or at once if its folder is gone. A version that fails
+to load is reported by the status API (state END with its error) and the versions already
+serving keep serving.
 Requests only look names up in dicts that `poll()` replaces whole (never edits), so a
 request never reaches the filesystem, and a request running on a version being unloaded
 finishes on it. Signatures and their metadata come from each SavedModel itself: no task
@@ -88,8 +90,16 @@ class Servable:
 
 
 def _first_line(message: str) -> str:
-  lines = [line for line in str(message).splitlines() if line.strip()]
-  return lines[0].strip() if lines else "Invalid argument"
+  """The line of a TensorFlow error saying what was wrong (e.g. "Unknown image file
+  format. One of JPEG, PNG, ... required."), not its "Graph execution error:" header,
+  node names or stack-trace placeholders."""
+  noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
+  lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+  reasons = [line for line in lines
+             if not line.startswith(noise) and not line.startswith("[[")]
+  if reasons:
+    return reasons[0]
+  return lines[0] if lines else "Invalid argument"
 
 
 def _spec(info) -> TensorSpec:
@@ -294,14 +304,6 @@ class Repository:
     found = _version_folders(source.base_path)
     wanted = source.policy.select(sorted(found))
     current = self.models[source.name]
-    # Unload first: a version no longer wanted stops taking requests now (those running
-    # on it finish on their own reference to it).
-    gone = [v for v, s in current.items() if v not in wanted and s.state != "END"]
-    if gone:
-      current = {**current, **{v: VersionState(v, state="END") for v in gone}}
-      self.models = {**self.models, source.name: current}
-      for v in gone:
-        log.info("Unloaded %s version %d.", source.name, v)
     for version in sorted(wanted, reverse=True):  # Newest first: it serves soonest.
       state = current.get(version)
       if state is not None and state.state == "AVAILABLE":
@@ -310,6 +312,18 @@ class Repository:
       if state is not None and state.error and state.files == files:
         continue  # Failed on these very files; try again once they change.
       current = self._load(source.name, version, found[version], files, current)
+    # Then unload, preserving availability as TensorFlow Serving's default policy does: a
+    # version no longer wanted goes once a wanted one serves (so a new version that fails
+    # to load never takes the model down), or at once if its folder is gone. Requests
+    # already running on it finish on their own reference to it.
+    replaced = any(current[v].servable is not None for v in wanted)
+    gone = [v for v, s in current.items() if v not in wanted and s.state != "END"
+            and (replaced or v not in found)]
+    if gone:
+      current = {**current, **{v: VersionState(v, state="END") for v in gone}}
+      self.models = {**self.models, source.name: current}
+      for v in gone:
+        log.info("Unloaded %s version %d.", source.name, v)
 
   def _load(self, name, version, path, files, current) -> dict:
     self.models = {**self.models, name: {**current, version: VersionState(
