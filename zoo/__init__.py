@@ -26,7 +26,8 @@ def load(path: str, kind: str = "saved_model"):
 
 
 def connect(url: str, name: str, **kwargs):
-  """A model served over TensorFlow Serving's REST API (`scripts/serve.py` or TensorFlow
-  Serving); with `card=` the same task front `load` returns. See `zoo.serving.client`."""
+  """A model served over TensorFlow Serving's REST (`http://host:8501`) or gRPC
+  (`grpc://host:8500`) API, by `scripts/serve.py` or TensorFlow Serving; with `card=` the
+  same task front `load` returns. See `zoo.serving.client`."""
   from zoo.serving import client  # Deferred: keeps `import zoo` light (see above).
   return client.connect(url, name, **kwargs)

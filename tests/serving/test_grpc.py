@@ -227,3 +227,21 @@ def test_rest_and_grpc_requests_share_one_batcher(stub, server, mnist_digits):
     for call in calls:
       call.result()
   assert rows() - before == 32  # Both protocols' rows went through the one batcher.
+
+
+def test_connect_switches_protocol_by_url(server, mnist_digits):
+  import zoo
+  from zoo.serving import client
+  images, labels = mnist_digits
+  card = "saved_models/mnist_cnn/3"
+  over_grpc = zoo.connect(f"grpc://{server.grpc_address}", "mnist_cnn", card=card)
+  over_rest = zoo.connect(server.url, "mnist_cnn", card=card)
+  assert over_grpc.backend.kind == "grpc" and over_grpc.backend.version == 3
+  a, b = over_grpc.predict(images[:8]), over_rest.predict(images[:8])
+  np.testing.assert_array_equal(a["classes"], b["classes"])
+  np.testing.assert_allclose(a["probabilities"], b["probabilities"], atol=1e-6)
+  remote = zoo.connect(f"grpc://{server.grpc_address}", "mnist_cnn", version=2)
+  assert remote.status()["model_version_status"][0]["state"] == "AVAILABLE"
+  assert remote.version == 2
+  with pytest.raises(client.ServingError, match="gRPC NOT_FOUND .*Latest\\(nope\\)"):
+    zoo.connect(f"grpc://{server.grpc_address}", "nope").status()
