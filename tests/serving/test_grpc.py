@@ -245,3 +245,22 @@ def test_connect_switches_protocol_by_url(server, mnist_digits):
   assert remote.version == 2
   with pytest.raises(client.ServingError, match="gRPC NOT_FOUND .*Latest\\(nope\\)"):
     zoo.connect(f"grpc://{server.grpc_address}", "nope").status()
+
+
+def test_readme_grpc_client_block_runs_as_pasted(server):
+  """The README's gRPC client code (TensorFlow Serving's example style), run unchanged
+  but for the port and the MNIST folder, prints what the README shows."""
+  import re
+  import subprocess
+  import sys
+  from tests.conftest import MNIST_DIR, REPO
+  readme = (REPO / "README.md").read_text()
+  blocks = re.findall(r"```python\n((?:(?!```).)*?)```\n\n```text\n((?:(?!```).)*?)```",
+                      readme, re.S)
+  code, shown = next((c, t) for c, t in blocks if "PredictionServiceStub" in c)
+  code = code.replace("localhost:8500", server.grpc_address).replace(
+      "../shared/data/mnist", str(MNIST_DIR))
+  result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, timeout=120)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.splitlines()[:2] == shown.splitlines()[:2]
