@@ -32,6 +32,13 @@ load-tests scripts/serve.py on loopback: requests/s and p50/p99 latency of singl
 requests from 1 and 16 clients, batching off and on, beside the in-process SavedModel rate
 at batch 1 and 16. About 5 minutes.
 
+  python scripts/benchmark.py --protocols=saved_models/mnist_cnn --manual_dir=../shared/data/mnist
+
+the same over both of the server's APIs: REST (wrk) and gRPC (scripts/benchmarks/grpc_load.py
+processes) at 1 and 16 clients, batching off and on, with the client and server CPU per 1,000
+requests; the detector on a 640x480 canvas per request; and requests over both while a new
+version is copied in every 3 s. About 8 minutes.
+
   python scripts/benchmark.py --seeds=0,1,2 --manual_dir=../shared/data/mnist
 
 trains `mnist_cnn` and `mnist_mlp` (--seed_recipes) once per seed, reports each recipe's test
@@ -54,8 +61,8 @@ import tempfile
 from absl import flags
 
 # One module per BENCHMARKS.md section, in scripts/benchmarks/ beside this script.
-from benchmarks import (detection, exported, foundation, gan, precision, report, seeds,
-                        serving)
+from benchmarks import (detection, exported, foundation, gan, precision, protocols, report,
+                        seeds, serving)
 from zoo import flags as zoo_flags
 
 zoo_flags.define_data_flags()
@@ -89,6 +96,12 @@ flags.DEFINE_multi_string("detection_set", [], "Config overrides of the --detect
 flags.DEFINE_string("serving", None, "Instead of the foundation benchmark: load-test "
                     "scripts/serve.py serving this model directory (e.g. saved_models/mnist_cnn) "
                     "with batching off and on.")
+flags.DEFINE_string("protocols", None, "Instead of the foundation benchmark: load-test "
+                    "scripts/serve.py serving this model directory over REST and gRPC, "
+                    "batching off and on, plus --protocols_detector on a photo-sized input "
+                    "and requests while versions come and go.")
+flags.DEFINE_string("protocols_detector", "saved_models/detector_mnist", "Detector model "
+                    "directory of --protocols' photo-sized input.")
 flags.DEFINE_integer("serving_requests", 3000, "Requests per --serving row at most.")
 flags.DEFINE_float("serving_seconds", 60.0, "Seconds per --serving row at most.")
 flags.DEFINE_integer("precision_epochs", None, "Epochs each recipe trains under each policy "
@@ -97,7 +110,8 @@ FLAGS = flags.FLAGS
 
 
 # The flag that asks for each section (in this order of precedence); none: foundation.
-SECTIONS = (("exported", exported), ("serving", serving), ("detection", detection),
+SECTIONS = (("exported", exported), ("serving", serving), ("protocols", protocols),
+            ("detection", detection),
             ("gan", gan), ("seeds", seeds), ("precision", precision))
 
 
