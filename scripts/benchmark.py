@@ -34,8 +34,8 @@ at batch 1 and 16. About 5 minutes.
 
   python scripts/benchmark.py --protocols=saved_models/mnist_cnn --manual_dir=../shared/data/mnist
 
-the same over both of the server's APIs: REST (wrk) and gRPC (scripts/benchmarks/grpc_load.py
-processes) at 1 and 16 clients, batching off and on, with the client and server CPU per 1,000
+the same over both of the server's APIs: REST (Debian's wrk) and gRPC (nghttp2's h2load,
+sudo apt-get install nghttp2-client) at 1 and 16 clients, batching off and on, with the client and server CPU per 1,000
 requests; the detector on a 640x480 canvas per request; and requests over both while a new
 version is copied in every 3 s. About 8 minutes.
 

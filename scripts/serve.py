@@ -142,7 +142,8 @@ def main(argv):
       host=FLAGS.host, port=FLAGS.port, grpc_port=FLAGS.grpc_port,
       poll_wait_s=FLAGS.file_system_poll_wait_seconds, grace_s=FLAGS.drain_seconds,
       access_log=FLAGS.access_log)
-  asyncio.run(runner.serve(repository, options, endpoints, metrics))
+  with asyncio.Runner(loop_factory=runner.loop_factory()) as loop:
+    loop.run(runner.serve(repository, options, endpoints, metrics))
   logging.info("Stopped.")
 
 

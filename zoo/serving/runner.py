@@ -91,6 +91,16 @@ async def serve(repository: Repository, options: serving_app.ServerOptions,
     server.executor.shutdown(wait=True, cancel_futures=False)
 
 
+def loop_factory():
+  """uvloop's event loop when installed (the `[serve]` extra has it; uvicorn picks it too),
+  else asyncio's; grpc.aio runs on either."""
+  try:
+    import uvloop
+  except ImportError:
+    return None
+  return uvloop.new_event_loop
+
+
 class _Uvicorn(uvicorn.Server):
   """uvicorn's server, except that SIGTERM/SIGINT call `on_signal` (which drains both
   APIs) and are not re-raised afterwards: uvicorn alone re-raises the signal after its
