@@ -119,8 +119,10 @@ def test_postprocess_nms_is_per_class_and_padded():
   np.testing.assert_array_equal(classes.numpy(), [2, 5, 0, 0, 0])
   np.testing.assert_allclose(boxes.numpy()[:2], anchors[[0, 1]], atol=1e-6)
   assert not np.any(boxes.numpy()[2:]) and not np.any(s.numpy()[2:])
-  batch = zb.postprocess_batch_yxyx(
-      np.concatenate([deltas, _logits(scores)], -1)[None].repeat(2, 0), anchors,
-      max_detections=5, score_threshold=0.05, iou_threshold=0.5, pre_nms_top_k=10)
-  assert batch["detection_boxes"].shape == (2, 5, 4)
-  np.testing.assert_array_equal(batch["num_detections"].numpy(), [2.0, 2.0])
+  for n in (2, 1):  # A batch (map_fn) and one image (no loop) give the same answers.
+    batch = zb.postprocess_batch_yxyx(
+        deltas[None].repeat(n, 0), _logits(scores)[None].repeat(n, 0), anchors,
+        max_detections=5, score_threshold=0.05, iou_threshold=0.5, pre_nms_top_k=10)
+    assert batch["detection_boxes"].shape == (n, 5, 4)
+    np.testing.assert_array_equal(batch["num_detections"].numpy(), [2.0] * n)
+    np.testing.assert_allclose(batch["detection_boxes"][0].numpy(), boxes.numpy(), atol=1e-6)

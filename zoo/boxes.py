@@ -249,22 +249,25 @@ def postprocess_yxyx(box_deltas: tf.Tensor, class_logits: tf.Tensor, anchors_yxy
   return out_boxes, out_scores, out_classes, num
 
 
-def postprocess_batch_yxyx(raw_outputs: tf.Tensor, anchors_yxyx, **options):
-  """`postprocess_yxyx` for every image of `raw_outputs [B, A, 4 + C]` (the detector's
-  output); returns the TensorFlow Object Detection API's outputs: `detection_boxes
-  [B, K, 4]`, `detection_scores [B, K]`, `detection_classes [B, K]` (float32 class index)
-  and `num_detections [B]` (float32), K = `max_detections`."""
+def postprocess_batch_yxyx(box_deltas: tf.Tensor, class_logits: tf.Tensor, anchors_yxyx,
+                           **options):
+  """`postprocess_yxyx` for every image of `box_deltas [B, A, 4]` and `class_logits
+  [B, A, C]` (the detector's two heads, kept apart: see `detector.heads_model`); returns
+  the TensorFlow Object Detection API's outputs: `detection_boxes [B, K, 4]`,
+  `detection_scores [B, K]`, `detection_classes [B, K]` (float32 class index) and
+  `num_detections [B]` (float32), K = `max_detections`."""
   k = options["max_detections"]
-  raw_outputs = tf.cast(raw_outputs, tf.float32)
-  if raw_outputs.shape[0] == 1:
+  box_deltas = tf.cast(box_deltas, tf.float32)
+  class_logits = tf.cast(class_logits, tf.float32)
+  if box_deltas.shape[0] == 1:
     # One image (the TFLite files): no loop, so the converted graph has no WHILE subgraph
     # and the int8 converter can keep every post-processing op in float.
     boxes, scores, classes, num = (t[None] for t in postprocess_yxyx(
-        raw_outputs[0, :, :4], raw_outputs[0, :, 4:], anchors_yxyx, **options))
+        box_deltas[0], class_logits[0], anchors_yxyx, **options))
   else:
     boxes, scores, classes, num = tf.map_fn(
-        lambda raw: postprocess_yxyx(raw[:, :4], raw[:, 4:], anchors_yxyx, **options),
-        raw_outputs,
+        lambda both: postprocess_yxyx(both[0], both[1], anchors_yxyx, **options),
+        (box_deltas, class_logits),
         fn_output_signature=(tf.TensorSpec([k, 4], tf.float32),
                              tf.TensorSpec([k], tf.float32), tf.TensorSpec([k], tf.float32),
                              tf.TensorSpec([], tf.int32)))

@@ -172,7 +172,7 @@ class Task:
     """uint8 training inputs calibrating the int8 TFLite variant (tasks that write one)."""
     raise errors.InvalidValueError(f"Task {self.name!r} writes no int8 TFLite variant.")
 
-  def int8_scope(self, model: keras.Model) -> Optional[str]:
+  def int8_scope(self, model: keras.Model, config, info) -> Optional[str]:
     """The name scope the int8 TFLite variant quantizes (`artifacts.convert_tflite`); None
     (the default): the whole graph."""
     return None
@@ -248,7 +248,7 @@ class Task:
     files.update(artifacts.write_tflite_variants(
         tflite.fn, tflite.input_signature, directory, variants, inputs=tflite.inputs,
         outputs=tflite.outputs, calibration_images=calibration,
-        int8_scope=self.int8_scope(model)))
+        int8_scope=self.int8_scope(model, config, info)))
     if onnx:
       source = self.onnx_signature(model, config, info)
       files["onnx"] = artifacts.write_onnx(

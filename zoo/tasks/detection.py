@@ -138,6 +138,7 @@ class InferenceModel:
 
   def __init__(self, model, config, info):
     self.model = model
+    self.heads = detector.heads_model(model)  # Box deltas and class logits apart.
     self.image_size = detector.model_input_size(info.image_shape, config.model_kwargs)
     self.channels = int(info.image_shape[-1])
     self.anchors = detector.anchors_yxyx(info.image_shape, **config.model_kwargs)
@@ -147,8 +148,8 @@ class InferenceModel:
   def detect_squares(self, squares, valid):
     """Letterboxed float images `[B, S, S, C]` in [0, 1] and their `valid` fractions
     `[B, 1, 2]` -> the Object Detection API's outputs."""
-    raw = self.model(squares, training=False)
-    out = zboxes.postprocess_batch_yxyx(raw, self.anchors, **self.nms)
+    deltas, logits = self.heads(squares, training=False)
+    out = zboxes.postprocess_batch_yxyx(deltas, logits, self.anchors, **self.nms)
     out["detection_boxes"] = zboxes.unletterbox_yxyx(out["detection_boxes"], valid)
     return out
 
@@ -358,8 +359,10 @@ class Detection(base.Task):
     return [t["image"] for t in detection_input.ground_truth(
         builder, config.train_split, limit=calibration_examples)]
 
-  def int8_scope(self, model):
-    return model.name  # The network; pre- and post-processing stay float.
+  def int8_scope(self, model, config, info):
+    # The network (as inference runs it: `detector.heads_model`); pre- and post-processing
+    # stay float.
+    return self.inference_model(model, config, info).heads.name
 
   def evaluator(self, config, builder, split, **options):
     return DetectionEvaluator(builder, split, data.dataset_info(builder).class_names,
