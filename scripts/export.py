@@ -23,8 +23,10 @@ flags.DEFINE_string("name", None, "Model name (default: the run's recipe name)."
 flags.DEFINE_integer("version", None, "Integer version (default: next free one).")
 flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
 flags.DEFINE_list("variants", None, "TFLite variants to write (default: all of the task's: "
-                  "classifiers float32,float16,dynamic_int8,int8; generators and detectors "
-                  "float32,float16).")
+                  "classifiers float32,float16,dynamic_int8,int8; detectors "
+                  "float32,float16,int8; generators float32,float16).")
+flags.DEFINE_integer("calibration_examples", None, "Training images calibrating the int8 "
+                     "file (default: the task's, 500 for classifiers, 300 for detectors).")
 flags.DEFINE_string("parity_split", None, "Classifiers: the split the exports are checked "
                     "on (default: the run's eval split).")
 flags.DEFINE_bool("onnx", True, "Also write model.onnx (needs pip install -e '.[onnx]').")
@@ -48,7 +50,9 @@ def main(argv):
     path = export.export_run(
         FLAGS.model_dir, export_dir=FLAGS.export_dir, name=FLAGS.name, version=FLAGS.version,
         overwrite=FLAGS.overwrite, variants=FLAGS.variants, onnx=FLAGS.onnx, **data_flags,
-        **({"parity_split": FLAGS.parity_split} if FLAGS.parity_split else {}))
+        **({"parity_split": FLAGS.parity_split} if FLAGS.parity_split else {}),
+        **({"calibration_examples": FLAGS.calibration_examples}
+           if FLAGS.calibration_examples else {}))
   print(export.parity_table(runtime.read_card(path)))
   print(path)
 
