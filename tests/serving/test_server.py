@@ -148,7 +148,8 @@ BAD_REQUESTS = [
      "base64"),
     ("undecodable image", "/v1/models/mnist_cnn:predict",
      {"signature_name": "serve_image_bytes",
-      "instances": [{"b64": base64.b64encode(b"not an image").decode()}]}, 400, ""),
+      "instances": [{"b64": base64.b64encode(b"not an image").decode()}]}, 400,
+     "Unknown image file format. One of JPEG"),  # TensorFlow's reason, not its header.
     ("unknown signature", "/v1/models/mnist_cnn:predict",
      {"signature_name": "nope", "instances": [1]}, 400, 'signature name: "nope" not found'),
     ("signature not a string", "/v1/models/mnist_cnn:predict",
