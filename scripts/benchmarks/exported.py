@@ -1,14 +1,15 @@
 """BENCHMARKS.md, "Exported models (export)": for every file of exported models of any task
 (SavedModel, every TFLite variant, ONNX), its size, its median one-input latency through
 the task's front in one process, and the parity figures its model card holds; the Keras
-checkpoint too where the run directory it came from is still there."""
+model too (its checkpoint where the run directory it came from is still there, else the
+recipe's architecture freshly built, for its latency)."""
 
 from __future__ import annotations
 
 import os
 
 from benchmarks import report
-from zoo import data, rundir, runtime, tasks
+from zoo import data, registry, rundir, runtime, tasks
 from zoo.configs import TrainConfig
 
 
@@ -29,13 +30,20 @@ def export_rows(version_dir: str, *, data_dir, manual_dir=None, runs: int = 200)
   builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir)
   example = task.example_input(config, builder)
   rows = []
+  info = data.dataset_info(builder)
   model_dir = card["training"].get("model_dir") or ""
   if os.path.exists(rundir.path(model_dir, rundir.CHECKPOINT)):
     _, model = rundir.load_run(model_dir)
-    predict = task.predict_fn(task.keras_front(model, config, data.dataset_info(builder)))
-    rows.append({"file": "keras", "bytes": os.path.getsize(rundir.path(model_dir,
-                                                                     rundir.CHECKPOINT)),
-                 "parity": {}, "latency_ms": report.median_ms(lambda: predict(*example), runs)})
+    file, size = "keras", os.path.getsize(rundir.path(model_dir, rundir.CHECKPOINT))
+  else:
+    # The run directory is gone: the recipe's architecture, freshly built, times the same
+    # Keras path (a forward pass costs the same whatever the weights); no parity.
+    model = registry.build_model(config, input_shape=info.image_shape,
+                                 num_classes=info.num_classes)
+    file, size = "keras (architecture only)", None
+  predict = task.predict_fn(task.keras_front(model, config, info))
+  rows.append({"file": file, "bytes": size, "parity": {},
+               "latency_ms": report.median_ms(lambda: predict(*example), runs)})
   for key, entry in card["files"].items():
     predict = task.predict_fn(task.open_file(version_dir, key, card))
     rows.append({"file": key, "bytes": _bytes(version_dir, entry),
@@ -52,8 +60,11 @@ def export_report(results: dict[str, dict], *, command: str) -> str:
       "with its CPU provider. A generator's TFLite and ONNX files take a latent, so their "
       "time includes drawing the seed's latent in Python (the SavedModel draws it in its "
       "`generate` graph). Parity: as each model card records it (against the Keras "
-      "model; an ONNX file added to an older export: against its SavedModel). No Keras "
-      "row where the run directory a model came from is not on this machine.",
+      "model; an ONNX file added to an older export: against its SavedModel). The `keras` "
+      "row is the trained checkpoint through the task's serving functions; where the run "
+      "directory a model came from is not on this machine, `keras (architecture only)` "
+      "times the recipe's architecture freshly built (the same forward pass; no size, no "
+      "parity).",
   ]
   for name, result in results.items():
     task = tasks.get(result["task"])
@@ -66,7 +77,8 @@ def export_report(results: dict[str, dict], *, command: str) -> str:
     for r in result["rows"]:
       figures = [task.format_value(k, r["parity"][k]) if k in r["parity"] else ""
                  for k in keys]
-      lines.append(f"| {r['file']} | {r['bytes'] / 1e6:.2f} MB | {r['latency_ms']:.2f} ms | "
+      size = "" if r["bytes"] is None else f"{r['bytes'] / 1e6:.2f} MB"
+      lines.append(f"| {r['file']} | {size} | {r['latency_ms']:.2f} ms | "
                    + " | ".join(figures) + " |")
   return "\n".join(lines) + "\n"
 
