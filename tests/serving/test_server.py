@@ -248,3 +248,21 @@ def test_demo_page_and_assets_are_served_offline(server):
     status, _, raw = server.request("GET", asset)
     assert status == 200 and raw
   assert b"http" not in server.request("GET", "/demo.js")[2].replace(b"HTTP ", b"")
+
+
+def test_readme_row_format_request_runs_as_pasted(server):
+  """The README's row-format example (a test digit as uint8 pixels, piped to curl) is a
+  real request: its Python half, run as written but for the MNIST folder, is what the
+  server classifies as 7."""
+  import re
+  import subprocess
+  import sys
+  from tests.conftest import MNIST_DIR, REPO
+  readme = (REPO / "README.md").read_text()
+  command = re.search(r'^python -c "(import gzip, json.*?)" \|\n  curl -s -d @- '
+                      r"localhost:8501/v1/models/mnist_cnn:predict$", readme, re.M).group(1)
+  body = subprocess.run([sys.executable, "-c", command.replace("../shared/data/mnist",
+                                                               str(MNIST_DIR))],
+                        capture_output=True, text=True, check=True, timeout=60).stdout
+  status, answer, _ = server.request("POST", "/v1/models/mnist_cnn:predict", body)
+  assert status == 200 and answer["predictions"][0]["classes"] == 7

@@ -140,3 +140,27 @@ def test_unknown_task_knob_fails_before_any_work(tmp_path):
                                        r"'generation'; valid knobs: \["):
     train.train_and_evaluate(config, str(tmp_path / "run"))
   assert not (tmp_path / "run").exists()
+
+
+def test_long_generation_logs_progress_and_the_same_images(monkeypatch, caplog):
+  """A long evaluation says how far it is (10,000 TFLite samples take a minute or more),
+  and generating in chunks changes no image."""
+  import logging
+  from zoo.tasks import generation as generation_task
+  evaluator = generation_task.QualityEvaluator.__new__(generation_task.QualityEvaluator)
+  evaluator.seeds, evaluator.labels = np.arange(25), np.arange(25) % 10
+  calls = []
+
+  def predict(seeds, labels):
+    calls.append((len(seeds), list(labels[:1])))
+    return np.stack([np.full((2, 2, 1), s, np.uint8) for s in seeds])
+
+  monkeypatch.setattr(generation_task, "PROGRESS_CHUNK", 10)
+  monkeypatch.setattr(generation_task, "PROGRESS_EVERY_S", 0.0)
+  with caplog.at_level(logging.INFO, logger="zoo"):
+    images = evaluator.predictions(predict)
+  assert calls == [(10, [0]), (10, [0]), (5, [0])]  # Each chunk with its own labels.
+  np.testing.assert_array_equal(images[:, 0, 0, 0], np.arange(25))
+  lines = [r.getMessage() for r in caplog.records if r.name == "zoo"]
+  assert lines[0].startswith("Generated 10/25 images (") and "s left)" in lines[0]
+  assert lines[-1].startswith("Generated 25 images (")

@@ -20,7 +20,9 @@ Front: `Generator` (`generate`, `generate_seeds`).
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -81,6 +83,12 @@ class Generator(runtime.Predictor):
 
 
 _REAL_STATISTICS = {}
+# Images generated per call while evaluating, and the least seconds between two progress
+# lines (with an ETA): 10,000 samples through a TFLite file take a minute or more.
+PROGRESS_CHUNK = 1000
+PROGRESS_EVERY_S = 5.0
+
+log = logging.getLogger("zoo")
 
 
 class QualityEvaluator(base.Evaluator):
@@ -106,15 +114,33 @@ class QualityEvaluator(base.Evaluator):
     # and the final one compare with the same real statistics.
     key = (self.classifier.source["path"], os.fspath(builder.data_dir), split)
     if key not in _REAL_STATISTICS:
+      started = time.perf_counter()
       images, _ = data.split_arrays(builder, split)
       _REAL_STATISTICS[key] = quality.real_statistics(self.classifier, images)
+      log.info("Real-image statistics of %s: %d images (%.0f s, once per process).", split,
+               len(images), time.perf_counter() - started)
     self.real_stats = _REAL_STATISTICS[key]
     self.seeds = np.arange(num_samples)
     self.labels = self.seeds % num_classes if conditional else None
     self.num_classes = num_classes
 
   def predictions(self, predict):
-    return predict(self.seeds, self.labels)
+    """The images of every seed, generated `PROGRESS_CHUNK` at a time; a progress line with
+    an ETA at most every `PROGRESS_EVERY_S` seconds, and one when done."""
+    chunks, total = [], len(self.seeds)
+    started = last = time.perf_counter()
+    for start in range(0, total, PROGRESS_CHUNK):
+      stop = min(start + PROGRESS_CHUNK, total)
+      chunks.append(predict(self.seeds[start:stop],
+                            None if self.labels is None else self.labels[start:stop]))
+      now = time.perf_counter()
+      if now - last >= PROGRESS_EVERY_S and stop < total:
+        last = now
+        log.info("Generated %d/%d images (%.0f s, about %.0f s left).", stop, total,
+                 now - started, (now - started) * (total - stop) / stop)
+    if total > PROGRESS_CHUNK:
+      log.info("Generated %d images (%.0f s).", total, time.perf_counter() - started)
+    return np.concatenate(chunks)
 
   def metrics(self, images):
     return {**quality.generator_quality(images, self.classifier, self.real_stats,
