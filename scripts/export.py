@@ -13,7 +13,7 @@ from zoo import cli  # First: quiets TensorFlow's start-up.
 
 from absl import flags
 
-from zoo import export, runtime
+from zoo import configs, errors, export, runtime
 from zoo import flags as zoo_flags
 
 flags.DEFINE_string("model_dir", None, "Run directory written by scripts/train.py.")
@@ -25,6 +25,9 @@ flags.DEFINE_bool("overwrite", False, "Replace an existing version.")
 flags.DEFINE_list("variants", None, "TFLite variants to write (default: all of the task's: "
                   "classifiers float32,float16,dynamic_int8,int8; detectors "
                   "float32,float16,int8; generators float32,float16).")
+flags.DEFINE_multi_string("set", [], "Change a task knob of the run for this export only "
+                          "(knobs that act at inference): --set=task_kwargs.KNOB=VALUE, e.g. "
+                          "--set=task_kwargs.class_agnostic_nms=True; repeatable.")
 flags.DEFINE_integer("calibration_examples", None, "Training images calibrating the int8 "
                      "file (default: the task's, 500 for classifiers, 300 for detectors).")
 flags.DEFINE_string("parity_split", None, "Classifiers: the split the exports are checked "
@@ -39,6 +42,18 @@ flags.adopt_module_key_flags(zoo_flags)
 FLAGS = flags.FLAGS
 
 
+def _task_kwargs(overrides) -> dict:
+  knobs = {}
+  for item in overrides:
+    key, sep, raw = item.partition("=")
+    field, dot, knob = key.strip().partition(".")
+    if not sep or field != "task_kwargs" or not dot or not knob:
+      raise errors.UsageError(f"Invalid value for --set: {item!r}; an export can only change "
+                              "task knobs: --set=task_kwargs.KNOB=VALUE (retrain for others).")
+    knobs[knob] = configs.parse_value(raw.strip())
+  return knobs
+
+
 def main(argv):
   cli.no_arguments(argv)
   data_flags = dict(data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir,
@@ -49,7 +64,8 @@ def main(argv):
   else:
     path = export.export_run(
         FLAGS.model_dir, export_dir=FLAGS.export_dir, name=FLAGS.name, version=FLAGS.version,
-        overwrite=FLAGS.overwrite, variants=FLAGS.variants, onnx=FLAGS.onnx, **data_flags,
+        overwrite=FLAGS.overwrite, variants=FLAGS.variants, onnx=FLAGS.onnx,
+        task_kwargs=_task_kwargs(FLAGS.set), **data_flags,
         **({"parity_split": FLAGS.parity_split} if FLAGS.parity_split else {}),
         **({"calibration_examples": FLAGS.calibration_examples}
            if FLAGS.calibration_examples else {}))

@@ -126,3 +126,19 @@ def test_postprocess_nms_is_per_class_and_padded():
     assert batch["detection_boxes"].shape == (n, 5, 4)
     np.testing.assert_array_equal(batch["num_detections"].numpy(), [2.0] * n)
     np.testing.assert_allclose(batch["detection_boxes"][0].numpy(), boxes.numpy(), atol=1e-6)
+
+
+def test_class_agnostic_nms_keeps_one_box_per_object():
+  """Two overlapping anchors, each read as another class: per-class NMS keeps both (a digit
+  read twice), class-agnostic NMS the better one."""
+  anchors = np.array([[0.1, 0.1, 0.5, 0.5], [0.12, 0.1, 0.52, 0.5]], np.float32)
+  deltas = np.zeros((2, 4), np.float32)
+  scores = np.full((2, 10), 1e-4, np.float32)
+  scores[0, 6], scores[1, 0] = 0.75, 0.71  # "6 0.75" and "0 0.71" on one "0".
+  options = dict(max_detections=5, score_threshold=0.05, iou_threshold=0.5, pre_nms_top_k=10)
+  _, _, classes, num = zb.postprocess_yxyx(deltas, _logits(scores), anchors, **options)
+  assert int(num) == 2 and sorted(classes.numpy()[:2]) == [0, 6]
+  _, s, classes, num = zb.postprocess_yxyx(deltas, _logits(scores), anchors,
+                                           class_agnostic_nms=True, **options)
+  assert int(num) == 1 and classes.numpy()[0] == 6
+  np.testing.assert_allclose(s.numpy()[0], 0.75, rtol=1e-4)

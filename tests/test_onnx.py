@@ -92,7 +92,7 @@ def test_a_failed_onnx_check_leaves_the_version_as_it_was(shipped_copy, real_mni
   assert not os.path.exists(os.path.join(version_dir, runtime.ONNX_FILE))
 
 
-@pytest.mark.parametrize("name, version", [("detector_mnist", 2)])
+@pytest.mark.parametrize("name, version", [("detector_mnist", 3)])
 def test_the_detector_onnx_file_returns_final_boxes_for_images_of_two_sizes(
     name, version):
   path = REPO / "saved_models" / name / str(version) / runtime.ONNX_FILE
@@ -122,7 +122,7 @@ def test_the_generator_onnx_file_draws_what_the_saved_model_draws(name, version)
 
 @pytest.mark.parametrize("name, version", [("mnist_mlp", 2), ("mnist_cnn", 3),
                                            ("dcgan_mnist", 2), ("cdcgan_mnist", 1),
-                                           ("detector_mnist", 2)])
+                                           ("detector_mnist", 3)])
 def test_every_shipped_model_carries_a_checked_onnx_file(name, version):
   card = runtime.read_card(str(REPO / "saved_models" / name / str(version)))
   assert card["files"]["onnx"]["opset"] == artifacts.ONNX_OPSET

@@ -209,8 +209,9 @@ def unletterbox_yxyx(boxes_yxyx: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
 
 def postprocess_yxyx(box_deltas: tf.Tensor, class_logits: tf.Tensor, anchors_yxyx, *,
                      max_detections: int, score_threshold: float, iou_threshold: float,
-                     pre_nms_top_k: int):
-  """One image's raw head outputs -> its final detections, with per-class NMS.
+                     pre_nms_top_k: int, class_agnostic_nms: bool = False):
+  """One image's raw head outputs -> its final detections, with per-class NMS (or
+  class-agnostic NMS).
 
   Built-in TFLite ops only: the top `pre_nms_top_k` (anchor, class) scores are decoded and
   suppressed with one `NonMaxSuppressionV5` (TFLite `NON_MAX_SUPPRESSION_V5`), each class's
@@ -221,6 +222,8 @@ def postprocess_yxyx(box_deltas: tf.Tensor, class_logits: tf.Tensor, anchors_yxy
   Args:
     box_deltas: `[A, 4]` regression outputs.
     class_logits: `[A, C]` class logits.
+    class_agnostic_nms: suppress overlapping boxes whatever their classes (for classes
+      that exclude each other, as digits: one object, one box).
 
   Returns:
     `boxes [max_detections, 4]` normalized yxyx clipped to [0, 1], `scores
@@ -236,8 +239,9 @@ def postprocess_yxyx(box_deltas: tf.Tensor, class_logits: tf.Tensor, anchors_yxy
   boxes = decode_yxyx(tf.gather(box_deltas, anchor_index),
                       tf.gather(tf.convert_to_tensor(anchors_yxyx), anchor_index))
   boxes = tf.clip_by_value(boxes, 0.0, 1.0)
-  # Boxes lie in [0, 1]: an offset of 2 per class keeps classes apart.
-  offset = tf.cast(classes, tf.float32)[:, None] * 2.0
+  # Boxes lie in [0, 1]: an offset of 2 per class keeps classes apart. Class-agnostic: no
+  # offset, so one object never gets two boxes of two classes (digits: one class each).
+  offset = 0.0 if class_agnostic_nms else tf.cast(classes, tf.float32)[:, None] * 2.0
   selected, selected_scores, num = tf.raw_ops.NonMaxSuppressionV5(
       boxes=boxes + offset, scores=top_scores, max_output_size=max_detections,
       iou_threshold=iou_threshold, score_threshold=score_threshold, soft_nms_sigma=0.0,

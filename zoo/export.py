@@ -41,7 +41,7 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
                version: Optional[int] = None, overwrite: bool = False,
                variants: Optional[Sequence[str]] = None, data_dir: Optional[str] = None,
                manual_dir: Optional[str] = None, allow_download: bool = False,
-               onnx: bool = True, **task_options) -> str:
+               onnx: bool = True, task_kwargs: Optional[dict] = None, **task_options) -> str:
   """Exports the run in `model_dir` to `export_dir/<name>/<version>/`; returns that path.
 
   Args:
@@ -55,6 +55,9 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
     data_dir, manual_dir, allow_download: see `zoo.data.prepare_builder`.
     onnx: also write `model.onnx` (the SavedModel's `serving_default` through tf2onnx),
       parity-checked in ONNX Runtime like every other file.
+    task_kwargs: task knobs to change from the run's for this export (they act at
+      inference, as detection's post-processing: `{"class_agnostic_nms": True}`); the card
+      records them beside the training config.
     **task_options: `parity_split` (the split every file is evaluated on; default the
       run's eval split) and the task's `export_options` (e.g. classification's
       `min_agreement`; see `zoo/tasks/<task>.py`).
@@ -65,6 +68,15 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
   """
   config, trained = rundir.load_run(model_dir)
   task = tasks.get(config.task)
+  trained_config = config
+  if task_kwargs:
+    unknown = sorted(set(task_kwargs) - set(task.task_kwargs))
+    if unknown:
+      raise errors.InvalidValueError(
+          f"Invalid value for `task_kwargs`: {unknown} are not knobs of task {task.name!r}; "
+          f"valid knobs: {sorted(task.task_kwargs)}."
+          + errors.did_you_mean(unknown[0], task.task_kwargs))
+    config = config.replace(task_kwargs={**config.task_kwargs, **task_kwargs})
   run_card = rundir.read_json(model_dir, rundir.RUN_CARD)
   name = name or config.recipe or config.model
   root = os.path.join(export_dir, name)
@@ -94,12 +106,15 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
   try:
     card = {
         "name": name, "version": version, "task": task.name,
-        "training": {"model_dir": os.path.abspath(model_dir), "config": config.to_dict(),
+        "training": {"model_dir": os.path.abspath(model_dir),
+                     "config": trained_config.to_dict(),
                      "dtype_policy": run_card.get("dtype_policy"),
                      "git_commit": run_card.get("git_commit"),
                      "versions": run_card.get("versions")},
         **{k: v for k, v in provenance.describe().items() if k != "machine"},
     }
+    if task_kwargs:
+      card["task_kwargs_at_export"] = dict(task_kwargs)
     card = task.export(model, config, builder, tmp, card, variants=variants, onnx=onnx,
                        **task_options)
     artifacts.write_card(tmp, card)

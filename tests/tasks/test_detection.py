@@ -14,7 +14,7 @@ import zoo
 from tests import recipes
 from tests.data import coco_folders
 from tests.conftest import REPO
-from zoo import data, evaluate, export, rundir, runtime, train
+from zoo import data, errors, evaluate, export, rundir, runtime, train
 from zoo.data import detection_input
 from zoo.models import detector
 from zoo.tasks import detection
@@ -85,6 +85,19 @@ def exported(detector_run, tmp_path_factory):
   path = export.export_run(detector_run["dir"], export_dir=str(root),
                            **detector_run["kwargs"])
   return {"path": path, "card": runtime.read_card(path)}
+
+
+def test_export_may_change_inference_knobs_only(detector_run, tmp_path):
+  with pytest.raises(errors.InvalidValueError, match=r"\['class_agnostic'\] are not knobs "
+                     r".*Did you mean 'class_agnostic_nms'\?"):
+    export.export_run(detector_run["dir"], export_dir=str(tmp_path),
+                      task_kwargs={"class_agnostic": True}, **detector_run["kwargs"])
+  result = subprocess.run(
+      [sys.executable, str(REPO / "scripts" / "export.py"), f"--model_dir={detector_run['dir']}",
+       f"--export_dir={tmp_path}", "--set=train_epochs=3"],
+      capture_output=True, text=True, cwd=REPO, timeout=300)
+  assert result.returncode == 2 and "an export can only change task knobs" in result.stderr
+  assert not os.listdir(tmp_path)
 
 
 def test_export_card_files_and_parity(exported):

@@ -167,7 +167,8 @@ def _one_of(config, name, choices):
         f"Received: {name}={value!r}.{errors.did_you_mean(value, choices)}")
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+  """A `--set` value: a Python literal, or else the bare string."""
   try:
     return ast.literal_eval(text)
   except (ValueError, SyntaxError):
@@ -193,7 +194,7 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
     if not sep or not key:
       raise errors.InvalidValueError(f"Invalid override {item!r}: expected `field=value`, "
                                      "e.g. `train_epochs=3` or `model_kwargs.dropout=0.2`.")
-    value = _parse_value(raw.strip())
+    value = parse_value(raw.strip())
     field, dot, knob = key.partition(".")
     if dot and field in kwargs:
       kwargs[field][knob] = value

@@ -50,7 +50,8 @@ MAX_MAP50_GAP = 0.01
 # mAP@[.5:.95] within these of the Keras model's.
 MAX_INT8_MAP50_GAP = 0.02
 MAX_INT8_MAP_GAP = 0.03
-_NMS_KNOBS = ("max_detections", "score_threshold", "iou_threshold", "pre_nms_top_k")
+_NMS_KNOBS = ("max_detections", "score_threshold", "iou_threshold", "pre_nms_top_k",
+              "class_agnostic_nms")
 OUTPUTS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
 
 
@@ -236,6 +237,9 @@ class Detection(base.Task):
       "score_threshold": 0.05,     # drop (anchor, class) scores below this
       "iou_threshold": 0.5,        # per-class NMS overlap
       "pre_nms_top_k": 1000,       # best (anchor, class) pairs decoded before NMS
+      # Suppress overlapping boxes across classes (classes that exclude each other, as
+      # digits); per-class NMS otherwise (photos: a person on a bicycle keeps both).
+      "class_agnostic_nms": False,
       # Data.
       "flip": False,               # random horizontal flips (off for digits)
       # Validation mAP in the epoch logs every N epochs, on the first `map_images` images.

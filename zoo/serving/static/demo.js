@@ -321,9 +321,18 @@ function setupDetect() {
         const [y0, x0, y1, x1] = row.detection_boxes[i].map((v) => v * view.width);
         const digit = Math.round(row.detection_classes[i]);
         found.push(digit);
-        ctx.strokeStyle = ctx.fillStyle = `hsl(${digit * 36}, 90%, 60%)`;
+        const colour = `hsl(${digit * 36}, 90%, 60%)`;
+        ctx.strokeStyle = colour;
         ctx.strokeRect(x0, y0, x1 - x0, y1 - y0);
-        ctx.fillText(`${digit} ${score.toFixed(2)}`, x0 + 2, Math.max(14, y0 - 3));
+        // The label on a dark plate, inside the canvas, so that it reads on any pixels.
+        const text = `${digit} ${score.toFixed(2)}`;
+        const width = ctx.measureText(text).width + 6;
+        const left = Math.min(Math.max(0, x0 - 1), view.width - width);
+        const top = y0 >= 20 ? y0 - 20 : Math.min(y1 + 1, view.height - 20);
+        ctx.fillStyle = "rgba(0, 0, 0, 0.75)";
+        ctx.fillRect(left, top, width, 20);
+        ctx.fillStyle = colour;
+        ctx.fillText(text, left + 3, top + 15);
       }
       view.dataset.found = found.length;
       setStatus(result, `${found.length} digits found` +
