@@ -154,3 +154,25 @@ def test_deterministic_flag_turns_on_tensorflow_op_determinism(real_mnist_data_d
   assert json.loads((tmp_path / "det" / "config.json").read_text())["deterministic"] is True
   card = json.loads((tmp_path / "det" / "run_card.json").read_text())
   assert card["op_determinism"] is True  # TensorFlow's own state, not the config's.
+
+
+def test_tensorboard_starts_without_tensorflows_start_up_block(tmp_path):
+  """`scripts/run_tensorboard.py` is `tensorboard` with the start-up block filtered: it
+  serves, and what it prints is TensorBoard's own."""
+  import socket
+  import urllib.request
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "run_tensorboard.py"),
+                           f"--logdir={tmp_path}", f"--port={port}"],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=_env())
+  lines = _Lines(proc.stdout)
+  try:
+    assert lines.wait_for(f"at http://localhost:{port}/", timeout=120), lines.lines
+    assert urllib.request.urlopen(f"http://localhost:{port}/", timeout=30).status == 200
+  finally:
+    proc.terminate()
+    proc.wait(timeout=30)
+  assert not NOISE.search(lines.text()), lines.text()
