@@ -84,5 +84,5 @@ def main(flags, workdir: str, command: str) -> tuple[str, str]:
     lines.append(f"| {i} | {s['seconds']:.1f} s | {100 * s['accuracy']:.2f} % | "
                  f"{k['seconds']:.1f} s | {k['epoch']} | {r:.2f} |")
   lines += ["", f"Ratio, median of {runs}: **{statistics.median(ratios):.2f}** (goal: at most "
-            "1/3); worst {max(ratios):.2f}."]
+            f"1/3); worst {max(ratios):.2f}."]
   return "A short run, whole command (shortrun)", "\n".join(lines) + "\n"
