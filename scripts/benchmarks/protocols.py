@@ -11,10 +11,8 @@ import resource
 import shutil
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
-import time
 import urllib.request
 from typing import Sequence
 
@@ -24,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tensorflow_serving.apis import predict_pb2
 
 from benchmarks import report
-from benchmarks.serving import free_port, in_process_rates, wrk_load
+from benchmarks.serving import Server, in_process_rates, wrk_load
 from zoo.data import mnist_detection
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -42,35 +40,6 @@ def _process_cpu(pid: int) -> float:
   with open(f"/proc/{pid}/stat") as f:
     fields = f.read().rsplit(")", 1)[1].split()
   return (int(fields[11]) + int(fields[12])) / _TICKS
-
-
-class Server:
-  """scripts/serve.py on free REST and gRPC ports with `flags`; stops on exit."""
-
-  def __init__(self, *flags: str):
-    self.port, self.grpc_port = free_port(), free_port()
-    self.process = subprocess.Popen(
-        [sys.executable, os.path.join(REPO, "scripts", "serve.py"), f"--port={self.port}",
-         f"--grpc_port={self.grpc_port}", "--nodemo", *flags],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(240):
-      try:
-        urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5).read()
-        return
-      except OSError:
-        time.sleep(0.5)
-    raise RuntimeError("scripts/serve.py did not start")
-
-  def health(self) -> dict:
-    return json.loads(urllib.request.urlopen(
-        f"http://127.0.0.1:{self.port}/healthz", timeout=10).read())
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, *exc):
-    self.process.terminate()
-    self.process.wait(timeout=120)
 
 
 def h2load_grpc(host: str, port: int, payload: bytes, *, clients: int, requests: int,

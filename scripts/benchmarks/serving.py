@@ -28,6 +28,35 @@ def free_port() -> int:
     return s.getsockname()[1]
 
 
+class Server:
+  """scripts/serve.py on free REST and gRPC ports with `flags`; stops on exit."""
+
+  def __init__(self, *flags: str):
+    self.port, self.grpc_port = free_port(), free_port()
+    self.process = subprocess.Popen(
+        [sys.executable, os.path.join(REPO, "scripts", "serve.py"), f"--port={self.port}",
+         f"--grpc_port={self.grpc_port}", "--nodemo", *flags],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(240):
+      try:
+        urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5).read()
+        return
+      except OSError:
+        time.sleep(0.5)
+    raise RuntimeError("scripts/serve.py did not start")
+
+  def health(self) -> dict:
+    return json.loads(urllib.request.urlopen(
+        f"http://127.0.0.1:{self.port}/healthz", timeout=10).read())
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.process.terminate()
+    self.process.wait(timeout=120)
+
+
 def in_process_rates(version_dir: str, images, batch_sizes: Sequence[int], *,
                      seconds: float = 10.0) -> dict:
   """Images/s of the SavedModel's `serving_default` called in this process, per batch
@@ -142,19 +171,9 @@ def serving_benchmark(model_dir: str, *, manual_dir: str, clients: Sequence[int]
   row = {"model": name, "version": version, "requests": requests, "max_seconds": max_seconds,
          "server_flags": list(server_flags), "runs": []}
   for batching in (False, True):
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, os.path.join(REPO, "scripts", "serve.py"),
-         f"--model_base_path={os.path.dirname(os.path.normpath(model_dir))}",
-         f"--models={name}", f"--port={port}", f"--enable_batching={batching}",
-         "--nodemo", *server_flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-      for _ in range(240):
-        try:
-          urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5).read()
-          break
-        except OSError:
-          time.sleep(0.5)
+    with Server(f"--model_base_path={os.path.dirname(os.path.normpath(model_dir))}",
+                f"--models={name}", f"--enable_batching={batching}", *server_flags) as server:
+      port = server.port
       path = f"/v1/models/{name}:predict"
       wrk_load("127.0.0.1", port, path, bodies, clients=4, requests=200, max_seconds=3)
       def model_calls():
@@ -173,9 +192,6 @@ def serving_benchmark(model_dir: str, *, manual_dir: str, clients: Sequence[int]
                       if calls_after > calls else None)
         result.update(batching=batching, mean_batch=mean_batch)
         row["runs"].append(result)
-    finally:
-      server.terminate()
-      server.wait(timeout=60)
   row["in_process"] = in_process_rates(os.path.join(model_dir, str(version)), images,
                                        sorted(set(clients)), seconds=in_process_seconds)
   return row
