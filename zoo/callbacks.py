@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import drawing, errors
+from zoo.data import tfds_input
 
 
 class NonFiniteLossError(errors.ZooError, FloatingPointError):
@@ -63,6 +64,44 @@ class ResumableSwapEMAWeights(keras.callbacks.SwapEMAWeights):
 
   def on_train_begin(self, logs=None):
     self._ema_weights_in_model = self.resuming
+
+
+def seed_generators(model: keras.Model) -> list:
+  """Every `keras.random.SeedGenerator` of `model` and its layers (dropout's, a GAN's
+  latents'), in a fixed order: the layers' own (Keras tracks them in `_seed_generators`)."""
+  found, seen = [], set()
+  for layer in model._flatten_layers(include_self=True, recursive=True):  # pylint: disable=protected-access
+    for generator in getattr(layer, "_seed_generators", ()):
+      if id(generator) not in seen:
+        seen.add(id(generator))
+        found.append(generator)
+  return found
+
+
+class EpochSeeds(keras.callbacks.Callback):
+  """Reseeds the model's random layers at each epoch's start from `(seed, epoch)` alone.
+
+  Keras checkpoints leave the states of `keras.random.SeedGenerator`s out (a layer saves
+  its weights, not its generators), so a run resumed at epoch `e` would draw its dropout
+  masks and a GAN's latents as a fresh process does, from epoch 1's stream. Reseeded here,
+  generator `i` of `seed_generators(model)` starts epoch `e` at
+  `[epoch_seed(epoch_seed(seed, e), i), 0]` (`zoo.data.tfds_input.epoch_seed`) however the
+  run got there, as the input pipeline's shuffle and augmentation do.
+
+  Args:
+    seed: the run's seed (`config.seed`).
+  """
+
+  def __init__(self, seed: int):
+    super().__init__()
+    self.seed = seed
+
+  def on_epoch_begin(self, epoch, logs=None):
+    base = tfds_input.epoch_seed(self.seed, epoch)
+    for i, generator in enumerate(seed_generators(self.model)):
+      state = generator.state
+      state.assign(np.array([tfds_input.epoch_seed(base, i), 0],
+                            dtype=keras.backend.standardize_dtype(state.dtype)))
 
 
 class ImageSamples(keras.callbacks.Callback):

@@ -89,11 +89,12 @@ def _op_determinism_enabled() -> Optional[bool]:
     return None
 
 
-def _num_batches(ds: tf.data.Dataset) -> int:
+def _steps_per_epoch(ds: tf.data.Dataset, num_epochs: int) -> int:
+  """Batches per epoch of `ds`, which holds `num_epochs` equal epochs."""
   n = int(ds.cardinality())
   if n < 0:  # Unknown (e.g. a filtered split): count once.
     n = sum(1 for _ in ds)
-  return n
+  return n // num_epochs
 
 
 def train_and_evaluate(config: TrainConfig, model_dir: str, *,
@@ -158,9 +159,13 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   # numbers, and seeding before it gave that first run other initial weights than reruns.
   keras.utils.set_random_seed(config.seed)
   os.makedirs(model_dir, exist_ok=True)
+  # The epochs still to train, one after another, each a function of (seed, epoch) alone:
+  # a resumed run trains on the batches the uninterrupted run trains on (a complete run
+  # whose final evaluation was cut short gets its last epoch, which fit() then skips).
+  epochs = range(min(done, config.train_epochs - 1), config.train_epochs)
   train_ds, eval_ds = (distribute.shard_inputs(ds) if ds is not None else None
-                       for ds in task.datasets(builder, config))
-  steps_per_epoch = _num_batches(train_ds)
+                       for ds in task.datasets(builder, config, epochs))
+  steps_per_epoch = _steps_per_epoch(train_ds, len(epochs))
   if steps_per_epoch == 0:
     raise errors.InvalidValueError(
         f"Invalid value for `batch_size`: split {config.train_split!r} has fewer "
@@ -199,6 +204,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
       zoo_callbacks.StopOnNonFiniteLoss(where=f"{model_dir!r}"),
       # Before the savers: checkpoints and backups then hold the averaged weights.
       *([zoo_callbacks.ResumableSwapEMAWeights(resuming)] if config.ema_momentum else []),
+      zoo_callbacks.EpochSeeds(config.seed),
       keras.callbacks.BackupAndRestore(backup_dir,
                                        double_checkpoint=True, delete_checkpoint=False),
       keras.callbacks.ModelCheckpoint(rundir.path(model_dir, rundir.CHECKPOINT)),
@@ -219,8 +225,9 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   start = time.perf_counter()
   try:
     # shuffle=False: the pipeline shuffles (seeded); Keras would ignore True and warn.
-    history = model.fit(train_ds, epochs=config.train_epochs, validation_data=eval_ds,
-                        callbacks=cbs, verbose=verbose, shuffle=False)
+    history = model.fit(train_ds, epochs=config.train_epochs, steps_per_epoch=steps_per_epoch,
+                        validation_data=eval_ds, callbacks=cbs, verbose=verbose,
+                        shuffle=False)
     fit_seconds = time.perf_counter() - start
     results = task.evaluate(model, config, builder, config.eval_split)
   except KeyboardInterrupt as e:

@@ -37,13 +37,16 @@ def ink_fraction(images):
   return tf.reduce_mean(tf.cast(images > 127, tf.float32), axis=[1, 2, 3])
 
 
-def make_ink_dataset(builder, split, *, batch_size, training, seed=0):
-  """Pipeline: read -> cache -> shuffle (training) -> map(targets) -> batch -> prefetch."""
+def make_ink_dataset(builder, split, *, batch_size, training, seed=0, epochs=(0,)):
+  """Pipeline: read -> cache -> map(targets) -> [per epoch: shuffle] -> batch -> prefetch."""
   ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False).cache()
-  if training:
-    ds = ds.shuffle(10_000, seed=seed)
   ds = ds.map(lambda image, _: (data.normalize_images(image), ink_fraction(image[None])[0]))
-  return ds.batch(batch_size, drop_remainder=training).prefetch(tf.data.AUTOTUNE)
+  if not training:
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+  return data.concatenate_epochs(
+      lambda epoch: ds.shuffle(10_000, seed=data.epoch_seed(seed, epoch),
+                               reshuffle_each_iteration=False).batch(batch_size, drop_remainder=True),
+      epochs).prefetch(tf.data.AUTOTUNE)
 
 
 class InkMeter(runtime.Predictor):
@@ -88,9 +91,9 @@ class InkFraction(base.Task):
   front = InkMeter
   export_options = {"max_abs_diff": 1e-4}
 
-  def datasets(self, builder, config):
+  def datasets(self, builder, config, epochs=(0,)):
     return (make_ink_dataset(builder, config.train_split, batch_size=config.batch_size,
-                             training=True, seed=config.seed),
+                             training=True, seed=config.seed, epochs=epochs),
             make_ink_dataset(builder, config.eval_split, batch_size=config.eval_batch_size,
                              training=False))
 

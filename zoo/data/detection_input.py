@@ -19,7 +19,7 @@ label lists of different lengths): real datasets pass through it unchanged.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -27,6 +27,7 @@ import tensorflow_datasets as tfds
 
 from zoo import boxes as zboxes
 from zoo import errors
+from zoo.data import tfds_input
 from zoo.data.tfds_input import normalize_images
 
 
@@ -72,6 +73,7 @@ def make_detection_dataset(
     seed: int = 0,
     flip: bool = False,
     shuffle_buffer_examples: int = 20_000,
+    epochs: Sequence[int] = (0,),
     input_context: Optional[tf.distribute.InputContext] = None,
 ) -> tf.data.Dataset:
   """Builds `(images, targets)` batches for a detector's `fit()`.
@@ -87,6 +89,9 @@ def make_detection_dataset(
     seed: seed of the shuffle order and the flips.
     flip: random horizontal flips (training only). Off for digits (a mirrored 2 is no 2).
     shuffle_buffer_examples: shuffle buffer, in images.
+    epochs: training: the epochs to produce, one after another, each shuffled and flipped
+      from `zoo.data.tfds_input.epoch_seed(seed, epoch)` alone (see
+      `make_classification_dataset`: a resumed run sees the batches an uninterrupted one does).
     input_context: shard for one of several input pipelines (multi-worker).
 
   Returns:
@@ -102,8 +107,6 @@ def make_detection_dataset(
     batch_size = input_context.get_per_replica_batch_size(batch_size)
     if input_context.num_input_pipelines > 1:
       ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-  if training:
-    ds = ds.shuffle(shuffle_buffer_examples, seed=seed, reshuffle_each_iteration=True)
   anchors = tf.constant(anchors_yxyx)
 
   def to_targets(example, pair=None):
@@ -116,13 +119,21 @@ def make_detection_dataset(
     targets = tf.concat([box_targets, tf.cast(class_targets, tf.float32)[:, None]], axis=-1)
     return image, targets
 
-  if training and flip:
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    ds = tf.data.Dataset.zip((ds, seeds)).map(to_targets, num_parallel_calls=tf.data.AUTOTUNE)
-  else:
+  if not training:
     ds = ds.map(to_targets, num_parallel_calls=tf.data.AUTOTUNE)
-  ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=tf.data.AUTOTUNE)
-  return ds.prefetch(tf.data.AUTOTUNE)
+    return ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+  def one_epoch(epoch):
+    this_seed = tfds_input.epoch_seed(seed, epoch)
+    shuffled = ds.shuffle(shuffle_buffer_examples, seed=this_seed,
+                          reshuffle_each_iteration=False)
+    if flip:
+      pairs = tf.data.Dataset.random(seed=this_seed).batch(2)
+      shuffled = tf.data.Dataset.zip((shuffled, pairs))
+    shuffled = shuffled.map(to_targets, num_parallel_calls=tf.data.AUTOTUNE)
+    return shuffled.batch(batch_size, drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE)
+
+  return tfds_input.concatenate_epochs(one_epoch, epochs).prefetch(tf.data.AUTOTUNE)
 
 
 def make_eval_images(builder, split: str, *, image_size: int, batch_size: int,

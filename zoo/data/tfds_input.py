@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -155,6 +155,26 @@ def random_translate(image: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Te
   return tf.image.stateless_random_crop(padded, shape, seed=seed)
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+  """The seed of training epoch `epoch` (0-based) of a run seeded `seed`: its shuffle order,
+  its augmentation and the model's random layers (`zoo.callbacks.EpochSeeds`) are drawn from
+  it, so that every epoch is a function of `(seed, epoch)` alone, not of how many epochs this
+  process has run (numpy's `SeedSequence` mixes the two into one 31-bit seed)."""
+  return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0] >> 1)
+
+
+def concatenate_epochs(one_epoch, epochs: Sequence[int]) -> tf.data.Dataset:
+  """`one_epoch(e)` for each `e` of `epochs` (at least one), one after another: the
+  training data of `fit(..., steps_per_epoch=...)` from its first epoch to its last."""
+  epochs = list(epochs)
+  if not epochs:
+    raise errors.InvalidValueError("Invalid value for `epochs`: expected at least one epoch.")
+  ds = one_epoch(epochs[0])
+  for epoch in epochs[1:]:
+    ds = ds.concatenate(one_epoch(epoch))
+  return ds
+
+
 def make_classification_dataset(
     builder: tfds.core.DatasetBuilder,
     split: str,
@@ -165,7 +185,7 @@ def make_classification_dataset(
     augment: bool = False,
     max_shift_pixels: int = 2,
     shuffle_buffer_examples: int = 60_000,
-    repeat: bool = False,
+    epochs: Sequence[int] = (0,),
     input_context: Optional[tf.distribute.InputContext] = None,
 ) -> tf.data.Dataset:
   """Builds `(image, label)` batches: float32 images in [0, 1] HWC, int64 labels.
@@ -183,7 +203,10 @@ def make_classification_dataset(
     augment: random translations by up to `max_shift_pixels` (training only).
     max_shift_pixels: largest translation along each axis, in pixels.
     shuffle_buffer_examples: shuffle buffer, in examples.
-    repeat: repeat forever (for step-based loops); an epoch is one pass otherwise.
+    epochs: training: the epochs to produce, one full pass each, one after another; epoch
+      `e` is shuffled and augmented from `epoch_seed(seed, e)` alone, so a run resumed at
+      epoch `e` (`epochs=range(e, n)`) trains on exactly the batches an uninterrupted run
+      trains on there. Iterating the dataset again gives the same batches again.
     input_context: shard the data for one of several input pipelines (multi-worker).
 
   Returns:
@@ -202,40 +225,47 @@ def make_classification_dataset(
     # Shard examples, not files: MNIST-sized splits are a single file.
     if input_context.num_input_pipelines > 1:
       ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-  # Cache the small uint8 images, before anything random happens.
+  # Cache the small uint8 images, before anything random happens; every epoch reads it.
   ds = ds.cache()
-  if training:
-    ds = ds.shuffle(shuffle_buffer_examples, seed=seed, reshuffle_each_iteration=True)
-  if repeat:
-    ds = ds.repeat()
-  if training and augment and max_shift_pixels > 0:
-    # One stateless seed per example, from a stream that differs every epoch but is
-    # fixed by `seed`: augmentation is reproducible and independent of parallelism.
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    ds = tf.data.Dataset.zip((ds, seeds))
-
-    def _augment(example, pair):
-      image, label = example
-      image = random_translate(normalize_images(image), max_shift_pixels, pair)
-      return image, label
-
-    ds = ds.map(_augment, num_parallel_calls=tf.data.AUTOTUNE)
-  else:
+  if not training:
     ds = ds.map(lambda image, label: (normalize_images(image), label),
                 num_parallel_calls=tf.data.AUTOTUNE)
-  ds = ds.batch(batch_size, drop_remainder=training,
-                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+  def one_epoch(epoch):
+    this_seed = epoch_seed(seed, epoch)
+    shuffled = ds.shuffle(shuffle_buffer_examples, seed=this_seed,
+                          reshuffle_each_iteration=False)
+    if augment and max_shift_pixels > 0:
+      # One stateless seed per example, from the epoch's stream: augmentation is
+      # reproducible and independent of parallelism.
+      pairs = tf.data.Dataset.random(seed=this_seed).batch(2)
+
+      def _augment(example, pair):
+        image, label = example
+        return random_translate(normalize_images(image), max_shift_pixels, pair), label
+
+      shuffled = tf.data.Dataset.zip((shuffled, pairs)).map(
+          _augment, num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+      shuffled = shuffled.map(lambda image, label: (normalize_images(image), label),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    # Batched per epoch (drop_remainder: static shapes, every step the same size).
+    return shuffled.batch(batch_size, drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE)
+
+  ds = concatenate_epochs(one_epoch, epochs)
   return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def make_training_dataset(builder: tfds.core.DatasetBuilder, config) -> tf.data.Dataset:
-  """`make_classification_dataset` of a recipe's training split: the one place its batch
-  size, seed, augmentation and shuffle buffer are read from a `zoo.configs.TrainConfig`
-  (the classifiers' and the generators' training data)."""
+def make_training_dataset(builder: tfds.core.DatasetBuilder, config,
+                          epochs: Sequence[int] = (0,)) -> tf.data.Dataset:
+  """`make_classification_dataset` of a recipe's training split for `epochs`: the one place
+  its batch size, seed, augmentation and shuffle buffer are read from a
+  `zoo.configs.TrainConfig` (the classifiers' and the generators' training data)."""
   return make_classification_dataset(
       builder, config.train_split, batch_size=config.batch_size, training=True,
       seed=config.seed, augment=config.augment, max_shift_pixels=config.max_shift_pixels,
-      shuffle_buffer_examples=config.shuffle_buffer_examples)
+      shuffle_buffer_examples=config.shuffle_buffer_examples, epochs=epochs)
 
 
 def split_arrays(builder: tfds.core.DatasetBuilder, split: str, limit: Optional[int] = None):

@@ -114,8 +114,14 @@ class Task:
 
   # --- Training -------------------------------------------------------------------------
 
-  def datasets(self, builder, config) -> tuple[tf.data.Dataset, Optional[tf.data.Dataset]]:
-    """`(train, validation)` datasets for `fit()`; validation None: no validation pass."""
+  def datasets(self, builder, config, epochs: Sequence[int] = (0,)
+               ) -> tuple[tf.data.Dataset, Optional[tf.data.Dataset]]:
+    """`(train, validation)` datasets for `fit()`; validation None: no validation pass.
+
+    `train` holds the training `epochs`, one after another (`fit()` runs them with
+    `steps_per_epoch`), each a function of `(config.seed, epoch)` alone
+    (`zoo.data.tfds_input.epoch_seed`): a run resumed at epoch `e` gets `range(e, n)` and
+    must see what an uninterrupted run sees there (`zoo.data.concatenate_epochs`)."""
     raise NotImplementedError
 
   def compile(self, model: keras.Model, config,

@@ -160,8 +160,8 @@ class Classification(base.Task):
       "max_int8_accuracy_drop": MAX_INT8_ACCURACY_DROP,
   }
 
-  def datasets(self, builder, config):
-    return data.make_training_dataset(builder, config), data.make_classification_dataset(
+  def datasets(self, builder, config, epochs=(0,)):
+    return data.make_training_dataset(builder, config, epochs), data.make_classification_dataset(
         builder, config.eval_split, batch_size=config.eval_batch_size, training=False)
 
   def compile(self, model, config, make_optimizer, jit_compile):

@@ -261,14 +261,14 @@ class Detection(base.Task):
     super().__init__()
     self._inference_models = weakref.WeakKeyDictionary()
 
-  def datasets(self, builder, config):
+  def datasets(self, builder, config, epochs=(0,)):
     info = data.dataset_info(builder)
     common = {"image_size": detector.model_input_size(info.image_shape, config.model_kwargs),
               "anchors_yxyx": detector.anchors_yxyx(info.image_shape, **config.model_kwargs)}
     train = detection_input.make_detection_dataset(
         builder, config.train_split, batch_size=config.batch_size, training=True,
         seed=config.seed, flip=self.knobs(config)["flip"],
-        shuffle_buffer_examples=config.shuffle_buffer_examples, **common)
+        shuffle_buffer_examples=config.shuffle_buffer_examples, epochs=epochs, **common)
     validation = detection_input.make_detection_dataset(
         builder, config.eval_split, batch_size=config.eval_batch_size, training=False,
         **common)

@@ -170,8 +170,8 @@ class Generation(base.Task):
   count_key = "num_samples"
   export_options = {"eval_samples": None}  # None: the run's task_kwargs.eval_samples
 
-  def datasets(self, builder, config):
-    train = data.make_training_dataset(builder, config)
+  def datasets(self, builder, config, epochs=(0,)):
+    train = data.make_training_dataset(builder, config, epochs)
     if config.model_kwargs.get("conditional"):
       return train.map(lambda x, y: (x * 2.0 - 1.0, y)), None
     return train.map(lambda x, y: x * 2.0 - 1.0), None
