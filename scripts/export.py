@@ -2,6 +2,8 @@
 
   python scripts/export.py --model_dir=runs/cnn --manual_dir=../shared/data/mnist
   python scripts/export.py --add_onnx=saved_models/mnist_cnn/3 --manual_dir=../shared/data/mnist
+  python scripts/export.py --from_export=saved_models/mnist_cnn/3 --export_dir=saved_models \
+      --manual_dir=../shared/data/mnist
 
 Writes exports/<name>/<version>/ (next free version unless --version) with the SavedModel,
 the TFLite variants, model.onnx, labels.txt and model_card.json, and prints the parity table
@@ -36,7 +38,11 @@ flags.DEFINE_bool("onnx", True, "Also write model.onnx (needs pip install -e '.[
 flags.DEFINE_string("add_onnx", None, "Instead of exporting a run: add model.onnx to this "
                     "exported version directory (e.g. saved_models/mnist_cnn/3), converted "
                     "from its SavedModel and checked against it.")
-flags.mark_flags_as_mutual_exclusive(["model_dir", "add_onnx"], required=True)
+flags.DEFINE_string("from_export", None, "Instead of a run directory: export again the "
+                    "weights of this exported version (e.g. saved_models/mnist_cnn/3, whose "
+                    "run directory is gone) with this zoo's signatures and files; the card "
+                    "says `restored_from`.")
+flags.mark_flags_as_mutual_exclusive(["model_dir", "add_onnx", "from_export"], required=True)
 zoo_flags.define_data_flags()
 flags.adopt_module_key_flags(zoo_flags)
 FLAGS = flags.FLAGS
@@ -62,8 +68,9 @@ def main(argv):
     export.add_onnx(FLAGS.add_onnx, **data_flags)
     path = FLAGS.add_onnx
   else:
-    path = export.export_run(
-        FLAGS.model_dir, export_dir=FLAGS.export_dir, name=FLAGS.name, version=FLAGS.version,
+    run = export.export_again if FLAGS.from_export else export.export_run
+    path = run(
+        FLAGS.from_export or FLAGS.model_dir, export_dir=FLAGS.export_dir, name=FLAGS.name, version=FLAGS.version,
         overwrite=FLAGS.overwrite, variants=FLAGS.variants, onnx=FLAGS.onnx,
         task_kwargs=_task_kwargs(FLAGS.set), **data_flags,
         **({"parity_split": FLAGS.parity_split} if FLAGS.parity_split else {}),

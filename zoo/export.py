@@ -19,6 +19,7 @@ no version. See `zoo/tasks/<task>.py` for each task's files.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import tempfile
@@ -106,11 +107,14 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
   try:
     card = {
         "name": name, "version": version, "task": task.name,
-        "training": {"model_dir": os.path.abspath(model_dir),
+        "training": {"model_dir": run_card.get("model_dir") or os.path.abspath(model_dir),
                      "config": trained_config.to_dict(),
                      "dtype_policy": run_card.get("dtype_policy"),
                      "git_commit": run_card.get("git_commit"),
-                     "versions": run_card.get("versions")},
+                     "versions": run_card.get("versions"),
+                     # Weights read back from an earlier export (`restore_from_export`).
+                     **({"restored_from": run_card["restored_from"]}
+                        if "restored_from" in run_card else {})},
         **{k: v for k, v in provenance.describe().items() if k != "machine"},
     }
     if task_kwargs:
@@ -130,6 +134,60 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   return final
+
+
+def restore_from_export(version_dir: str, model_dir: str) -> None:
+  """Writes a run directory holding the weights of an exported model version, so that it
+  can be exported again with this zoo's signatures and files when its own run directory is
+  gone (the shipped models were trained elsewhere). The config is the card's training
+  config; the checkpoint is the recipe's model with every weight read, by name, from the
+  SavedModel's variables; `run_card.json` says where they came from (`restored_from`).
+  There is no `backup/`: the directory exports, it does not resume.
+
+  Raises:
+    zoo.errors.NotFoundError: `version_dir` has no model card or SavedModel.
+    zoo.errors.InvalidValueError: the SavedModel lacks a weight of the rebuilt model.
+  """
+  card_path = os.path.join(version_dir, "model_card.json")
+  if not os.path.exists(card_path) or not os.path.exists(
+      os.path.join(version_dir, "saved_model.pb")):
+    raise errors.NotFoundError(
+        f"Invalid value for `from_export`: {version_dir!r} is not an exported model version "
+        "(expected model_card.json and saved_model.pb, e.g. saved_models/mnist_cnn/3).")
+  with open(card_path) as f:
+    card = json.load(f)
+  config = TrainConfig.from_dict(card["training"]["config"])
+  values, loaded = {}, tf.saved_model.load(version_dir)
+  for function in loaded.signatures.values():
+    values.update({v.name.split(":")[0]: v.numpy() for v in function.variables})
+  num_classes = len(card["labels"]) if "labels" in card else card.get("num_classes", 0)
+  model = registry.build_model(config, input_shape=tuple(card["image_shape"]),
+                               num_classes=num_classes)
+  missing = [w.path for w in model.weights if w.path not in values]
+  if missing:
+    raise errors.InvalidValueError(
+        f"Invalid value for `from_export`: {version_dir!r} lacks weights {missing[:5]} of "
+        f"recipe {config.recipe!r}'s model; it was exported from another architecture.")
+  for weight in model.weights:
+    weight.assign(values[weight.path])
+  os.makedirs(os.path.dirname(rundir.path(model_dir, rundir.CHECKPOINT)), exist_ok=True)
+  model.save(rundir.path(model_dir, rundir.CHECKPOINT))
+  training = card["training"]
+  for name, content in ((rundir.CONFIG, config.to_dict()),
+                        (rundir.RUN_CARD, {**{k: training.get(k) for k in
+                                       ("config", "dtype_policy", "git_commit", "versions")},
+                                    "model_dir": training.get("model_dir"),
+                                    "restored_from": os.path.abspath(version_dir)})):
+    with open(rundir.path(model_dir, name), "w") as f:
+      json.dump(content, f, indent=2, sort_keys=True)
+
+
+def export_again(version_dir: str, **kwargs) -> str:
+  """`export_run` of the weights of an exported version (`restore_from_export`), through a
+  temporary run directory; `kwargs` as `export_run`'s. Returns the new version's path."""
+  with tempfile.TemporaryDirectory(prefix="zoo-restored-run-") as model_dir:
+    restore_from_export(version_dir, model_dir)
+    return export_run(model_dir, **kwargs)
 
 
 def add_onnx(version_dir: str, *, data_dir: Optional[str] = None,
