@@ -82,8 +82,8 @@ def _stroke(driver, element, points):
 def test_demo_in_headless_chromium(server, browser, screenshots):
   from selenium.webdriver.common.by import By
   browser.get(server.url + "/")
-  _wait(browser, lambda d: "v3" in d.find_element(By.CSS_SELECTOR, "#classify .model").text,
-        "the classifier panel to find mnist_cnn v3")
+  _wait(browser, lambda d: "v4" in d.find_element(By.CSS_SELECTOR, "#classify .model").text,
+        "the classifier panel to find mnist_cnn v4")
 
   # 1. Draw a "1": one vertical stroke down the middle of the canvas.
   canvas = browser.find_element(By.ID, "draw-canvas")

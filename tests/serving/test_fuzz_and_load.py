@@ -88,7 +88,7 @@ def _stats(server, key):
 
 def test_sixteen_concurrent_clients_are_all_answered_and_batched(server, mnist_digits):
   images, labels = mnist_digits
-  key = "mnist_cnn/3/serving_default"
+  key = "mnist_cnn/4/serving_default"
   before = _stats(server, key)
 
   def client(i):

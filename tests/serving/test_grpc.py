@@ -53,7 +53,7 @@ def test_predict_uint8_digits_as_tf_servings_client_sends_them(stub, server, mni
   classes = tf.make_ndarray(response.outputs["classes"])
   assert (classes == labels[:8]).mean() >= 0.875
   # The response names the version that answered (the newest) and the signature.
-  assert response.model_spec.name == "mnist_cnn" and response.model_spec.version.value == 3
+  assert response.model_spec.name == "mnist_cnn" and response.model_spec.version.value == 4
   assert response.model_spec.signature_name == "serving_default"
   # The same answer as REST's.
   _, body, _ = server.request("POST", "/v1/models/mnist_cnn:predict",
@@ -104,14 +104,13 @@ def test_metadata_and_status(stub, channel):
   response.metadata["signature_def"].Unpack(defs)
   assert {"serving_default", "serve_image_bytes", "features"} <= set(defs.signature_def)
   assert defs.signature_def["serving_default"].inputs["images"].dtype == tf.uint8.as_datatype_enum
-  assert response.model_spec.version.value == 3
+  assert response.model_spec.version.value == 4
   status = model_service_pb2_grpc.ModelServiceStub(channel)
   request = get_model_status_pb2.GetModelStatusRequest()
   request.model_spec.name = "mnist_cnn"
   versions = status.GetModelStatus(request, 30.0).model_version_status
   assert [(v.version, v.state) for v in versions] == [
-      (2, get_model_status_pb2.ModelVersionStatus.AVAILABLE),
-      (3, get_model_status_pb2.ModelVersionStatus.AVAILABLE)]
+      (v, get_model_status_pb2.ModelVersionStatus.AVAILABLE) for v in (2, 3, 4)]
 
 
 def _bad_requests(images):
@@ -233,10 +232,10 @@ def test_connect_switches_protocol_by_url(server, mnist_digits):
   import zoo
   from zoo.serving import client
   images, labels = mnist_digits
-  card = "saved_models/mnist_cnn/3"
+  card = "saved_models/mnist_cnn/4"
   over_grpc = zoo.connect(f"grpc://{server.grpc_address}", "mnist_cnn", card=card)
   over_rest = zoo.connect(server.url, "mnist_cnn", card=card)
-  assert over_grpc.backend.kind == "grpc" and over_grpc.backend.version == 3
+  assert over_grpc.backend.kind == "grpc" and over_grpc.backend.version == 4
   a, b = over_grpc.predict(images[:8]), over_rest.predict(images[:8])
   np.testing.assert_array_equal(a["classes"], b["classes"])
   np.testing.assert_allclose(a["probabilities"], b["probabilities"], atol=1e-6)

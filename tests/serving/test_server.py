@@ -24,7 +24,7 @@ def test_status_lists_every_version_as_tf_serving_does(server):
   assert status == 200
   assert body == {"model_version_status": [
       {"version": v, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-      for v in ("2", "3")]}
+      for v in ("2", "3", "4")]}
   status, body, _ = server.request("GET", "/v1/models/mnist_cnn/versions/2")
   assert status == 200 and [s["version"] for s in body["model_version_status"]] == ["2"]
   status, body, _ = server.request("GET", "/v1/models/mnist_cnn/labels/stable")
@@ -224,7 +224,7 @@ def test_cors_is_off_by_default_and_one_flag_allows_an_origin(server, model_base
 def test_python_client_runs_a_served_model_like_zoo_load(server, mnist_digits):
   images, labels = mnist_digits
   remote = zoo.connect(server.url, "mnist_cnn")
-  assert remote.version == 3 and "features" in remote.signatures
+  assert remote.version == 4 and "features" in remote.signatures
   out = remote.run(images=images[:5])
   assert out["classes"].dtype == np.int64 and out["classes"].tolist() == labels[:5].tolist()
   assert out["labels"].tolist() == [str(c).encode() for c in labels[:5]]

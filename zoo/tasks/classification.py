@@ -5,7 +5,8 @@ Callbacks: a confusion matrix and a few input images in TensorBoard. Metrics: ac
 loss. Export (every file takes uint8 pixels 0-255 as the dataset stores them; scaling is
 inside each graph):
   SavedModel  serving_default(images uint8 [N, H, W, C]) -> probabilities, classes, labels
-              serve_image_bytes(image_bytes string [N])   -> the same + inverted
+              serve_image_bytes(image_bytes string [N])   -> the same + inverted,
+                  centered, low_confidence (photo preprocessing: `photo_preprocessing`)
               features(images uint8 [N, H, W, C])         -> features (penultimate layer,
                   float32 [N, D]: embeddings, and the feature space of `zoo.quality`),
                   probabilities
@@ -25,6 +26,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo import artifacts, callbacks as zoo_callbacks, data, errors, runtime
+from zoo.data import images as images_lib
 from zoo.tasks import base
 
 # Parity targets (see BENCHMARKS.md): top-1 agreement with the Keras model for the float
@@ -32,6 +34,17 @@ from zoo.tasks import base
 MIN_AGREEMENT = {"saved_model": 0.999, "float32": 0.999, "float16": 0.999, "onnx": 0.999}
 MAX_INT8_ACCURACY_DROP = 0.002
 MAX_INT8_SIZE_RATIO = 0.30
+
+# Datasets whose images are digits made the MNIST way (`zoo.data.images.center_digit`):
+# a classifier of one reads photos with `photo_preprocessing="mnist_digit"` by default.
+MNIST_STYLE_DATASETS = ("mnist",)
+
+
+def photo_preprocessing(knobs: dict, dataset_name: str) -> str:
+  """The `photo_preprocessing` a run's exports use: the knob, or by default `mnist_digit`
+  for `MNIST_STYLE_DATASETS` and `resize` for every other dataset."""
+  return knobs["photo_preprocessing"] or (
+      "mnist_digit" if dataset_name in MNIST_STYLE_DATASETS else "resize")
 
 
 class Classifier(runtime.Predictor):
@@ -41,6 +54,9 @@ class Classifier(runtime.Predictor):
     super().__init__(backend, card)
     self.image_shape = tuple(card["image_shape"])
     self.class_names = list(card["labels"])
+    # Cards written before these fields: photos resized whole, no low-confidence flag.
+    self.photo_preprocessing = card.get("photo_preprocessing", "resize")
+    self.low_confidence_below = float(card.get("low_confidence_below", 0.0))
 
   def _check(self, images) -> np.ndarray:
     if np.asarray(images).dtype != np.uint8:
@@ -70,23 +86,31 @@ class Classifier(runtime.Predictor):
           "it in the SavedModel).")
     return self.backend.run("features", images=self._check(images))
 
-  def predict_files(self, paths: Sequence[str], auto_invert: bool = True) -> list[dict]:
-    """Classifies image files (PNG/JPEG/GIF/BMP, any size, gray or RGB).
+  def predict_files(self, paths: Sequence[str], auto_invert: bool = True,
+                    center_digits: bool = True) -> list[dict]:
+    """Classifies image files (PNG/JPEG/GIF/BMP, any size, gray or RGB), prepared as the
+    SavedModel's `serve_image_bytes` prepares them (`zoo.data.images.prepare_image_bytes`
+    with the card's `photo_preprocessing`).
 
     Args:
       paths: image files.
       auto_invert: invert a dark-on-light image (a digit written on paper) to the
-        dataset's light-on-dark polarity (see `zoo.data.match_dataset_polarity`), as the
-        SavedModel's `serve_image_bytes` does. Each result says whether it was inverted.
+        dataset's light-on-dark polarity (see `zoo.data.match_dataset_polarity`).
+      center_digits: for a model whose card says `photo_preprocessing: mnist_digit`, crop
+        each file to its ink and centre it as MNIST's digits are
+        (`zoo.data.images.center_digit`); False resizes the whole file instead.
 
     Returns one dict per path, in order: `{"file", "class", "label", "probability",
-    "inverted"}` or, for a missing, unreadable or non-image file, `{"file", "error"}`; the
-    other files are still classified.
+    "low_confidence", "inverted", "centered", "preprocessing"}` (`low_confidence`: the
+    probability is below the card's `low_confidence_below`) or, for a missing, unreadable
+    or non-image file, `{"file", "error"}`; the other files are still classified.
     """
+    preprocessing = self.photo_preprocessing if center_digits else "resize"
+
     def decode(raw):
-      image, inverted = data.match_dataset_polarity(
-          data.decode_image_bytes(tf.constant(raw), self.image_shape), auto_invert)
-      return image.numpy(), bool(inverted)
+      image, inverted, centered = images_lib.prepare_image_bytes(
+          tf.constant(raw), self.image_shape, preprocessing, auto_invert)
+      return image.numpy(), bool(inverted), bool(centered)
 
     results, images, where = [], [], []
     for path, decoded in runtime.read_image_files(paths, decode):
@@ -95,17 +119,20 @@ class Classifier(runtime.Predictor):
         continue
       images.append(decoded[0])
       where.append(len(results))
-      results.append({"file": path, "inverted": decoded[1]})
+      results.append({"file": path, "inverted": decoded[1], "centered": decoded[2],
+                      "preprocessing": preprocessing})
     if images:
       out = self.predict(np.stack(images))
       for i, row in enumerate(where):
         c = int(out["classes"][i])
-        results[row].update({"class": c, "label": out["labels"][i],
-                             "probability": float(out["probabilities"][i, c])})
+        probability = float(out["probabilities"][i, c])
+        results[row].update({"class": c, "label": out["labels"][i], "probability": probability,
+                             "low_confidence": probability < self.low_confidence_below})
     return results
 
   def run_files(self, paths, options):
-    return self.predict_files(paths, auto_invert=options.get("auto_invert", True))
+    return self.predict_files(paths, auto_invert=options.get("auto_invert", True),
+                              center_digits=options.get("center_digits", True))
 
 
 def feature_model(model: keras.Model) -> keras.Model:
@@ -150,7 +177,14 @@ class ClassificationEvaluator(base.Evaluator):
 
 class Classification(base.Task):
   name = "classification"
-  task_kwargs = {}
+  task_kwargs = {
+      # How the SavedModel's serve_image_bytes and predict_files prepare a photo: None
+      # (MNIST-style datasets: mnist_digit; others: resize), "mnist_digit" (crop to the ink,
+      # fit in 20x20, centre of mass at the centre) or "resize" (the whole image).
+      "photo_preprocessing": None,
+      # Answers whose top probability is below this say `low_confidence: true`.
+      "low_confidence_below": 0.8,
+  }
   tflite_variants = ("float32", "float16", "dynamic_int8", "int8")
   front = Classifier
   writes_labels = True
@@ -159,6 +193,19 @@ class Classification(base.Task):
       "min_agreement": None,  # per file; None: MIN_AGREEMENT
       "max_int8_accuracy_drop": MAX_INT8_ACCURACY_DROP,
   }
+
+  def knobs(self, config) -> dict:
+    knobs = super().knobs(config)
+    choices = (None, *images_lib.PHOTO_PREPROCESSING)
+    if knobs["photo_preprocessing"] not in choices:
+      raise errors.InvalidValueError(
+          f"Invalid value for `task_kwargs.photo_preprocessing`: expected one of {choices}."
+          f" Received: {knobs['photo_preprocessing']!r}")
+    if not 0.0 <= float(knobs["low_confidence_below"]) <= 1.0:
+      raise errors.InvalidValueError(
+          "Invalid value for `task_kwargs.low_confidence_below`: expected a probability in "
+          f"[0, 1]. Received: {knobs['low_confidence_below']!r}")
+    return knobs
 
   def datasets(self, builder, config, epochs=(0,)):
     return data.make_training_dataset(builder, config, epochs), data.make_classification_dataset(
@@ -178,11 +225,16 @@ class Classification(base.Task):
     return cbs
 
   def card_fields(self, model, config, info):
-    return {"image_shape": list(info.image_shape), "labels": list(info.class_names)}
+    knobs = self.knobs(config)
+    return {"image_shape": list(info.image_shape), "labels": list(info.class_names),
+            "photo_preprocessing": photo_preprocessing(knobs, info.name),
+            "low_confidence_below": float(knobs["low_confidence_below"])}
 
   def signatures(self, model, config, info):
     image_shape, names = info.image_shape, list(info.class_names)
     features = feature_model(model)
+    fields = self.card_fields(model, config, info)
+    preprocessing, threshold = fields["photo_preprocessing"], fields["low_confidence_below"]
 
     def outputs(probabilities):
       classes = tf.argmax(probabilities, axis=-1)
@@ -193,11 +245,14 @@ class Classification(base.Task):
       return outputs(model(data.normalize_images(images), training=False))
 
     def serve_image_bytes(image_bytes):
-      images, inverted = tf.map_fn(
-          lambda b: data.match_dataset_polarity(data.decode_image_bytes(b, image_shape)),
+      images, inverted, centered = tf.map_fn(
+          lambda b: images_lib.prepare_image_bytes(b, image_shape, preprocessing),
           image_bytes, fn_output_signature=(tf.TensorSpec(image_shape, tf.uint8),
+                                            tf.TensorSpec([], tf.bool),
                                             tf.TensorSpec([], tf.bool)))
-      return {**serve_images(images), "inverted": inverted}
+      out = serve_images(images)
+      low = tf.reduce_max(out["probabilities"], axis=-1) < threshold
+      return {**out, "inverted": inverted, "centered": centered, "low_confidence": low}
 
     def serve_features(images):
       feats, probabilities = features(data.normalize_images(images), training=False)
@@ -212,7 +267,9 @@ class Classification(base.Task):
     bytes_in = {"image_bytes": {
         "dtype": "string", "shape": [-1],
         "description": "encoded PNG/JPEG/GIF/BMP, any size, gray or RGB; a dark digit on "
-                       "light paper is inverted to the dataset's polarity"}}
+                       "light paper is inverted to the dataset's polarity"
+                       + ("; a digit anywhere on the page is cropped to its ink and centred "
+                          "as MNIST's are" if preprocessing == "mnist_digit" else "")}}
     features_out = {"features": {"dtype": "float32", "shape": [-1, -1],
                                  "description": "the penultimate layer (the logits layer's "
                                                 "input), for embeddings and FID"},
@@ -221,7 +278,11 @@ class Classification(base.Task):
         "serving_default": base.Signature(serve_images, images_spec, {"images": pixels}, out),
         "serve_image_bytes": base.Signature(
             serve_image_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")],
-            bytes_in, {**out, "inverted": {"dtype": "bool", "shape": [-1]}}),
+            bytes_in, {**out, "inverted": {"dtype": "bool", "shape": [-1]},
+                       "centered": {"dtype": "bool", "shape": [-1]},
+                       "low_confidence": {
+                           "dtype": "bool", "shape": [-1],
+                           "description": f"the top probability is below {threshold}"}}),
         "features": base.Signature(serve_features, images_spec, {"images": pixels},
                                    features_out),
     }
