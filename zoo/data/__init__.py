@@ -8,5 +8,6 @@ from zoo.data.tfds_input import (DatasetInfo, DatasetNotAvailableError, concaten
                                  dataset_info, epoch_seed, make_classification_dataset,
                                  make_training_dataset,
                                  normalize_images, num_examples, prepare_builder,
+                                 sample_training_images,
                                  split_arrays)
 from zoo.data import mnist_detection  # noqa: F401  (registers the TFDS builder)

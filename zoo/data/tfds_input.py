@@ -145,14 +145,25 @@ def normalize_images(images: tf.Tensor) -> tf.Tensor:
   return tf.cast(images, tf.float32) / 255.0
 
 
-def random_translate(image: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
-  """Shifts one HWC image by up to `max_shift` pixels along each axis, zero-filled.
+def random_translate(images: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.Tensor:
+  """Shifts each image of a batch [B, H, W, C] by its own random offset of up to
+  `max_shift` pixels along each axis (uniform, independent), zero-filled.
 
-  Stateless: the same `seed` (shape [2], int) gives the same shift.
+  Stateless: the same `seed` (shape [2], int) gives the same shifts. One vectorized op
+  per batch (two gathers), not one per image: on a 2-core CPU the per-image version cost
+  the MNIST pipeline a third of its speed.
   """
-  shape = tf.shape(image)
-  padded = tf.pad(image, [[max_shift, max_shift], [max_shift, max_shift], [0, 0]])
-  return tf.image.stateless_random_crop(padded, shape, seed=seed)
+  if max_shift == 0:
+    return images
+  height = images.shape[1] if images.shape[1] is not None else tf.shape(images)[1]
+  width = images.shape[2] if images.shape[2] is not None else tf.shape(images)[2]
+  padded = tf.pad(images, [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]])
+  offsets = tf.random.stateless_uniform([tf.shape(images)[0], 2], seed=seed, minval=0,
+                                        maxval=2 * max_shift + 1, dtype=tf.int32)
+  rows = offsets[:, :1] + tf.range(height)[None]  # [B, H]: the rows each image keeps
+  cols = offsets[:, 1:] + tf.range(width)[None]  # [B, W]
+  shifted = tf.gather(tf.gather(padded, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+  return tf.ensure_shape(shifted, images.shape)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -226,32 +237,31 @@ def make_classification_dataset(
     if input_context.num_input_pipelines > 1:
       ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
   # Cache the small uint8 images, before anything random happens; every epoch reads it.
+  # Everything after the shuffle works on whole batches: per-example maps cost more than
+  # the small models' training steps on a 2-core CPU.
   ds = ds.cache()
+  normalize = lambda images, labels: (normalize_images(images), labels)  # noqa: E731
   if not training:
-    ds = ds.map(lambda image, label: (normalize_images(image), label),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.map(normalize, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
   def one_epoch(epoch):
     this_seed = epoch_seed(seed, epoch)
-    shuffled = ds.shuffle(shuffle_buffer_examples, seed=this_seed,
-                          reshuffle_each_iteration=False)
-    if augment and max_shift_pixels > 0:
-      # One stateless seed per example, from the epoch's stream: augmentation is
-      # reproducible and independent of parallelism.
-      pairs = tf.data.Dataset.random(seed=this_seed).batch(2)
-
-      def _augment(example, pair):
-        image, label = example
-        return random_translate(normalize_images(image), max_shift_pixels, pair), label
-
-      shuffled = tf.data.Dataset.zip((shuffled, pairs)).map(
-          _augment, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-      shuffled = shuffled.map(lambda image, label: (normalize_images(image), label),
-                              num_parallel_calls=tf.data.AUTOTUNE)
     # Batched per epoch (drop_remainder: static shapes, every step the same size).
-    return shuffled.batch(batch_size, drop_remainder=True, num_parallel_calls=tf.data.AUTOTUNE)
+    batches = ds.shuffle(shuffle_buffer_examples, seed=this_seed,
+                         reshuffle_each_iteration=False).batch(batch_size, drop_remainder=True)
+    if not (augment and max_shift_pixels > 0):
+      return batches.map(normalize, num_parallel_calls=tf.data.AUTOTUNE)
+    # One stateless seed per batch, from the epoch's stream: augmentation is reproducible
+    # and independent of parallelism.
+    pairs = tf.data.Dataset.random(seed=this_seed).batch(2)
+
+    def _augment(batch, pair):
+      images, labels = normalize(*batch)
+      return random_translate(images, max_shift_pixels, pair), labels
+
+    return tf.data.Dataset.zip((batches, pairs)).map(_augment,
+                                                     num_parallel_calls=tf.data.AUTOTUNE)
 
   ds = concatenate_epochs(one_epoch, epochs)
   return ds.prefetch(tf.data.AUTOTUNE)
@@ -266,6 +276,20 @@ def make_training_dataset(builder: tfds.core.DatasetBuilder, config,
       builder, config.train_split, batch_size=config.batch_size, training=True,
       seed=config.seed, augment=config.augment, max_shift_pixels=config.max_shift_pixels,
       shuffle_buffer_examples=config.shuffle_buffer_examples, epochs=epochs)
+
+
+def sample_training_images(builder: tfds.core.DatasetBuilder, config) -> tf.Tensor:
+  """`config.log_images` training images as the model sees them (float32 [0, 1], shifted
+  as the recipe augments), the first of the split (TFDS stores them shuffled). Read on
+  their own: a batch drawn from the training pipeline fills its 60,000-image shuffle buffer
+  and leaves its cache half-written, so the first epoch read the split twice."""
+  ds = builder.as_dataset(split=config.train_split, as_supervised=True, shuffle_files=False)
+  images, _ = next(iter(ds.take(config.log_images).batch(config.log_images)))
+  images = normalize_images(images)
+  if config.augment:
+    images = random_translate(images, config.max_shift_pixels,
+                              tf.constant([config.seed, 0], tf.int64))
+  return images
 
 
 def split_arrays(builder: tfds.core.DatasetBuilder, split: str, limit: Optional[int] = None):

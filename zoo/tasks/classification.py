@@ -220,8 +220,7 @@ class Classification(base.Task):
   def callbacks(self, config, *, builder, log_dir, info, train_ds, validation_ds):
     cbs = [zoo_callbacks.ConfusionMatrix(log_dir, validation_ds, info.class_names)]
     if config.log_images:
-      images, _ = next(iter(train_ds))
-      cbs.append(zoo_callbacks.ImageSamples(log_dir, images[:config.log_images]))
+      cbs.append(zoo_callbacks.ImageSamples(log_dir, data.sample_training_images(builder, config)))
     return cbs
 
   def card_fields(self, model, config, info):
