@@ -65,14 +65,16 @@ def until_accuracy(recipe: str, manual_dir: str, target: float) -> dict:
 
 def main(flags, workdir: str, command: str) -> tuple[str, str]:
   runs = flags.shortrun
-  short = [whole_command("mnist_cnn", flags.manual_dir, "--epochs=2") for _ in range(runs)]
-  keras_io = [until_accuracy("keras_example_cnn", flags.manual_dir, flags.target_accuracy)
-              for _ in range(runs)]
+  short, keras_io = [], []
+  for _ in range(runs):  # In pairs: a row's two commands meet the same machine load.
+    short.append(whole_command("mnist_cnn", flags.manual_dir, "--epochs=2"))
+    keras_io.append(until_accuracy("keras_example_cnn", flags.manual_dir,
+                                   flags.target_accuracy))
   report.save_json(workdir, "shortrun.json", {"short": short, "keras_io": keras_io})
   ratios = [s["seconds"] / k["seconds"] for s, k in zip(short, keras_io)]
   lines = report.header(command) + [
       "Each row is a whole command run as a user runs it, in its own process, on the real "
-      "MNIST (prepared in the default TFDS folder), one after the other on this machine: "
+      "MNIST (prepared in the default TFDS folder), one after the other on this machine, the two commands of a row back to back: "
       "`python scripts/train.py --model=mnist_cnn --epochs=2` from start to exit, and "
       "`python scripts/train.py --model=keras_example_cnn` (the keras-io \"Simple MNIST "
       "convnet\" recipe) from start to the end of its first epoch logging validation "
