@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import artifacts, data
+from zoo import artifacts, configs, data
 from zoo.tasks import classification
 
 
@@ -74,7 +74,8 @@ def check_export_contract(model, build, *, input_shape, tmp_path, atol):
   saved = tmp_path / "saved_model"
   info = data.DatasetInfo(name="mnist", image_shape=tuple(input_shape), num_classes=10,
                           class_names=tuple(str(i) for i in range(10)), num_examples={})
-  classification.TASK.write_saved_model(twin, None, info, str(saved))
+  config = configs.TrainConfig(model="builder_under_test")  # The task's knobs at defaults.
+  classification.TASK.write_saved_model(twin, config, info, str(saved))
   serve = tf.saved_model.load(str(saved)).signatures["serving_default"]
   out = serve(images=tf.constant(pixels))
   assert out["probabilities"].dtype == tf.float32
