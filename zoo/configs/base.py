@@ -56,11 +56,6 @@ class TrainConfig:
       and metrics (measured cost in BENCHMARKS.md). Off by default: without it runs with
       the same seed differ by float rounding in multi-threaded kernels.
     jit_compile: compile train/eval steps with XLA.
-    steps_per_execution: training steps per call of the compiled train function
-      (`keras.Model.compile(steps_per_execution=...)`): the same updates with fewer
-      round trips through Python, whose ~3 ms per step is a third of a small model's step
-      on a 2-core CPU; callbacks then see every Nth step. Generators need 1 (their weight
-      average is updated after every step).
     mixed_precision: `float32`, `float16`, `bfloat16` or `auto` (see `zoo.precision`).
     strategy: `default`, `one_device`, `mirrored`, `multi_worker_mirrored`, `tpu` or
       `auto` (see `zoo.distribute`).
@@ -92,7 +87,6 @@ class TrainConfig:
   seed: int = 0
   deterministic: bool = False
   jit_compile: bool = True
-  steps_per_execution: int = 1
   mixed_precision: str = "float32"
   strategy: str = "default"
   log_images: int = 8
@@ -137,7 +131,6 @@ class TrainConfig:
           "Invalid value for `max_shift_pixels`: expected an integer >= 0. "
           f"Received: max_shift_pixels={self.max_shift_pixels!r}")
     _positive_int(self, "shuffle_buffer_examples")
-    _positive_int(self, "steps_per_execution")
     return self
 
   def to_dict(self) -> dict[str, Any]:

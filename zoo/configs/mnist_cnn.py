@@ -32,9 +32,6 @@ def get_config() -> TrainConfig:
       max_shift_pixels=2,
       # No XLA: on this CPU it made the keras-io convnet 4x slower and gave this net no
       # gain beyond the machine's noise in development runs (BENCHMARKS.md, XLA table).
-      # 16 steps per call of the train function: the same updates, fewer Python round
-      # trips; an epoch took 7.1 s instead of 8.7-9.3 s on this CPU (2026-11-29).
-      steps_per_execution=16,
       jit_compile=False,
       model_kwargs={"filters": (32, 64), "stem_kernel": 5, "stem_strides": 2,
                     "bn_momentum": 0.9, "dropout": 0.0},

@@ -25,7 +25,5 @@ def get_config() -> TrainConfig:
       weight_decay=1e-4,
       augment=True,
       max_shift_pixels=2,
-      # 16 steps per call of the train function: the same updates, fewer Python round trips.
-      steps_per_execution=16,
       model_kwargs={"hidden_units": (1024, 1024), "dropout": 0.2, "batch_norm": True},
   )

@@ -215,7 +215,7 @@ class Classification(base.Task):
     model.compile(optimizer=make_optimizer(),
                   loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  jit_compile=jit_compile, steps_per_execution=config.steps_per_execution)
+                  jit_compile=jit_compile)
 
   def callbacks(self, config, *, builder, log_dir, info, train_ds, validation_ds):
     cbs = [zoo_callbacks.ConfusionMatrix(log_dir, validation_ds, info.class_names)]

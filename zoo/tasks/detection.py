@@ -277,7 +277,7 @@ class Detection(base.Task):
   def compile(self, model, config, make_optimizer, jit_compile):
     num_classes = model.output_shape[-1] - 4
     model.compile(optimizer=make_optimizer(), loss=detector.DetectionLoss(num_classes),
-                  jit_compile=jit_compile, steps_per_execution=config.steps_per_execution)
+                  jit_compile=jit_compile)
 
   def callbacks(self, config, *, builder, log_dir, info, train_ds, validation_ds):
     knobs = self.knobs(config)

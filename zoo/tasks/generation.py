@@ -177,11 +177,6 @@ class Generation(base.Task):
     return train.map(lambda x, y: x * 2.0 - 1.0), None
 
   def compile(self, model, config, make_optimizer, jit_compile):
-    if config.steps_per_execution != 1:
-      raise errors.InvalidValueError(
-          "Invalid value for `steps_per_execution`: expected 1 for a generator (its weight "
-          "average is updated after every step). "
-          f"Received: steps_per_execution={config.steps_per_execution}")
     model.compile(d_optimizer=make_optimizer(), g_optimizer=make_optimizer(),
                   jit_compile=jit_compile)
 
