@@ -209,19 +209,24 @@ def test_killed_worker_stops_its_peer_clearly_and_both_resume(
 def test_killed_single_process_run_resumes_from_its_last_backup(
     uninterrupted, cluster, real_mnist_data_dir, tmp_path):
   model_dir = tmp_path / "run"
-  proc = cluster.start(model_dir, data_dir=real_mnist_data_dir, name="first")
+  # 30,000 training images: epochs of a few seconds, so that the kill lands inside the run
+  # (with the batched input pipeline an 8,192-image epoch of this MLP lasts well under 1 s).
+  longer = ["--set=train_split='train[:30000]'"]
+  proc = cluster.start(model_dir, data_dir=real_mnist_data_dir, name="first", extra=longer)
   _wait_for_backup_epoch(str(model_dir), 1, [proc])
-  time.sleep(0.5)
+  time.sleep(0.5)  # Into epoch 2, past epoch 1's TensorBoard write (after the backup).
   cluster.kill(proc)
   done = _backup_epoch(str(model_dir))
   assert 1 <= done < EPOCHS
-  proc = cluster.start(model_dir, data_dir=real_mnist_data_dir, name="second")
+  proc = cluster.start(model_dir, data_dir=real_mnist_data_dir, name="second", extra=longer)
   assert cluster.wait(proc) == 0, tail(proc)
   metrics = _metrics(model_dir)
   assert metrics["epochs_run_this_invocation"] == EPOCHS - done
   assert _epoch_steps_logged(str(model_dir)) == list(range(EPOCHS))
+  # Trained on 30,000 images, it should do at least as well as the 8,192-image reference
+  # (bit-identical resumes are tests/test_resume.py's).
   reference = _metrics(uninterrupted["one"])["accuracy"]
-  assert metrics["accuracy"] == pytest.approx(reference, abs=0.02)
+  assert metrics["accuracy"] >= reference - 0.02
 
 
 def test_worker_whose_peer_never_starts_gives_up_with_a_clear_message(
