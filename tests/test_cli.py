@@ -83,7 +83,10 @@ def test_ctrl_c_stops_in_one_line_and_reruns_resume_then_say_complete(tmp_path):
   model_dir = tmp_path / "run"
   argv = [sys.executable, TRAIN, "--model=mnist_mlp", f"--model_dir={model_dir}",
           "--epochs=3", f"--data_dir={tmp_path / 'tfds'}", f"--manual_dir={MNIST_DIR}",
-          "--set=train_split='train[:12000]'", "--set=model_kwargs.hidden_units=(16,)",
+          # 48,000 images: epochs of a second or more, so that the SIGINT sent 0.3 s into
+          # epoch 2 lands there (12,000 made epochs shorter than that once the input
+          # pipeline batched its work).
+          "--set=train_split='train[:48000]'", "--set=model_kwargs.hidden_units=(16,)",
           "--set=log_images=0"]
   # SIGINT as a terminal gives it: a shell starts background jobs (`.ci/run &`) with SIGINT
   # ignored, the child would inherit that, and Python then never raises KeyboardInterrupt.
