@@ -19,8 +19,8 @@ def evaluate_run(model_dir: str, *, split: Optional[str] = None,
   """
   config, model = rundir.load_run(model_dir)
   split = split or config.eval_split
-  builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
-                                 allow_download=allow_download)
+  builder = data.builder_for(config, data_dir=data_dir, manual_dir=manual_dir,
+                             allow_download=allow_download)
   metrics = {"model_dir": model_dir, "task": config.task, "dataset": config.dataset,
              "split": split,
              **tasks.get(config.task).evaluate(model, config, builder, split),
@@ -37,8 +37,8 @@ def evaluate_export(path: str, *, split: Optional[str] = None, data_dir: Optiona
   config = TrainConfig.from_dict(front.card["training"]["config"])
   task = tasks.for_card(front.card)
   split = split or config.eval_split
-  builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
-                                 allow_download=allow_download)
+  builder = data.builder_for(config, data_dir=data_dir, manual_dir=manual_dir,
+                             allow_download=allow_download)
   return {"model": front.source, "task": task.name, "dataset": config.dataset,
           "split": split, **task.evaluate_front(front, config, builder, split),
           "git_commit": provenance.git_commit()}

@@ -96,8 +96,8 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
     raise errors.AlreadyExistsError(f"{final!r} exists; pass --overwrite to replace it, or "
                                     "omit --version to write the next free one.")
 
-  builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
-                                 allow_download=allow_download)
+  builder = data.builder_for(config, data_dir=data_dir, manual_dir=manual_dir,
+                             allow_download=allow_download)
   info = data.dataset_info(builder)
   model = artifacts.float32_twin(
       lambda: registry.build_model(config, input_shape=info.image_shape,
@@ -210,8 +210,8 @@ def add_onnx(version_dir: str, *, data_dir: Optional[str] = None,
     raise errors.AlreadyExistsError(f"{version_dir!r} has {runtime.ONNX_FILE} already.")
   task = tasks.for_card(card)
   config = TrainConfig.from_dict(card["training"]["config"])
-  builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
-                                 allow_download=allow_download)
+  builder = data.builder_for(config, data_dir=data_dir, manual_dir=manual_dir,
+                             allow_download=allow_download)
   loaded = tf.saved_model.load(version_dir)  # Kept: the signature uses its variables.
   signature = loaded.signatures["serving_default"]
   specs = signature.structured_input_signature[1]

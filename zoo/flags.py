@@ -12,6 +12,7 @@ from absl import flags
 
 from zoo import distribute, errors, precision, registry
 from zoo.configs import TrainConfig, apply_overrides
+from zoo.data import image_folder
 
 
 def define_data_flags():
@@ -77,11 +78,15 @@ def config_from_flags(values) -> TrainConfig:
     raise errors.UsageError(str(e)) from None
   named = {field: getattr(values, flag) for flag, field in FLAG_FIELDS.items()
            if getattr(values, flag) is not None}
+  overridden = {item.partition("=")[0].strip() for item in values.set}
   try:
-    return apply_overrides(config.replace(**named), values.set).validate()
+    config = apply_overrides(config.replace(**named), values.set)
+    if image_folder.is_image_folder(config.dataset) and "eval_split" not in overridden:
+      # A folder has train and valid splits (test only sometimes): validate on valid.
+      config = config.replace(eval_split="valid")
+    return config.validate()
   except errors.ZooError as e:
     message = str(e)
-    overridden = {item.partition("=")[0].strip() for item in values.set}
     for flag, field in FLAG_FIELDS.items():
       if field in named and field not in overridden:
         message = re.sub(rf"`{field}`", f"`--{flag}`", message)

@@ -152,9 +152,10 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
     with open(metrics_path) as f:
       return json.load(f)
 
-  builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
-                                 allow_download=allow_download)
+  builder = data.builder_for(config, data_dir=data_dir, manual_dir=manual_dir,
+                             allow_download=allow_download)
   info = data.dataset_info(builder)
+  task.check_data(config, info)
   # Seeded only now: preparing a dataset (the first run on a new --data_dir) draws random
   # numbers, and seeding before it gave that first run other initial weights than reruns.
   keras.utils.set_random_seed(config.seed)

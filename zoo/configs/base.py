@@ -27,7 +27,17 @@ class TrainConfig:
       `generation`, `detection`): it decides the data, losses, callbacks, metrics, export
       and the front apps get.
     recipe: name of the recipe this config came from (set by `zoo.registry.get_config`).
-    dataset: tensorflow-datasets name (`mnist`, `fashion_mnist`, ...).
+    dataset: tensorflow-datasets name (`mnist`, `fashion_mnist`, ...), `folder:DIR` (a
+      folder of labelled images, `zoo.data.image_folder`) or `coco:DIR` (COCO-format
+      detection data, `zoo.data.coco_folder`).
+    folder_image_shape: `(height, width, channels)` in pixels that a `folder:DIR` dataset's
+      images are prepared at: the recipe's input (MNIST recipes 28x28x1). TFDS datasets
+      keep their own shape.
+    folder_resize: how a folder image's aspect is matched to `folder_image_shape`: `pad`
+      (kept, black borders), `crop` (kept, centre cut) or `stretch`. A classifier's
+      exports prepare photos the same way.
+    folder_validation_fraction: share of each class of a folder without a valid/ (or val/)
+      split held out as its `valid` split (stratified, fixed seed).
     train_split: TFDS split (slicing allowed, e.g. `train[:90%]`) used for training.
     eval_split: TFDS split used for validation after every epoch and for the final
       metrics in `metrics.json`.
@@ -68,6 +78,9 @@ class TrainConfig:
   task: str = "classification"
   recipe: str = ""
   dataset: str = "mnist"
+  folder_image_shape: tuple[int, int, int] = (28, 28, 1)
+  folder_resize: str = "pad"
+  folder_validation_fraction: float = 0.2
   train_split: str = "train"
   eval_split: str = "test"
   batch_size: int = 128
@@ -131,6 +144,17 @@ class TrainConfig:
           "Invalid value for `max_shift_pixels`: expected an integer >= 0. "
           f"Received: max_shift_pixels={self.max_shift_pixels!r}")
     _positive_int(self, "shuffle_buffer_examples")
+    shape = self.folder_image_shape
+    if (not isinstance(shape, (tuple, list)) or len(shape) != 3
+        or not all(isinstance(v, int) and v > 0 for v in shape) or shape[2] not in (1, 3)):
+      raise errors.InvalidValueError(
+          "Invalid value for `folder_image_shape`: expected (height, width, channels) in "
+          f"pixels, channels 1 or 3. Received: folder_image_shape={shape!r}")
+    _one_of(self, "folder_resize", ("pad", "crop", "stretch"))
+    if not 0.0 < self.folder_validation_fraction < 1.0:
+      raise errors.InvalidValueError(
+          "Invalid value for `folder_validation_fraction`: expected 0 < fraction < 1. "
+          f"Received: folder_validation_fraction={self.folder_validation_fraction!r}")
     return self
 
   def to_dict(self) -> dict[str, Any]:
@@ -146,6 +170,8 @@ class TrainConfig:
     if unknown:
       raise errors.InvalidValueError(
           f"Unknown config field(s) {unknown}; valid fields: {sorted(names)}")
+    if isinstance(d.get("folder_image_shape"), list):  # JSON has no tuples.
+      d = {**d, "folder_image_shape": tuple(d["folder_image_shape"])}
     return cls(**d)
 
   def replace(self, **changes) -> "TrainConfig":

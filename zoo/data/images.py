@@ -31,22 +31,80 @@ INK_FRACTION = 0.25
 MIN_INK_CONTRAST = 32.0
 BLACK_POINT = 0.2
 
-# The values of the classification task's `photo_preprocessing` knob.
-PHOTO_PREPROCESSING = ("mnist_digit", "resize")
+# How `fit_image` matches an image's aspect to the model's (a folder dataset's `folder_resize`).
+RESIZE_MODES = ("pad", "crop", "stretch")
+# The values of the classification task's `photo_preprocessing` knob: `mnist_digit`
+# (`center_digit`), `resize` (stretched, light paper inverted to the dataset's polarity:
+# MNIST-like datasets), or one of `RESIZE_MODES` alone (photos: what a folder dataset's
+# images went through when it was prepared, nothing more).
+PHOTO_PREPROCESSING = ("mnist_digit", "resize", *RESIZE_MODES)
 
 
-def decode_image_bytes(image_bytes: tf.Tensor, image_shape) -> tf.Tensor:
-  """One encoded PNG/JPEG/GIF/BMP (any size, gray or RGB) -> uint8 [H, W, C] for the model.
+def decode_image(image_bytes: tf.Tensor) -> tf.Tensor:
+  """One encoded PNG/JPEG/GIF/BMP -> uint8 [H, W, 3] at its own size: gray and palette
+  images become RGB, an alpha channel is dropped, an animated GIF gives its first frame
+  (what `keras.utils.image_dataset_from_directory` decodes too, with the same op).
 
   Raises:
     tf.errors.InvalidArgumentError: the bytes are not a decodable image.
   """
+  return tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+
+
+def fit_image(image: tf.Tensor, image_shape, resize: str = "stretch") -> tf.Tensor:
+  """A decoded image (uint8 [H, W, 1 or 3], any size) -> uint8 `image_shape` (antialiased).
+
+  Args:
+    image: uint8 [H, W, C].
+    image_shape: `(height, width, channels)`; RGB becomes gray (ITU-R 601 luma) for one
+      channel, gray becomes RGB for three.
+    resize: how the aspect is matched (`RESIZE_MODES`): `stretch` resizes to the shape
+      (Keras's `image_dataset_from_directory` default), `pad` keeps the aspect and pads
+      with black (its `pad_to_aspect_ratio`), `crop` keeps the aspect and cuts the centre
+      (its `crop_to_aspect_ratio`, Ultralytics' classify `CenterCrop`).
+  """
+  if resize not in RESIZE_MODES:
+    raise ValueError(f"Invalid value for `resize`: expected one of {list(RESIZE_MODES)}. "
+                     f"Received: {resize!r}")
   height, width, channels = image_shape
-  image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-  if channels == 1:
-    image = tf.image.rgb_to_grayscale(image)
-  image = tf.image.resize(image, (height, width), antialias=True)
-  return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+  x = tf.cast(image, tf.float32)
+  if channels == 1 and x.shape[-1] != 1:
+    x = tf.image.rgb_to_grayscale(x)
+  elif channels == 3 and x.shape[-1] == 1:
+    x = tf.image.grayscale_to_rgb(x)
+  # Sizes in integer arithmetic (`round(a * b / c)` as `(2ab + c) // 2c`): float sizes
+  # rounded differently in eager code and in optimized graphs (and so did
+  # `tf.image.resize_with_pad`), and a photo read by `predict_files` must get the pixels
+  # the exported graph and the prepared dataset have.
+  h, w = tf.shape(x)[0], tf.shape(x)[1]
+  taller = h * width > w * height  # Than the target's aspect.
+  if resize == "pad":
+    inner_h = tf.where(taller, height, tf.maximum((2 * h * width + w) // (2 * w), 1))
+    inner_w = tf.where(taller, tf.maximum((2 * w * height + h) // (2 * h), 1), width)
+    inner_h, inner_w = tf.minimum(inner_h, height), tf.minimum(inner_w, width)
+    x = tf.image.resize(x, tf.stack([inner_h, inner_w]), antialias=True)
+    x = tf.image.pad_to_bounding_box(x, (height - inner_h) // 2, (width - inner_w) // 2,
+                                     height, width)
+  else:
+    if resize == "crop":
+      crop_h = tf.where(taller, tf.minimum((2 * w * height + width) // (2 * width), h), h)
+      crop_w = tf.where(taller, w, tf.minimum((2 * h * width + height) // (2 * height), w))
+      top, left = (h - crop_h) // 2, (w - crop_w) // 2
+      x = x[top:top + crop_h, left:left + crop_w]
+    x = tf.image.resize(x, (height, width), antialias=True)
+  x = tf.ensure_shape(x, (height, width, channels))
+  return tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
+
+
+def decode_image_bytes(image_bytes: tf.Tensor, image_shape, resize: str = "stretch"
+                       ) -> tf.Tensor:
+  """One encoded PNG/JPEG/GIF/BMP (any size, gray or RGB) -> uint8 `image_shape` for the
+  model (`decode_image`, then `fit_image`).
+
+  Raises:
+    tf.errors.InvalidArgumentError: the bytes are not a decodable image.
+  """
+  return fit_image(decode_image(image_bytes), image_shape, resize)
 
 
 def border_mean(image: tf.Tensor) -> tf.Tensor:
@@ -173,8 +231,9 @@ def center_digit(image: tf.Tensor, image_shape, auto_invert=True):
 def prepare_image_bytes(image_bytes: tf.Tensor, image_shape, preprocessing: str,
                         auto_invert=True):
   """One encoded image -> `(pixels uint8 image_shape, inverted, centered)` by the model's
-  `preprocessing`: `mnist_digit` (`center_digit`) or `resize` (`decode_image_bytes`, then
-  `match_dataset_polarity`; `centered` False).
+  `preprocessing` (`PHOTO_PREPROCESSING`): `mnist_digit` (`center_digit`), `resize`
+  (`decode_image_bytes`, then `match_dataset_polarity`), or `pad`/`crop`/`stretch`
+  (`decode_image_bytes` alone, never inverted). `centered` is True only for a centred digit.
 
   Raises:
     tf.errors.InvalidArgumentError: the bytes are not a decodable image.
@@ -184,8 +243,10 @@ def prepare_image_bytes(image_bytes: tf.Tensor, image_shape, preprocessing: str,
     raise ValueError(f"Invalid value for `photo_preprocessing`: expected one of "
                      f"{list(PHOTO_PREPROCESSING)}. Received: {preprocessing!r}")
   if preprocessing == "mnist_digit":
-    return center_digit(tf.io.decode_image(image_bytes, channels=3, expand_animations=False),
-                        image_shape, auto_invert)
+    return center_digit(decode_image(image_bytes), image_shape, auto_invert)
+  if preprocessing in RESIZE_MODES:
+    return (decode_image_bytes(image_bytes, image_shape, preprocessing), tf.constant(False),
+            tf.constant(False))
   image, inverted = match_dataset_polarity(decode_image_bytes(image_bytes, image_shape),
                                            auto_invert)
   return image, inverted, tf.constant(False)

@@ -24,7 +24,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo import errors
-from zoo.data import coco_folder
+from zoo.data import coco_folder, image_folder
 from zoo.data.quiet import quiet_tfds
 
 # The original files each dataset is prepared from, as TFDS names them inside
@@ -53,16 +53,22 @@ class DatasetInfo:
 
 def prepare_builder(name: str, *, data_dir: Optional[str] = None,
                     manual_dir: Optional[str] = None,
-                    allow_download: bool = False) -> tfds.core.DatasetBuilder:
+                    allow_download: bool = False,
+                    folder_image_shape: Sequence[int] = (28, 28, 1),
+                    folder_resize: str = "pad",
+                    folder_validation_fraction: float = 0.2) -> tfds.core.DatasetBuilder:
   """Returns a TFDS builder for `name` whose data is ready to read.
 
   Args:
-    name: TFDS dataset name, e.g. `mnist` or `fashion_mnist`, or `coco:DIR` for a folder
-      of COCO-format detection data (see `zoo.data.coco_folder`).
+    name: TFDS dataset name, e.g. `mnist` or `fashion_mnist`; `coco:DIR` for a folder
+      of COCO-format detection data (see `zoo.data.coco_folder`); `folder:DIR` for a
+      folder of labelled images (see `zoo.data.image_folder`).
     data_dir: TFDS data directory (default: TFDS's, `~/tensorflow_datasets`).
     manual_dir: folder holding the dataset's original files; the dataset is prepared
       from them into `data_dir` when it is not prepared yet (about 25 s for MNIST).
     allow_download: let TFDS download the files when neither prepared nor provided.
+    folder_image_shape, folder_resize, folder_validation_fraction: how a `folder:DIR` is
+      prepared (`zoo.data.image_folder.prepare`); other datasets ignore them.
 
   Raises:
     DatasetNotAvailableError: not prepared, no usable `manual_dir`, no download allowed.
@@ -70,13 +76,19 @@ def prepare_builder(name: str, *, data_dir: Optional[str] = None,
   """
   if coco_folder.is_coco_folder(name):  # A user's own folder, `coco:DIR`.
     return coco_folder.prepare(name[len(coco_folder.PREFIX):], data_dir=data_dir)
+  if image_folder.is_image_folder(name):  # A user's own folder, `folder:DIR`.
+    return image_folder.prepare(name[len(image_folder.PREFIX):],
+                                image_shape=folder_image_shape, resize=folder_resize,
+                                validation_fraction=folder_validation_fraction,
+                                data_dir=data_dir)
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except (tfds.core.registered.DatasetNotFoundError, ValueError):
     # ValueError: TFDS could not parse the name; its message is its 20-line grammar.
     raise errors.InvalidValueError(
         f"Invalid value for `dataset`: {name!r} is not a tensorflow-datasets name (e.g. "
-        f"'mnist', 'fashion_mnist') or a folder of COCO-format data "
+        f"'mnist', 'fashion_mnist'), a folder of labelled images "
+        f"('{image_folder.PREFIX}DIR') or a folder of COCO-format data "
         f"('{coco_folder.PREFIX}DIR').{errors.did_you_mean(name, tfds.list_builders())}"
     ) from None
   if builder.is_prepared():
@@ -111,6 +123,18 @@ def prepare_builder(name: str, *, data_dir: Optional[str] = None,
       f"dataset's original files{files}, e.g. --manual_dir=../shared/data/mnist; or "
       f"--data_dir=DIR where it is already prepared; or --download to let "
       f"tensorflow-datasets fetch it (needs internet).")
+
+
+def builder_for(config, *, data_dir: Optional[str] = None, manual_dir: Optional[str] = None,
+                allow_download: bool = False) -> tfds.core.DatasetBuilder:
+  """`prepare_builder` of a recipe's dataset, a folder prepared as the recipe says
+  (`folder_image_shape`, `folder_resize`, `folder_validation_fraction` of a
+  `zoo.configs.TrainConfig`)."""
+  return prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
+                         allow_download=allow_download,
+                         folder_image_shape=config.folder_image_shape,
+                         folder_resize=config.folder_resize,
+                         folder_validation_fraction=config.folder_validation_fraction)
 
 
 def dataset_info(builder: tfds.core.DatasetBuilder) -> DatasetInfo:

@@ -114,6 +114,10 @@ class Task:
 
   # --- Training -------------------------------------------------------------------------
 
+  def check_data(self, config, info) -> None:
+    """Raises `zoo.errors.InvalidValueError` when the dataset (`zoo.data.DatasetInfo`) cannot
+    train this task, before anything is built (e.g. one class for a classifier)."""
+
   def datasets(self, builder, config, epochs: Sequence[int] = (0,)
                ) -> tuple[tf.data.Dataset, Optional[tf.data.Dataset]]:
     """`(train, validation)` datasets for `fit()`; validation None: no validation pass.

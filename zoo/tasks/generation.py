@@ -170,6 +170,13 @@ class Generation(base.Task):
   count_key = "num_samples"
   export_options = {"eval_samples": None}  # None: the run's task_kwargs.eval_samples
 
+  def check_data(self, config, info):
+    if config.model_kwargs.get("conditional") and info.num_classes < 2:
+      raise errors.InvalidValueError(
+          f"Invalid value for `dataset`: {config.dataset} has one class "
+          f"({list(info.class_names)}); a conditional generator needs class folders "
+          "(DIR/<class>/*.png); an unconditional recipe (dcgan_mnist) takes images alone.")
+
   def datasets(self, builder, config, epochs=(0,)):
     train = data.make_training_dataset(builder, config, epochs)
     if config.model_kwargs.get("conditional"):
