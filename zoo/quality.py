@@ -90,6 +90,7 @@ class FeatureClassifier:
           f"Invalid value for `feature_model`: {path!r} has no `features` signature; "
           "expected a classifier exported by this zoo version (scripts/export.py).")
     self.backend = backend
+    self.card = card
     self.source = runtime.Predictor(backend, card).source
 
   def describe(self) -> dict:

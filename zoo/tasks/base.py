@@ -195,6 +195,8 @@ class Task:
     """One metric or parity figure as the scripts print it."""
     if isinstance(value, str) or isinstance(value, bool):
       return str(value)
+    if value is None:  # Not measured (a generator's FID without a feature model).
+      return "-"
     if isinstance(value, float) and abs(value) < 0.01:
       return f"{value:.2e}"
     return f"{value:.4g}"

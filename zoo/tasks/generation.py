@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -85,6 +86,13 @@ class Generator(runtime.Predictor):
 _REAL_STATISTICS = {}
 # Images generated per call while evaluating, and the least seconds between two progress
 # lines (with an ETA): 10,000 samples through a TFLite file take a minute or more.
+# Data whose FID the zoo's shipped classifier (`zoo.quality.DEFAULT_FEATURE_MODEL`) measures.
+MNIST_DATASETS = ("mnist",)
+NO_FEATURE_MODEL = (
+    "FID needs a feature classifier trained on this data: train one on the same images "
+    "(python scripts/train.py --model=mnist_cnn --dataset=folder:DIR ...), export it "
+    "(python scripts/export.py ...) and pass --set=task_kwargs.feature_model=exports/mnist_cnn")
+
 PROGRESS_CHUNK = 1000
 PROGRESS_EVERY_S = 5.0
 
@@ -99,17 +107,37 @@ class QualityEvaluator(base.Evaluator):
   Parity (`compare`): the candidate's FID and confidence, and its largest and mean
   absolute pixel difference from the reference's images for the same seeds.
 
+  Without a feature model (data no zoo classifier knows, e.g. a user's folder) the images
+  are still generated and compared (parity), and the metrics say why there is no FID.
+
   Args:
     builder, split: the real images.
-    feature_model: an exported zoo classifier with a `features` signature.
+    feature_model: an exported zoo classifier of this data (the same image shape, and for a
+      conditional generator the same classes) with a `features` signature, or None.
     num_samples: images generated per evaluation.
     num_classes: classes of the data (labels asked of a conditional generator).
     conditional: ask for a class per image.
   """
 
-  def __init__(self, builder, split: str, *, feature_model: str, num_samples: int,
+  def __init__(self, builder, split: str, *, feature_model: Optional[str], num_samples: int,
                num_classes: int, conditional: bool):
+    self.seeds = np.arange(num_samples)
+    self.labels = self.seeds % num_classes if conditional else None
+    self.num_classes = num_classes
+    self.classifier = None
+    if feature_model is None:
+      return
     self.classifier = quality.FeatureClassifier(feature_model)
+    info = data.dataset_info(builder)
+    card = self.classifier.card
+    if (tuple(card.get("image_shape", ())) != tuple(info.image_shape)
+        or len(card.get("labels", ())) != info.num_classes):
+      raise errors.InvalidValueError(
+          f"Invalid value for `task_kwargs.feature_model`: {feature_model!r} classifies "
+          f"{len(card.get('labels', ()))} classes of {card.get('image_shape')} images; this "
+          f"data has {info.num_classes} classes of {list(info.image_shape)} images. Expected "
+          "a zoo classifier trained on the same data (e.g. mnist_cnn on the same folder, "
+          "exported).")
     # Read once per process for a (classifier, data, split): every epoch's measurement
     # and the final one compare with the same real statistics.
     key = (self.classifier.source["path"], os.fspath(builder.data_dir), split)
@@ -120,9 +148,6 @@ class QualityEvaluator(base.Evaluator):
       log.info("Real-image statistics of %s: %d images (%.0f s, once per process).", split,
                len(images), time.perf_counter() - started)
     self.real_stats = _REAL_STATISTICS[key]
-    self.seeds = np.arange(num_samples)
-    self.labels = self.seeds % num_classes if conditional else None
-    self.num_classes = num_classes
 
   def predictions(self, predict):
     """The images of every seed, generated `PROGRESS_CHUNK` at a time; a progress line with
@@ -143,6 +168,8 @@ class QualityEvaluator(base.Evaluator):
     return np.concatenate(chunks)
 
   def metrics(self, images):
+    if self.classifier is None:
+      return {"num_samples": int(len(images)), "fid": None, "quality": NO_FEATURE_MODEL}
     return {**quality.generator_quality(images, self.classifier, self.real_stats,
                                         self.labels, self.num_classes),
             "feature_model": self.classifier.describe()}
@@ -150,15 +177,17 @@ class QualityEvaluator(base.Evaluator):
   def compare(self, reference, candidate):
     diff = np.abs(candidate.predictions.astype(np.int32) - reference.predictions)
     return {"fid": candidate.metrics["fid"],
-            "mean_confidence": candidate.metrics["mean_confidence"],
+            "mean_confidence": candidate.metrics.get("mean_confidence"),
             "max_abs_pixel_diff": int(diff.max()), "mean_abs_pixel_diff": float(diff.mean())}
 
 
 class Generation(base.Task):
   name = "generation"
   task_kwargs = {
-      # Exported zoo classifier whose `features` signature is the FID feature space.
-      "feature_model": quality.DEFAULT_FEATURE_MODEL,
+      # Exported zoo classifier whose `features` signature is the FID feature space, trained
+      # on the same data; None: the zoo's shipped MNIST classifier for `mnist`, and no FID
+      # for other data (`feature_model(config)`).
+      "feature_model": None,
       # Samples measured after every `quality_every_epochs` epochs (TensorBoard, logs).
       "quality_samples": 2000,
       "quality_every_epochs": 1,
@@ -199,7 +228,10 @@ class Generation(base.Task):
       cbs.append(zoo_callbacks.SampleGrid(
           log_dir, lambda model: self.keras_front(model, config, info).generate_seeds(
               seeds, labels if model.conditional else None), rows=rows))
-    if knobs["quality_every_epochs"]:
+    if self.feature_model(config) is None:
+      log.warning("%s: no FID or class statistics during training: %s", config.dataset,
+                  NO_FEATURE_MODEL)
+    elif knobs["quality_every_epochs"]:
       evaluator = self.evaluator(config, builder, config.eval_split,
                                  eval_samples=knobs["quality_samples"])
       cbs.append(zoo_callbacks.GeneratorQuality(
@@ -253,10 +285,18 @@ class Generation(base.Task):
     spec, _, inputs, outputs = self._specs(model, info)
     return base.Signature(images, spec, inputs, outputs)
 
+  def feature_model(self, config) -> Optional[str]:
+    """The classifier whose features measure FID: the knob, or for the `mnist` dataset the
+    zoo's shipped `mnist_cnn` (`zoo.quality.DEFAULT_FEATURE_MODEL`); None for other data."""
+    named = self.knobs(config)["feature_model"]
+    if named:
+      return named
+    return quality.DEFAULT_FEATURE_MODEL if config.dataset in MNIST_DATASETS else None
+
   def evaluator(self, config, builder, split, *, eval_samples=None, **options):
     knobs = self.knobs(config)
     return QualityEvaluator(
-        builder, split, feature_model=knobs["feature_model"],
+        builder, split, feature_model=self.feature_model(config),
         num_samples=eval_samples or knobs["eval_samples"],
         num_classes=data.dataset_info(builder).num_classes,
         conditional=bool(config.model_kwargs.get("conditional")))
@@ -283,6 +323,8 @@ class Generation(base.Task):
              "value": diff, "passed": diff == 0}]
 
   def headline(self, metrics):
+    if metrics.get("fid") is None:
+      return f"{metrics['num_samples']} samples; no FID: {NO_FEATURE_MODEL}"
     text = (f"FID {metrics['fid']:.2f} vs {metrics['split']} ({metrics['num_samples']} "
             f"samples), classes {100 * metrics['coverage_min']:.1f}-"
             f"{100 * metrics['coverage_max']:.1f} %, confidence "

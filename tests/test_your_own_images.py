@@ -1,0 +1,119 @@
+"""A classifier trained on a user's folder (`--dataset=folder:DIR`) through the whole path:
+`scripts/train.py`, export, `zoo.load`, `scripts/predict.py` and `scripts/serve.py`, each
+answering with the folder's class names, and the same answer everywhere."""
+
+import base64
+import json
+import logging
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import zoo
+from tests import recipes
+from tests.conftest import REPO
+from tests.data import image_folders
+from tests.serving.conftest import start_server, stop_server
+from zoo import errors, export, runtime, train
+
+
+@pytest.fixture(scope="module")
+def folder_model(tmp_path_factory):
+  """mnist_cnn trained one short epoch on a split-layout folder of shapes, and exported."""
+  tmp = tmp_path_factory.mktemp("own_images")
+  root = image_folders.write_splits(tmp / "shapes", splits=(("train", 8), ("val", 3)))
+  (root / "README.roboflow.txt").write_text("exported by a labelling tool")
+  run = tmp / "run"
+  proc = subprocess.run(
+      [sys.executable, str(REPO / "scripts" / "train.py"), "--model=mnist_cnn",
+       f"--dataset=folder:{root}", f"--model_dir={run}", f"--data_dir={tmp / 'tfds'}",
+       "--epochs=1", "--batch_size=8"],
+      capture_output=True, text=True, cwd=REPO, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "skipped 1 file(s) that are not images (README.roboflow.txt)" in proc.stderr
+  metrics = json.loads((run / "metrics.json").read_text())
+  assert metrics["split"] == "valid" and metrics["num_examples"] == 9
+  path = export.export_run(str(run), export_dir=str(tmp / "exports"),
+                           data_dir=str(tmp / "tfds"), variants=["float32"], onnx=False)
+  return root, path
+
+
+def test_the_export_carries_the_folders_classes_and_input_contract(folder_model):
+  root, path = folder_model
+  card = json.loads(open(f"{path}/model_card.json").read())
+  assert card["labels"] == list(image_folders.CLASSES)
+  assert open(f"{path}/labels.txt").read().split() == list(image_folders.CLASSES)
+  assert card["image_shape"] == [28, 28, 1]
+  assert card["photo_preprocessing"] == "pad"
+
+
+def test_load_predict_and_serve_answer_with_the_folders_class_names(folder_model, tmp_path):
+  root, path = folder_model
+  files = sorted(str(p) for p in (root / "val").rglob("*") if p.is_file())[:6]
+  loaded = zoo.load(path).predict_files(files)
+  labels = [r["label"] for r in loaded]
+  assert set(labels) <= set(image_folders.CLASSES)
+  assert all(r["preprocessing"] == "pad" and not r["inverted"] for r in loaded)
+
+  proc = subprocess.run([sys.executable, str(REPO / "scripts" / "predict.py"),
+                         f"--model={path}", *files],
+                        capture_output=True, text=True, cwd=REPO, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  printed = json.loads(proc.stdout)["results"]
+  assert [r["label"] for r in printed] == labels
+  np.testing.assert_allclose([r["probability"] for r in printed],
+                             [r["probability"] for r in loaded], atol=1e-6)
+
+  served = start_server(None, tmp_path / "serve.log",
+                        f"--model_name=shapes", f"--model_base_path={path.rsplit('/', 1)[0]}")
+  try:
+    instances = [{"b64": base64.b64encode(open(f, "rb").read()).decode()} for f in files]
+    status, body, _ = served.request("POST", "/v1/models/shapes:predict", {
+        "signature_name": "serve_image_bytes", "instances": instances})
+  finally:
+    stop_server(served)
+  assert status == 200, body
+  assert [r["labels"] for r in body["predictions"]] == labels
+  np.testing.assert_allclose([max(r["probabilities"]) for r in body["predictions"]],
+                             [r["probability"] for r in loaded], atol=1e-5)
+
+
+def test_generators_train_on_a_folder_and_say_when_fid_needs_a_classifier(
+    folder_model, tmp_path, caplog):
+  """dcgan_mnist on loose images: trained, exported, no FID and the reason; cdcgan_mnist on
+  the class folders with the classifier trained on them: FID and per-class agreement."""
+  root, classifier = folder_model
+  loose = tmp_path / "loose"
+  loose.mkdir()
+  for path in sorted((root / "train").rglob("*.*")):
+    (loose / path.name).write_bytes(path.read_bytes())  # 24 images, no class folders.
+  kwargs = {"data_dir": str(tmp_path / "tfds")}
+  config = recipes.dcgan_tiny().replace(dataset=f"folder:{loose}", eval_split="valid")
+  with caplog.at_level(logging.WARNING, logger="zoo"):
+    metrics = train.train_and_evaluate(config, str(tmp_path / "dcgan"), **kwargs)
+  assert "no FID or class statistics during training: FID needs a feature classifier" in (
+      caplog.text)
+  assert metrics["fid"] is None and "FID needs a feature classifier" in metrics["quality"]
+  path = export.export_run(str(tmp_path / "dcgan"), export_dir=str(tmp_path / "exports"),
+                           variants=["float32"], onnx=False, **kwargs)
+  card = runtime.read_card(path)
+  assert card["metrics"]["fid"] is None and all(c["passed"] for c in card["checks"])
+  table = export.parity_table(card)
+  assert "float32" in table and "PASS" in table
+  assert zoo.load(path).generate_seeds([0, 1]).shape == (2, 28, 28, 1)
+
+  conditional = recipes.dcgan_tiny(conditional=True)
+  conditional = conditional.replace(
+      dataset=f"folder:{root}", eval_split="valid",
+      task_kwargs={**conditional.task_kwargs, "feature_model": classifier})
+  metrics = train.train_and_evaluate(conditional, str(tmp_path / "cdcgan"), **kwargs)
+  assert np.isfinite(metrics["fid"]) and len(metrics["label_agreement"]) == 3
+  assert metrics["feature_model"]["path"] == classifier
+
+  mismatched = conditional.replace(
+      task_kwargs={**conditional.task_kwargs, "feature_model": "saved_models/mnist_cnn"})
+  with pytest.raises(errors.InvalidValueError, match="classifies 10 classes of .28, 28, 1. "
+                                                     "images; this data has 3 classes"):
+    train.train_and_evaluate(mismatched, str(tmp_path / "mismatched"), **kwargs)
