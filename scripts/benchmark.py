@@ -45,6 +45,13 @@ times what a user waits for: the whole `train.py --model=mnist_cnn --epochs=2` c
 against the keras-io convnet recipe's command until it first logs 99.0 % validation
 accuracy, three times each. About 8 minutes.
 
+  python scripts/benchmark.py --folder=/tmp/digit_photos --manual_dir=../shared/data/mnist \
+      --folder_set=image_classifier:task_kwargs.flip=False
+
+trains every classification recipe (the keras-io convnet among them) from scratch on one
+folder of labelled images, writing it first when it does not exist (photo-like MNIST digits,
+as scripts/make_image_folder.py does). About 15 minutes.
+
   python scripts/benchmark.py --seeds=0,1,2 --manual_dir=../shared/data/mnist
 
 trains `mnist_cnn` and `mnist_mlp` (--seed_recipes) once per seed, reports each recipe's test
@@ -67,8 +74,8 @@ import tempfile
 from absl import flags
 
 # One module per BENCHMARKS.md section, in scripts/benchmarks/ beside this script.
-from benchmarks import (detection, exported, foundation, gan, precision, protocols, report,
-                        seeds, serving, shortrun)
+from benchmarks import (detection, exported, folder, foundation, gan, precision, protocols,
+                        report, seeds, serving, shortrun)
 from zoo import flags as zoo_flags
 
 zoo_flags.define_data_flags()
@@ -115,11 +122,19 @@ flags.DEFINE_integer("serving_requests", 3000, "Requests per --serving row at mo
 flags.DEFINE_float("serving_seconds", 60.0, "Seconds per --serving row at most.")
 flags.DEFINE_integer("precision_epochs", None, "Epochs each recipe trains under each policy "
                      "for the accuracy column of --precision (default: the recipe's own).")
+flags.DEFINE_string("folder", None, "Instead of the foundation benchmark: train every "
+                    "--folder_recipes recipe on this folder of labelled images (built from "
+                    "--manual_dir's MNIST as scripts/make_image_folder.py does if missing).")
+flags.DEFINE_list("folder_recipes", ["keras_example_cnn", "mnist_mlp", "mnist_cnn",
+                                     "image_classifier"], "Recipes for --folder.")
+flags.DEFINE_multi_string("folder_set", [], "recipe:field=value overrides of one --folder "
+                          "recipe, e.g. image_classifier:task_kwargs.flip=False.")
 FLAGS = flags.FLAGS
 
 
 # The flag that asks for each section (in this order of precedence); none: foundation.
 SECTIONS = (("exported", exported), ("serving", serving), ("protocols", protocols),
+            ("folder", folder),
             ("shortrun", shortrun), ("detection", detection),
             ("gan", gan), ("seeds", seeds), ("precision", precision))
 

@@ -33,6 +33,7 @@ SHRINK = {
                        "--set=model_kwargs.head_width=8", "--set=model_kwargs.head_depth=1",
                        "--set=train_split=train[:64]", "--set=eval_split=test[:32]",
                        "--set=task_kwargs.map_images=16"],
+    "image_classifier": ["--set=folder_image_shape=(32,32,3)"],
     "retinanet_mobilenet": ["--set=model_kwargs.image_size=64", "--set=model_kwargs.fpn_width=8",
                             "--set=model_kwargs.head_width=8", "--set=model_kwargs.head_depth=1",
                             "--set=train_split=train[:64]", "--set=eval_split=test[:32]",

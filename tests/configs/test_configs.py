@@ -25,8 +25,10 @@ def test_recipes_are_valid_and_round_trip_through_json(name):
   config = registry.get_config(name).validate()
   again = TrainConfig.from_dict(json.loads(config.to_json()))
   assert json.loads(again.to_json()) == json.loads(config.to_json())
-  # The shape of each task's usual images: MNIST digits, or detection canvases.
-  shape = (128, 128, 1) if again.task == "detection" else (28, 28, 1)
+  # The shape of each task's usual images: detection canvases, a photo folder's images
+  # (`image_classifier`), MNIST digits.
+  shape = ((128, 128, 1) if again.task == "detection" else tuple(again.folder_image_shape)
+           if again.dataset.startswith("folder:") else (28, 28, 1))
   model = registry.build_model(again, input_shape=shape, num_classes=10)
   assert model.count_params() > 0
 

@@ -2,14 +2,17 @@
 variants), and their validation errors. The GAN builders have theirs in test_gan.py, the
 detector in test_detector.py."""
 
+import time
+
 import pytest
 
 from tests.models.builder_contract import check_builder_contract, check_export_contract
 from tests.recipes import TINY_BUILDERS
 from zoo import models
 
+# MNIST-sized classifiers; `mobilenet_v2` (photos, 32 px or more) has its own test below.
 CLASSIFIERS = {name: b for name, b in {**models.MODELS, **TINY_BUILDERS}.items()
-               if name not in ("dcgan", "tf_tutorial_dcgan", "retinanet")}
+               if name not in ("dcgan", "tf_tutorial_dcgan", "retinanet", "mobilenet_v2")}
 
 # Exact weight counts, MNIST-shaped input (28, 28, 1), 10 classes. A changed count is a
 # changed architecture: update it knowingly.
@@ -24,7 +27,24 @@ EXPECTED_PARAMS = {
 
 def test_every_builder_is_covered():
   assert set(EXPECTED_PARAMS) == set(CLASSIFIERS)
-  assert set(models.MODELS) - set(CLASSIFIERS) == {"dcgan", "tf_tutorial_dcgan", "retinanet"}
+  assert set(models.MODELS) - set(CLASSIFIERS) == {"dcgan", "tf_tutorial_dcgan", "retinanet",
+                                                    "mobilenet_v2"}
+
+
+def test_contract_mobilenet_v2_and_imagenet_fails_offline_at_once(tmp_path, monkeypatch):
+  """The photo builder at its smallest input, float32 (its mixed-precision behaviour is
+  Keras Applications' own); ImageNet weights not in Keras's cache fail in under 5 s."""
+  check_builder_contract(models.mobilenet_v2, input_shape=(32, 32, 3), num_classes=3,
+                         expected_params=410_208 + 1280 * 3 + 3, tmp_path=tmp_path)
+  # 410,208: Keras Applications' MobileNetV2 alpha 0.35 without its top (its last
+  # convolution keeps 1280 channels below alpha 1); then the 3-class head.
+  gray = models.mobilenet_v2(input_shape=(32, 32, 1), num_classes=2)
+  assert tuple(gray.output.shape) == (None, 2)
+  monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+  start = time.perf_counter()
+  with pytest.raises(models.OfflineWeightsError, match="never downloads"):
+    models.mobilenet_v2(input_shape=(96, 96, 3), num_classes=3, weights="imagenet")
+  assert time.perf_counter() - start < 5
 
 
 @pytest.mark.parametrize("name", sorted(CLASSIFIERS))

@@ -65,3 +65,36 @@ def make_digit_photos(digits: np.ndarray, labels: np.ndarray, *, seed: int = 0,
                    {"page": [height, width], "digit_pixels": side, "top_left": [top, left],
                     "dark_page": dark, "noisy": noisy}))
   return photos
+
+
+def write_photo_folder(manual_dir: str, output_dir: str, *, num_images=None, seed: int = 0,
+                       page_pixels=(64, 192), digit_pixels=(40, 160)) -> str:
+  """Writes a class-per-folder dataset of photo-like digits for `--dataset=folder:DIR`:
+  `output_dir/{train,valid}/<digit>/NNNNN.jpg`, RGB JPEGs of `make_digit_photos` (coloured
+  paper and ink, lighting gradient, noise, any size and place) on smaller pages, train from
+  MNIST's training digits (the first N) and valid from its test digits (the first M).
+
+  Args:
+    manual_dir: folder holding the four original MNIST files.
+    num_images: `{"train": N, "valid": M}` (default 5,000 and 1,000).
+    seed: the pictures are a function of the digits and this.
+    page_pixels, digit_pixels: see `make_digit_photos`.
+  """
+  import os
+
+  from zoo.data import mnist_detection
+
+  num_images = num_images or {"train": 5000, "valid": 1000}
+  sources = {"train": "train", "valid": "test"}
+  for i, (split, count) in enumerate(num_images.items()):
+    images_file, labels_file = mnist_detection._FILES[sources[split]]
+    digits = mnist_detection.read_idx(os.path.join(manual_dir, images_file))[:count]
+    labels = mnist_detection.read_idx(os.path.join(manual_dir, labels_file))[:count]
+    photos = make_digit_photos(digits, labels, seed=seed + i, page_pixels=page_pixels,
+                               digit_pixels=digit_pixels)
+    for j, (jpeg, label, _) in enumerate(photos):
+      folder = os.path.join(output_dir, split, str(label))
+      os.makedirs(folder, exist_ok=True)
+      with open(os.path.join(folder, f"{split}_{j:05d}.jpg"), "wb") as f:
+        f.write(jpeg)
+  return output_dir

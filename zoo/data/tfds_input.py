@@ -190,6 +190,28 @@ def random_translate(images: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.T
   return tf.ensure_shape(shifted, images.shape)
 
 
+def random_flip_and_color(images: tf.Tensor, seed: tf.Tensor, *, flip: bool = False,
+                          color_jitter: float = 0.0) -> tf.Tensor:
+  """Photo augmentation of a batch [B, H, W, C] of float32 images in [0, 1], each image
+  on its own: a left-right mirror with probability 1/2 (`flip`), and brightness shifted by
+  up to +-`color_jitter` and contrast scaled by 1 +- `color_jitter` (uniform), clipped to
+  [0, 1]. Stateless: the same `seed` (shape [2], int) gives the same batch. Vectorized over
+  the batch, as `random_translate` is.
+  """
+  if not flip and not color_jitter:
+    return images
+  draws = tf.random.stateless_uniform([tf.shape(images)[0], 3], seed=seed)
+  per_image = lambda column: tf.reshape(draws[:, column], [-1, 1, 1, 1])  # noqa: E731
+  if flip:
+    images = tf.where(per_image(0) < 0.5, tf.reverse(images, axis=[2]), images)
+  if color_jitter:
+    mean = tf.reduce_mean(images, axis=[1, 2, 3], keepdims=True)
+    contrast = 1.0 + (2.0 * per_image(1) - 1.0) * color_jitter
+    brightness = (2.0 * per_image(2) - 1.0) * color_jitter
+    images = tf.clip_by_value((images - mean) * contrast + mean + brightness, 0.0, 1.0)
+  return images
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
   """The seed of training epoch `epoch` (0-based) of a run seeded `seed`: its shuffle order,
   its augmentation and the model's random layers (`zoo.callbacks.EpochSeeds`) are drawn from
@@ -220,6 +242,8 @@ def make_classification_dataset(
     augment: bool = False,
     max_shift_pixels: int = 2,
     shuffle_buffer_examples: int = 60_000,
+    flip: bool = False,
+    color_jitter: float = 0.0,
     epochs: Sequence[int] = (0,),
     input_context: Optional[tf.distribute.InputContext] = None,
 ) -> tf.data.Dataset:
@@ -235,9 +259,12 @@ def make_classification_dataset(
     training: shuffle, optionally augment, and drop the last partial batch (static
       shapes for XLA; every step the same size for the learning-rate schedule).
     seed: seed of the shuffle order and of the augmentation. Same seed, same batches.
-    augment: random translations by up to `max_shift_pixels` (training only).
+    augment: random translations by up to `max_shift_pixels`, and the photo augmentation
+      of `flip` and `color_jitter` (`random_flip_and_color`), training only.
     max_shift_pixels: largest translation along each axis, in pixels.
     shuffle_buffer_examples: shuffle buffer, in examples.
+    flip: with `augment`, mirror half the images left-right (photos, not digits).
+    color_jitter: with `augment`, the largest brightness shift and contrast change (0: none).
     epochs: training: the epochs to produce, one full pass each, one after another; epoch
       `e` is shuffled and augmented from `epoch_seed(seed, e)` alone, so a run resumed at
       epoch `e` (`epochs=range(e, n)`) trains on exactly the batches an uninterrupted run
@@ -274,7 +301,7 @@ def make_classification_dataset(
     # Batched per epoch (drop_remainder: static shapes, every step the same size).
     batches = ds.shuffle(shuffle_buffer_examples, seed=this_seed,
                          reshuffle_each_iteration=False).batch(batch_size, drop_remainder=True)
-    if not (augment and max_shift_pixels > 0):
+    if not (augment and (max_shift_pixels > 0 or flip or color_jitter)):
       return batches.map(normalize, num_parallel_calls=tf.data.AUTOTUNE)
     # One stateless seed per batch, from the epoch's stream: augmentation is reproducible
     # and independent of parallelism.
@@ -282,7 +309,10 @@ def make_classification_dataset(
 
     def _augment(batch, pair):
       images, labels = normalize(*batch)
-      return random_translate(images, max_shift_pixels, pair), labels
+      images = random_translate(images, max_shift_pixels, pair)
+      images = random_flip_and_color(images, tf.random.experimental.stateless_fold_in(pair, 1),
+                                     flip=flip, color_jitter=color_jitter)
+      return images, labels
 
     return tf.data.Dataset.zip((batches, pairs)).map(_augment,
                                                      num_parallel_calls=tf.data.AUTOTUNE)
@@ -292,14 +322,17 @@ def make_classification_dataset(
 
 
 def make_training_dataset(builder: tfds.core.DatasetBuilder, config,
-                          epochs: Sequence[int] = (0,)) -> tf.data.Dataset:
+                          epochs: Sequence[int] = (0,), **photo_augmentation
+                          ) -> tf.data.Dataset:
   """`make_classification_dataset` of a recipe's training split for `epochs`: the one place
   its batch size, seed, augmentation and shuffle buffer are read from a
-  `zoo.configs.TrainConfig` (the classifiers' and the generators' training data)."""
+  `zoo.configs.TrainConfig` (the classifiers' and the generators' training data).
+  `photo_augmentation`: `flip`, `color_jitter` (a classifier's task knobs)."""
   return make_classification_dataset(
       builder, config.train_split, batch_size=config.batch_size, training=True,
       seed=config.seed, augment=config.augment, max_shift_pixels=config.max_shift_pixels,
-      shuffle_buffer_examples=config.shuffle_buffer_examples, epochs=epochs)
+      shuffle_buffer_examples=config.shuffle_buffer_examples, epochs=epochs,
+      **photo_augmentation)
 
 
 def sample_training_images(builder: tfds.core.DatasetBuilder, config) -> tf.Tensor:

@@ -18,7 +18,6 @@ weights in Keras's cache and fails at once, never downloading, when they are not
 from __future__ import annotations
 
 import math
-import os
 from typing import Optional, Sequence
 
 import keras
@@ -38,8 +37,7 @@ BACKBONES = ("small", "mobilenet_v2")
 _MOBILENET_LEVELS = {3: "block_6_expand_relu", 4: "block_13_expand_relu", 5: "out_relu"}
 
 
-class OfflineWeightsError(errors.ZooError, RuntimeError):
-  """Pretrained weights were asked for, are not cached, and the zoo never downloads."""
+OfflineWeightsError = common.OfflineWeightsError  # Where the detector tests look for it.
 
 
 def anchor_knobs(model_kwargs: dict) -> dict:
@@ -94,29 +92,11 @@ def small_backbone(inputs, widths: Sequence[int], max_level: int) -> dict:
   return features
 
 
-def _imagenet_weights_file(size: int) -> str:
-  rows = min((96, 128, 160, 192, 224), key=lambda r: abs(r - size))
-  return f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_{rows}_no_top.h5"
-
-
 def mobilenet_v2_backbone(inputs, weights: Optional[str]) -> dict:
   """Keras Applications' MobileNetV2 (alpha 1.0) on `inputs` in [0, 1]; `{level: map}` for
   levels 3-5. `weights="imagenet"` needs the file in Keras's cache (`~/.keras/models/`)."""
   size = inputs.shape[1]
-  if weights not in (None, "imagenet"):
-    raise errors.InvalidValueError(
-        "Invalid value for `backbone_weights`: expected None or 'imagenet'. "
-        f"Received: backbone_weights={weights!r}")
-  if weights == "imagenet":
-    cache = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
-                         "models", _imagenet_weights_file(size))
-    if not os.path.exists(cache):
-      raise OfflineWeightsError(
-          f"ImageNet weights for the MobileNetV2 backbone are not in Keras's cache "
-          f"({cache}), and this zoo never downloads. On a machine with internet run "
-          "`python -c \"import keras; keras.applications.MobileNetV2(weights='imagenet', "
-          f"include_top=False, input_shape=({size}, {size}, 3))\"` and copy the file there, "
-          "or train from scratch with backbone_weights=None (the default).")
+  weights = common.mobilenet_v2_weights(weights, size, knob="backbone_weights")
   x = inputs
   if inputs.shape[-1] == 1:
     x = keras.layers.Concatenate(name="gray_to_rgb")([x, x, x])

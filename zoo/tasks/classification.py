@@ -192,6 +192,10 @@ class Classification(base.Task):
       "photo_preprocessing": None,
       # Answers whose top probability is below this say `low_confidence: true`.
       "low_confidence_below": 0.8,
+      # Photo augmentation with `augment` (`zoo.data.random_flip_and_color`): mirror half
+      # the training images left-right; shift brightness and scale contrast by up to this.
+      "flip": False,
+      "color_jitter": 0.0,
   }
   tflite_variants = ("float32", "float16", "dynamic_int8", "int8")
   front = Classifier
@@ -213,6 +217,10 @@ class Classification(base.Task):
       raise errors.InvalidValueError(
           "Invalid value for `task_kwargs.low_confidence_below`: expected a probability in "
           f"[0, 1]. Received: {knobs['low_confidence_below']!r}")
+    if not 0.0 <= float(knobs["color_jitter"]) < 1.0:
+      raise errors.InvalidValueError(
+          "Invalid value for `task_kwargs.color_jitter`: expected 0 <= color_jitter < 1. "
+          f"Received: {knobs['color_jitter']!r}")
     return knobs
 
   def check_data(self, config, info):
@@ -223,7 +231,10 @@ class Classification(base.Task):
           "class (DIR/<class>/*.jpg).")
 
   def datasets(self, builder, config, epochs=(0,)):
-    return data.make_training_dataset(builder, config, epochs), data.make_classification_dataset(
+    knobs = self.knobs(config)
+    train = data.make_training_dataset(builder, config, epochs, flip=bool(knobs["flip"]),
+                                       color_jitter=float(knobs["color_jitter"]))
+    return train, data.make_classification_dataset(
         builder, config.eval_split, batch_size=config.eval_batch_size, training=False)
 
   def compile(self, model, config, make_optimizer, jit_compile):

@@ -1,0 +1,79 @@
+"""BENCHMARKS.md, "Your own images (folder)": every classification recipe trained from
+scratch on one folder of labelled photo-like images (`--dataset=folder:DIR`), the keras-io
+convnet (`keras_example_cnn`) among them, in one run: valid accuracy after the recipe's
+own schedule, its best epoch, and training time on this machine."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+
+from benchmarks import report
+from zoo import callbacks as zoo_callbacks
+from zoo import data, precision, registry, train
+from zoo.configs import apply_overrides
+from zoo.data import digit_photos
+
+
+def run_folder_recipe(name: str, folder: str, workdir: str, *, data_dir, overrides=()) -> dict:
+  """Trains recipe `name` on `folder:<folder>` (validating on its `valid` split)."""
+  config = registry.get_config(name).replace(dataset=f"folder:{folder}", eval_split="valid")
+  config = apply_overrides(config, list(overrides)).validate()
+  recorder = zoo_callbacks.EpochLogs(("val_accuracy",))
+  keras.backend.clear_session()
+  run_dir = report.fresh_run_dir(workdir, name)
+  metrics = train.train_and_evaluate(config, run_dir, data_dir=data_dir,
+                                     extra_callbacks=[recorder])
+  precision.set_policy("float32")
+  accuracies = recorder.values["val_accuracy"]
+  best = max(range(len(accuracies)), key=accuracies.__getitem__)
+  return {"recipe": name, "overrides": list(overrides), "epochs": config.train_epochs,
+          "image_shape": list(config.folder_image_shape), "resize": config.folder_resize,
+          "final_accuracy": metrics["accuracy"], "best_accuracy": accuracies[best],
+          "best_epoch": best + 1, "train_seconds": sum(recorder.train_seconds),
+          "per_epoch_accuracy": accuracies, "per_epoch_seconds": recorder.train_seconds}
+
+
+def folder_report(rows: list[dict], info, *, command: str, folder_note: str) -> str:
+  lines = report.header(command, libraries="keras tensorflow-datasets") + [
+      "",
+      f"Data: {folder_note} {info.num_classes} classes; "
+      + ", ".join(f"{k} {v:,}" for k, v in sorted(info.num_examples.items()))
+      + " images. Each recipe prepares it at its own input shape (`folder_image_shape`, "
+      "`folder_resize`), trains from scratch for its own schedule and is measured on "
+      "`valid`; training seconds exclude validation.",
+      "",
+      "| recipe | overrides | input | epochs | valid accuracy | best (epoch) | train time |",
+      "|---|---|---|---|---|---|---|",
+  ]
+  for r in rows:
+    shape = "x".join(map(str, r["image_shape"]))
+    lines.append(f"| `{r['recipe']}` | {' '.join(f'`{o}`' for o in r['overrides'])} | "
+                 f"{shape} {r['resize']} | {r['epochs']} | {report.pct(r['final_accuracy'])} | "
+                 f"{report.pct(r['best_accuracy'])} ({r['best_epoch']}) | "
+                 f"{r['train_seconds']:.0f} s |")
+  return "\n".join(lines) + "\n"
+
+
+def main(flags, workdir: str, command: str) -> tuple[str, str]:
+  folder = flags.folder
+  if os.path.exists(folder):
+    folder_note = f"the folder `{folder}`:"
+  else:  # Built here, exactly as scripts/make_image_folder.py builds it.
+    digit_photos.write_photo_folder(flags.manual_dir, folder)
+    folder_note = (f"`{folder}`, written by this run as `python scripts/make_image_folder.py "
+                   f"--manual_dir={flags.manual_dir} --output_dir={folder}` writes it "
+                   "(photo-like MNIST digits, RGB JPEG, 64-192 px):")
+  overrides: dict[str, list[str]] = {}
+  for item in flags.folder_set:
+    recipe, _, override = item.partition(":")
+    overrides.setdefault(recipe, []).append(override)
+  rows = [run_folder_recipe(name, folder, workdir, data_dir=flags.data_dir,
+                            overrides=overrides.get(name, ()))
+          for name in flags.folder_recipes]
+  config = registry.get_config(flags.folder_recipes[0]).replace(dataset=f"folder:{folder}")
+  info = data.dataset_info(data.builder_for(config, data_dir=flags.data_dir))
+  report.save_json(workdir, "folder.json", rows)
+  return "Your own images (folder)", folder_report(rows, info, command=command,
+                                                   folder_note=folder_note)

@@ -1,0 +1,47 @@
+"""Recipe `image_classifier`: MobileNetV2 (Keras Applications) for RGB photos in a folder.
+
+Trains on a folder of labelled images the user names (`--dataset=folder:DIR`, one folder
+per class, see `zoo.data.image_folder`), from scratch by default; ImageNet weights
+(`--set=model_kwargs.weights=imagenet`) come only from Keras's cache, never downloaded.
+Photos are cropped to a square at the centre and resized to 96x96 RGB when the folder is
+prepared (and in the exported graphs); training mirrors half of them, shifts them by up to
+12 pixels and jitters brightness and contrast by up to 20 %.
+
+  python scripts/train.py --model=image_classifier --dataset=folder:path/to/photos \
+      --model_dir=runs/photos
+
+Run card: see BENCHMARKS.md, "The photo recipe", for what it reaches from scratch on a
+folder anyone can build offline (scripts/make_image_folder.py) and how long it trains.
+"""
+
+from zoo.configs.base import TrainConfig
+
+
+def get_config() -> TrainConfig:
+  return TrainConfig(
+      model="mobilenet_v2",
+      # A folder the user names: without --dataset this fails at once saying so.
+      dataset="folder:data/photos",
+      train_split="train",
+      eval_split="valid",
+      folder_image_shape=(96, 96, 3),
+      # Ultralytics' classify mode and ImageNet evaluation centre-crop; `pad` keeps the
+      # whole picture, `stretch` distorts it.
+      folder_resize="crop",
+      batch_size=32,
+      eval_batch_size=100,
+      train_epochs=20,
+      optimizer="adamw",
+      learning_rate=2e-3,
+      lr_schedule="cosine",
+      warmup_epochs=1.0,
+      weight_decay=0.01,
+      augment=True,
+      max_shift_pixels=12,
+      shuffle_buffer_examples=10_000,
+      # No XLA: on this CPU it gave the small convnets nothing (BENCHMARKS.md, XLA table).
+      jit_compile=False,
+      log_images=8,
+      model_kwargs={"alpha": 0.35, "weights": None, "dropout": 0.2, "bn_momentum": 0.9},
+      task_kwargs={"flip": True, "color_jitter": 0.2},
+  )
