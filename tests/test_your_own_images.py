@@ -56,6 +56,10 @@ def test_load_predict_and_serve_answer_with_the_folders_class_names(folder_model
   labels = [r["label"] for r in loaded]
   assert set(labels) <= set(image_folders.CLASSES)
   assert all(r["preprocessing"] == "pad" and not r["inverted"] for r in loaded)
+  # Turning digit centring off changes nothing for a folder's model (it never centres).
+  alone = zoo.load(path).predict_files(files[:1], center_digits=False)[0]
+  assert alone.pop("probability") == pytest.approx(loaded[0]["probability"], abs=1e-6)
+  assert alone == {k: v for k, v in loaded[0].items() if k != "probability"}
 
   proc = subprocess.run([sys.executable, str(REPO / "scripts" / "predict.py"),
                          f"--model={path}", *files],

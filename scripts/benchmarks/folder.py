@@ -63,7 +63,7 @@ def main(flags, workdir: str, command: str) -> tuple[str, str]:
   else:  # Built here, exactly as scripts/make_image_folder.py builds it.
     digit_photos.write_photo_folder(flags.manual_dir, folder)
     folder_note = (f"`{folder}`, written by this run as `python scripts/make_image_folder.py "
-                   f"--manual_dir={flags.manual_dir} --output_dir={folder}` writes it "
+                   f"--manual_dir={flags.manual_dir} --output_dir={folder}` would write it "
                    "(photo-like MNIST digits, RGB JPEG, 64-192 px):")
   overrides: dict[str, list[str]] = {}
   for item in flags.folder_set:

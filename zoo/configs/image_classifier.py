@@ -10,8 +10,15 @@ prepared (and in the exported graphs); training mirrors half of them, shifts the
   python scripts/train.py --model=image_classifier --dataset=folder:path/to/photos \
       --model_dir=runs/photos
 
-Run card: see BENCHMARKS.md, "The photo recipe", for what it reaches from scratch on a
-folder anyone can build offline (scripts/make_image_folder.py) and how long it trains.
+Run card (BENCHMARKS.md, "Your own images (folder)", measured, not claimed):
+  command:  python scripts/benchmark.py --folder=/tmp/digit_photos \
+                --manual_dir=../shared/data/mnist \
+                --folder_set=image_classifier:task_kwargs.flip=False
+            (the folder: scripts/make_image_folder.py, 5,000 train and 1,000 valid
+            photo-like MNIST digits; flips off because digits are not mirror images)
+  expected: 89.0 % valid accuracy from scratch after 20 epochs (seed 0); int8 TFLite 88.5 %.
+  wall time / hardware: 416 s of training (20 epochs of ~21 s) on a 2-core x86_64 CPU with
+            AVX-512, no GPU (2026-11-29).
 """
 
 from zoo.configs.base import TrainConfig
@@ -43,5 +50,7 @@ def get_config() -> TrainConfig:
       jit_compile=False,
       log_images=8,
       model_kwargs={"alpha": 0.35, "weights": None, "dropout": 0.2, "bn_momentum": 0.9},
-      task_kwargs={"flip": True, "color_jitter": 0.2},
+      # Post-training int8 quantization costs MobileNetV2 more than the MNIST convnets'
+      # 0.2-point bound: 0.5 points on the folder benchmark's 1,000 valid images.
+      task_kwargs={"flip": True, "color_jitter": 0.2, "max_int8_accuracy_drop": 0.01},
   )

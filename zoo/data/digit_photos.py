@@ -10,9 +10,12 @@ saved as a JPEG. The digit keeps its label.
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 from PIL import Image
+
+from zoo.data import mnist_detection
 
 
 def make_digit_photos(digits: np.ndarray, labels: np.ndarray, *, seed: int = 0,
@@ -80,10 +83,6 @@ def write_photo_folder(manual_dir: str, output_dir: str, *, num_images=None, see
     seed: the pictures are a function of the digits and this.
     page_pixels, digit_pixels: see `make_digit_photos`.
   """
-  import os
-
-  from zoo.data import mnist_detection
-
   num_images = num_images or {"train": 5000, "valid": 1000}
   sources = {"train": "train", "valid": "test"}
   for i, (split, count) in enumerate(num_images.items()):

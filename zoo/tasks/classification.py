@@ -33,9 +33,10 @@ from zoo.tasks import base
 # files, the SavedModel and the ONNX file; for the int8 files, accuracy within 0.2 points of float.
 MIN_AGREEMENT = {"saved_model": 0.999, "float32": 0.999, "float16": 0.999, "onnx": 0.999}
 MAX_INT8_ACCURACY_DROP = 0.002
-# An int8 file holds a quarter of the weight bytes plus a fixed part (quantization scales,
-# graph): 0.28 of float32 for mnist_cnn, 0.30 for the same net on a 3-class folder.
-MAX_INT8_SIZE_RATIO = 0.35
+# An int8 file holds a quarter of the weight bytes plus a part per op (quantization scales,
+# graph): 0.28 of float32 for mnist_cnn, 0.30 for the same net on a 3-class folder, 0.39 for
+# image_classifier's MobileNetV2 (about 150 small ops); a float16 file is 0.5.
+MAX_INT8_SIZE_RATIO = 0.45
 
 # Datasets whose images are digits made the MNIST way (`zoo.data.images.center_digit`):
 # a classifier of one reads photos with `photo_preprocessing="mnist_digit"` by default.
@@ -113,7 +114,9 @@ class Classifier(runtime.Predictor):
     probability is below the card's `low_confidence_below`) or, for a missing, unreadable
     or non-image file, `{"file", "error"}`; the other files are still classified.
     """
-    preprocessing = self.photo_preprocessing if center_digits else "resize"
+    preprocessing = self.photo_preprocessing
+    if preprocessing == "mnist_digit" and not center_digits:
+      preprocessing = "resize"
 
     def decode(raw):
       image, inverted, centered = images_lib.prepare_image_bytes(
@@ -196,6 +199,10 @@ class Classification(base.Task):
       # the training images left-right; shift brightness and scale contrast by up to this.
       "flip": False,
       "color_jitter": 0.0,
+      # The export's int8 check: accuracy within this of float (None: 0.002, the export
+      # option `max_int8_accuracy_drop` wins). A recipe whose int8 file loses more after
+      # post-training quantization (MobileNetV2's depthwise layers) says so here.
+      "max_int8_accuracy_drop": None,
   }
   tflite_variants = ("float32", "float16", "dynamic_int8", "int8")
   front = Classifier
@@ -203,7 +210,7 @@ class Classification(base.Task):
   export_options = {
       "calibration_examples": 500,  # training images calibrating the int8 variant
       "min_agreement": None,  # per file; None: MIN_AGREEMENT
-      "max_int8_accuracy_drop": MAX_INT8_ACCURACY_DROP,
+      "max_int8_accuracy_drop": None,  # None: the run's knob, else MAX_INT8_ACCURACY_DROP
   }
 
   def knobs(self, config) -> dict:
@@ -343,6 +350,10 @@ class Classification(base.Task):
         checks.append({"check": f"{key} top-1 agreement >= {minimum}",
                        "value": parity[key]["top1_agreement"],
                        "passed": parity[key]["top1_agreement"] >= minimum})
+    if max_int8_accuracy_drop is None:
+      knobs = {**card.get("training", {}).get("config", {}).get("task_kwargs", {}),
+               **card.get("task_kwargs_at_export", {})}
+      max_int8_accuracy_drop = knobs.get("max_int8_accuracy_drop") or MAX_INT8_ACCURACY_DROP
     if "int8" in parity:
       # Rounded: on 500 images one image is exactly 0.002, which 0.97 - 0.968 misses by 2e-18.
       drop = round(card["metrics"]["keras_accuracy"] - parity["int8"]["accuracy"], 9)
