@@ -174,3 +174,9 @@ def test_served_photos_are_prepared_as_the_folder_was(tmp_path):
       served, inverted, _ = images.prepare_image_bytes(tf.constant(raw), shape, resize)
       np.testing.assert_array_equal(served.numpy(), x["image"])
       assert not inverted
+
+
+def test_train_and_test_without_valid_holds_valid_out_of_train(tmp_path):
+  root = image_folders.write_splits(tmp_path / "shapes", splits=(("train", 5), ("test", 2)))
+  info = data.dataset_info(_prepare(root, tmp_path))
+  assert info.num_examples == {"train": 12, "valid": 3, "test": 6}

@@ -170,8 +170,6 @@ class TrainConfig:
     if unknown:
       raise errors.InvalidValueError(
           f"Unknown config field(s) {unknown}; valid fields: {sorted(names)}")
-    if isinstance(d.get("folder_image_shape"), list):  # JSON has no tuples.
-      d = {**d, "folder_image_shape": tuple(d["folder_image_shape"])}
     return cls(**d)
 
   def replace(self, **changes) -> "TrainConfig":

@@ -4,7 +4,8 @@ Layouts (classes are the class folders' names, in sorted order, as
 `keras.utils.image_dataset_from_directory` and Ultralytics' classify mode take them):
 
   splits       DIR/train/<class>/*, DIR/valid/<class>/* (or val/), optional DIR/test/<class>/*
-               (Roboflow's and most Kaggle exports; split names become `train`, `valid`, `test`)
+               (Roboflow's and most Kaggle exports; split names become `train`, `valid`, `test`;
+               without valid/ or val/, `valid` is held out of train as for `classes`)
   classes      DIR/<class>/*: split once into `train` and `valid`, stratified (in every class
                the same `validation_fraction` of its files, at least one when it has two),
                by a fixed seed (`SPLIT_SEED`), so that every training seed is measured on
