@@ -75,6 +75,26 @@ def test_normalize_images_eager_and_in_dataset_map():
   np.testing.assert_array_equal(mapped.numpy(), eager)
 
 
+def test_random_flip_and_color_per_image_stateless_and_in_range():
+  rng = np.random.default_rng(0)
+  images = tf.constant(rng.uniform(0.2, 0.8, (16, 5, 7, 3)), tf.float32)
+  seed = tf.constant([1, 2], tf.int64)
+  flipped = tfds_input.random_flip_and_color(images, seed, flip=True).numpy()
+  mirrored = [np.array_equal(out, image[:, ::-1]) for out, image in zip(flipped, images.numpy())]
+  unchanged = [np.array_equal(out, image) for out, image in zip(flipped, images.numpy())]
+  assert all(m or u for m, u in zip(mirrored, unchanged)) and 0 < sum(mirrored) < 16
+  jittered = tfds_input.random_flip_and_color(images, seed, color_jitter=0.3).numpy()
+  assert jittered.min() >= 0.0 and jittered.max() <= 1.0
+  means = jittered.mean(axis=(1, 2, 3)) - images.numpy().mean(axis=(1, 2, 3))
+  assert np.abs(means).max() <= 0.3 + 1e-6 and np.std(means) > 0.01  # Per image, bounded.
+  again = tf.data.Dataset.from_tensors((images, seed)).map(
+      lambda im, s: tfds_input.random_flip_and_color(im, s, flip=True, color_jitter=0.3))
+  np.testing.assert_allclose(
+      next(iter(again)).numpy(),
+      tfds_input.random_flip_and_color(images, seed, flip=True, color_jitter=0.3), atol=1e-6)
+  assert tfds_input.random_flip_and_color(images, seed) is images  # Nothing asked: as is.
+
+
 def test_random_translate_eager_and_in_dataset_map():
   images = tf.reshape(tf.range(1, 8 * 36 + 1, dtype=tf.float32), (8, 6, 6, 1))
   seed = tf.constant([3, 4], tf.int64)
