@@ -5,6 +5,7 @@ answering with the folder's class names, and the same answer everywhere."""
 import base64
 import json
 import logging
+import os
 import subprocess
 import sys
 
@@ -16,7 +17,7 @@ from tests import recipes
 from tests.conftest import REPO
 from tests.data import image_folders
 from tests.serving.conftest import start_server, stop_server
-from zoo import errors, export, runtime, train
+from zoo import errors, evaluate, export, runtime, train
 
 
 @pytest.fixture(scope="module")
@@ -121,3 +122,18 @@ def test_generators_train_on_a_folder_and_say_when_fid_needs_a_classifier(
   with pytest.raises(errors.InvalidValueError, match="classifies 10 classes of .28, 28, 1. "
                                                      "images; this data has 3 classes"):
     train.train_and_evaluate(mismatched, str(tmp_path / "mismatched"), **kwargs)
+
+
+def test_a_run_whose_folder_is_gone_still_exports_and_evaluates(folder_model, tmp_path):
+  root, path = folder_model
+  card = runtime.read_card(path)
+  run, data_dir = card["training"]["model_dir"], os.path.join(os.path.dirname(root), "tfds")
+  moved = root.with_name("shapes_moved")
+  os.rename(root, moved)
+  try:
+    again = export.export_run(run, export_dir=str(tmp_path / "exports"), data_dir=data_dir,
+                              variants=["float32"], onnx=False)
+    assert runtime.read_card(again)["labels"] == list(image_folders.CLASSES)
+    assert evaluate.evaluate_run(run, data_dir=data_dir)["num_examples"] == 9
+  finally:
+    os.rename(moved, root)

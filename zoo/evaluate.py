@@ -19,8 +19,9 @@ def evaluate_run(model_dir: str, *, split: Optional[str] = None,
   """
   config, model = rundir.load_run(model_dir)
   split = split or config.eval_split
-  builder = data.builder_for(config, data_dir=data_dir, manual_dir=manual_dir,
-                             allow_download=allow_download)
+  builder = data.builder_for(
+      config, data_dir=data_dir, manual_dir=manual_dir, allow_download=allow_download,
+      prepared_dir=rundir.read_json(model_dir, rundir.RUN_CARD).get("dataset_dir"))
   metrics = {"model_dir": model_dir, "task": config.task, "dataset": config.dataset,
              "split": split,
              **tasks.get(config.task).evaluate(model, config, builder, split),

@@ -97,7 +97,8 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
                                     "omit --version to write the next free one.")
 
   builder = data.builder_for(config, data_dir=data_dir, manual_dir=manual_dir,
-                             allow_download=allow_download)
+                             allow_download=allow_download,
+                             prepared_dir=run_card.get("dataset_dir"))
   info = data.dataset_info(builder)
   model = artifacts.float32_twin(
       lambda: registry.build_model(config, input_shape=info.image_shape,

@@ -126,10 +126,23 @@ def prepare_builder(name: str, *, data_dir: Optional[str] = None,
 
 
 def builder_for(config, *, data_dir: Optional[str] = None, manual_dir: Optional[str] = None,
-                allow_download: bool = False) -> tfds.core.DatasetBuilder:
+                allow_download: bool = False,
+                prepared_dir: Optional[str] = None) -> tfds.core.DatasetBuilder:
   """`prepare_builder` of a recipe's dataset, a folder prepared as the recipe says
   (`folder_image_shape`, `folder_resize`, `folder_validation_fraction` of a
-  `zoo.configs.TrainConfig`)."""
+  `zoo.configs.TrainConfig`).
+
+  Args:
+    prepared_dir: where a run's dataset was prepared (its run card's `dataset_dir`): a
+      `folder:DIR` that no longer exists is read from there, so that a run whose folder was
+      moved or deleted still exports and evaluates.
+  """
+  if (image_folder.is_image_folder(config.dataset)
+      and not os.path.isdir(config.dataset[len(image_folder.PREFIX):])
+      and prepared_dir and os.path.isfile(os.path.join(prepared_dir, "dataset_info.json"))):
+    log.info("%s is gone; reading the copy prepared for this run in %s.", config.dataset,
+             prepared_dir)
+    return tfds.builder_from_directory(prepared_dir)
   return prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir,
                          allow_download=allow_download,
                          folder_image_shape=config.folder_image_shape,
