@@ -46,6 +46,8 @@ against the keras-io convnet recipe's command until it first logs 99.0 % validat
 accuracy, three times each. About 8 minutes.
 
   python scripts/benchmark.py --folder=/tmp/digit_photos --manual_dir=../shared/data/mnist \
+      --folder_recipes=keras_example_cnn,mnist_mlp,mnist_cnn,mnist_cnn@centred,image_classifier \
+      --folder_set=mnist_cnn@centred:folder_resize=mnist_digit \
       --folder_set=image_classifier:task_kwargs.flip=False
 
 trains every classification recipe (the keras-io convnet among them) from scratch on one
@@ -126,9 +128,11 @@ flags.DEFINE_string("folder", None, "Instead of the foundation benchmark: train 
                     "--folder_recipes recipe on this folder of labelled images (built from "
                     "--manual_dir's MNIST as scripts/make_image_folder.py does if missing).")
 flags.DEFINE_list("folder_recipes", ["keras_example_cnn", "mnist_mlp", "mnist_cnn",
-                                     "image_classifier"], "Recipes for --folder.")
-flags.DEFINE_multi_string("folder_set", [], "recipe:field=value overrides of one --folder "
-                          "recipe, e.g. image_classifier:task_kwargs.flip=False.")
+                                     "image_classifier"], "Recipes for --folder, in order; "
+                  "recipe@label runs a recipe again under its own --folder_set overrides.")
+flags.DEFINE_multi_string("folder_set", [], "entry:field=value overrides of one "
+                          "--folder_recipes entry, e.g. image_classifier:task_kwargs.flip=False "
+                          "or mnist_cnn@centred:folder_resize=mnist_digit.")
 FLAGS = flags.FLAGS
 
 

@@ -16,19 +16,21 @@ from zoo.configs import apply_overrides
 from zoo.data import digit_photos
 
 
-def run_folder_recipe(name: str, folder: str, workdir: str, *, data_dir, overrides=()) -> dict:
-  """Trains recipe `name` on `folder:<folder>` (validating on its `valid` split)."""
+def run_folder_recipe(entry: str, folder: str, workdir: str, *, data_dir, overrides=()) -> dict:
+  """Trains `entry` (a recipe name, or `recipe@label` for a second run of one recipe with
+  other overrides) on `folder:<folder>`, validating on its `valid` split."""
+  name = entry.partition("@")[0]
   config = registry.get_config(name).replace(dataset=f"folder:{folder}", eval_split="valid")
   config = apply_overrides(config, list(overrides)).validate()
   recorder = zoo_callbacks.EpochLogs(("val_accuracy",))
   keras.backend.clear_session()
-  run_dir = report.fresh_run_dir(workdir, name)
+  run_dir = report.fresh_run_dir(workdir, entry.replace("@", "_"))
   metrics = train.train_and_evaluate(config, run_dir, data_dir=data_dir,
                                      extra_callbacks=[recorder])
   precision.set_policy("float32")
   accuracies = recorder.values["val_accuracy"]
   best = max(range(len(accuracies)), key=accuracies.__getitem__)
-  return {"recipe": name, "overrides": list(overrides), "epochs": config.train_epochs,
+  return {"recipe": name, "entry": entry, "overrides": list(overrides), "epochs": config.train_epochs,
           "image_shape": list(config.folder_image_shape), "resize": config.folder_resize,
           "final_accuracy": metrics["accuracy"], "best_accuracy": accuracies[best],
           "best_epoch": best + 1, "train_seconds": sum(recorder.train_seconds),
@@ -67,12 +69,12 @@ def main(flags, workdir: str, command: str) -> tuple[str, str]:
                    "(photo-like MNIST digits, RGB JPEG, 64-192 px):")
   overrides: dict[str, list[str]] = {}
   for item in flags.folder_set:
-    recipe, _, override = item.partition(":")
-    overrides.setdefault(recipe, []).append(override)
-  rows = [run_folder_recipe(name, folder, workdir, data_dir=flags.data_dir,
-                            overrides=overrides.get(name, ()))
-          for name in flags.folder_recipes]
-  config = registry.get_config(flags.folder_recipes[0]).replace(dataset=f"folder:{folder}")
+    entry, _, override = item.partition(":")
+    overrides.setdefault(entry, []).append(override)
+  rows = [run_folder_recipe(entry, folder, workdir, data_dir=flags.data_dir,
+                            overrides=overrides.get(entry, ()))
+          for entry in flags.folder_recipes]
+  config = registry.get_config(rows[0]["recipe"]).replace(dataset=f"folder:{folder}")
   info = data.dataset_info(data.builder_for(config, data_dir=flags.data_dir))
   report.save_json(workdir, "folder.json", rows)
   return "Your own images (folder)", folder_report(rows, info, command=command,

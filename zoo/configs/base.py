@@ -33,9 +33,10 @@ class TrainConfig:
     folder_image_shape: `(height, width, channels)` in pixels that a `folder:DIR` dataset's
       images are prepared at: the recipe's input (MNIST recipes 28x28x1). TFDS datasets
       keep their own shape.
-    folder_resize: how a folder image's aspect is matched to `folder_image_shape`: `pad`
-      (kept, black borders), `crop` (kept, centre cut) or `stretch`. A classifier's
-      exports prepare photos the same way.
+    folder_resize: how a folder image is fitted to `folder_image_shape`: `pad` (aspect
+      kept, black borders), `crop` (aspect kept, centre cut), `stretch`, or `mnist_digit`
+      (cropped to its ink and centred as MNIST's digits are: photos of one digit or
+      character). A classifier's exports prepare photos the same way.
     folder_validation_fraction: share of each class of a folder without a valid/ (or val/)
       split held out as its `valid` split (stratified, fixed seed).
     train_split: TFDS split (slicing allowed, e.g. `train[:90%]`) used for training.
@@ -150,7 +151,7 @@ class TrainConfig:
       raise errors.InvalidValueError(
           "Invalid value for `folder_image_shape`: expected (height, width, channels) in "
           f"pixels, channels 1 or 3. Received: folder_image_shape={shape!r}")
-    _one_of(self, "folder_resize", ("pad", "crop", "stretch"))
+    _one_of(self, "folder_resize", ("pad", "crop", "stretch", "mnist_digit"))
     if not 0.0 < self.folder_validation_fraction < 1.0:
       raise errors.InvalidValueError(
           "Invalid value for `folder_validation_fraction`: expected 0 < fraction < 1. "

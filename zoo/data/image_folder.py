@@ -17,7 +17,8 @@ Files may sit at any depth inside a class folder. Images are JPEG, PNG, BMP or G
 their extension; the content is decoded whatever it is), gray, RGB, RGBA or palette, any
 size. Each is decoded with TensorFlow's own op (`zoo.data.images.decode_image`: alpha
 dropped, a GIF's first frame), converted to the recipe's channels and resized to its
-`folder_image_shape` by `folder_resize` (`pad`, `crop` or `stretch`, `zoo.data.images.fit_image`)
+`folder_image_shape` by `folder_resize` (`pad`, `crop` or `stretch`, `zoo.data.images.fit_image`;
+or `mnist_digit`, `zoo.data.images.center_digit`, for pictures of one digit or character)
 once, when the folder is prepared into `--data_dir` as TFDS dataset
 `image_folder/<folder>_<H>x<W>x<C>_<resize>_<hash>`. The hash covers every file's path,
 size and modification time and the split settings: a changed folder is prepared again, an
@@ -58,6 +59,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 # Split folder names -> the split's name in the prepared dataset.
 SPLIT_FOLDERS = {"train": "train", "valid": "valid", "val": "valid", "test": "test"}
 SPLIT_SEED = 0
+# `folder_resize`: fit the whole image (`zoo.data.images.RESIZE_MODES`), or `mnist_digit`:
+# crop each picture to its digit and centre it as MNIST's are (`images.center_digit`).
+FOLDER_RESIZE = (*images_lib.RESIZE_MODES, "mnist_digit")
 _NAMED_SKIPPED = 3
 
 log = logging.getLogger("zoo")
@@ -242,7 +246,7 @@ def prepare(directory: str, *, image_shape: Sequence[int], resize: str = "pad",
   Args:
     directory: the folder (see the module docstring for its layouts).
     image_shape: `(height, width, channels)` every image is prepared at.
-    resize: how an image's aspect is matched to `image_shape` (`images.RESIZE_MODES`).
+    resize: how an image is fitted to `image_shape` (`FOLDER_RESIZE`).
     validation_fraction: share of each class held out as `valid` when there is no valid split.
     data_dir: TFDS data directory.
 
@@ -253,9 +257,9 @@ def prepare(directory: str, *, image_shape: Sequence[int], resize: str = "pad",
   if len(image_shape) != 3 or image_shape[2] not in (1, 3) or min(image_shape) < 1:
     raise FolderError("Invalid value for `folder_image_shape`: expected (height, width, "
                       f"channels) with 1 or 3 channels. Received: {image_shape!r}")
-  if resize not in images_lib.RESIZE_MODES:
+  if resize not in FOLDER_RESIZE:
     raise FolderError(f"Invalid value for `folder_resize`: expected one of "
-                      f"{list(images_lib.RESIZE_MODES)}. Received: {resize!r}")
+                      f"{list(FOLDER_RESIZE)}. Received: {resize!r}")
   folder = scan(directory, validation_fraction)
   shape_name = "x".join(map(str, image_shape))
   settings = f"{folder.layout}:{shape_name}:{resize}:{validation_fraction}:{SPLIT_SEED}"
@@ -267,7 +271,8 @@ def prepare(directory: str, *, image_shape: Sequence[int], resize: str = "pad",
       "label": tfds.features.ClassLabel(names=folder.class_names),
       "image/filename": tfds.features.Text(),
   })
-  load = tf.function(lambda raw: images_lib.decode_image_bytes(raw, image_shape, resize),
+  # The exported graphs prepare a photo with the same function (`photo_preprocessing`).
+  load = tf.function(lambda raw: images_lib.prepare_image_bytes(raw, image_shape, resize)[0],
                      input_signature=[tf.TensorSpec([], tf.string)])
 
   def examples(files):
