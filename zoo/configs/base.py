@@ -14,6 +14,13 @@ from typing import Any
 
 from zoo import errors
 
+# How a picture's aspect is matched to a model's input (`zoo.data.images.fit_image`), and
+# the values of `folder_resize`: one of those, or `mnist_digit` (each picture cropped to its
+# digit and centred as MNIST's are, `zoo.data.images.center_digit`). Spelled here, where
+# checking a config does not import TensorFlow, and imported by `zoo.data`.
+RESIZE_MODES = ("pad", "crop", "stretch")
+FOLDER_RESIZE = (*RESIZE_MODES, "mnist_digit")
+
 
 @dataclasses.dataclass
 class TrainConfig:
@@ -151,7 +158,7 @@ class TrainConfig:
       raise errors.InvalidValueError(
           "Invalid value for `folder_image_shape`: expected (height, width, channels) in "
           f"pixels, channels 1 or 3. Received: folder_image_shape={shape!r}")
-    _one_of(self, "folder_resize", ("pad", "crop", "stretch", "mnist_digit"))
+    _one_of(self, "folder_resize", FOLDER_RESIZE)
     if not 0.0 < self.folder_validation_fraction < 1.0:
       raise errors.InvalidValueError(
           "Invalid value for `folder_validation_fraction`: expected 0 < fraction < 1. "

@@ -51,6 +51,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo import errors
+from zoo.configs.base import FOLDER_RESIZE
 from zoo.data import images as images_lib
 from zoo.data.quiet import quiet_tfds
 
@@ -59,9 +60,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 # Split folder names -> the split's name in the prepared dataset.
 SPLIT_FOLDERS = {"train": "train", "valid": "valid", "val": "valid", "test": "test"}
 SPLIT_SEED = 0
-# `folder_resize`: fit the whole image (`zoo.data.images.RESIZE_MODES`), or `mnist_digit`:
-# crop each picture to its digit and centre it as MNIST's are (`images.center_digit`).
-FOLDER_RESIZE = (*images_lib.RESIZE_MODES, "mnist_digit")
 _NAMED_SKIPPED = 3
 
 log = logging.getLogger("zoo")

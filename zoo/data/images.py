@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from zoo.configs.base import RESIZE_MODES
+
 # A border whose mean pixel is above this (0-255) is paper, not MNIST's black background.
 LIGHT_BORDER_THRESHOLD = 127.5
 _BORDER_PIXELS = 2
@@ -31,8 +33,6 @@ INK_FRACTION = 0.25
 MIN_INK_CONTRAST = 32.0
 BLACK_POINT = 0.2
 
-# How `fit_image` matches an image's aspect to the model's (a folder dataset's `folder_resize`).
-RESIZE_MODES = ("pad", "crop", "stretch")
 # The values of the classification task's `photo_preprocessing` knob: `mnist_digit`
 # (`center_digit`), `resize` (stretched, light paper inverted to the dataset's polarity:
 # MNIST-like datasets), or one of `RESIZE_MODES` alone (photos: what a folder dataset's
