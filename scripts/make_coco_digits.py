@@ -12,9 +12,6 @@ RGB JPEGs of random sizes (160-320 px per side) with coloured digits on colour g
 
 from zoo import cli  # First: quiets TensorFlow's start-up.
 
-import os
-import sys
-
 from absl import flags
 
 from zoo.data import mnist_detection
@@ -30,12 +27,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   cli.no_arguments(argv)
-  if os.path.exists(FLAGS.output_dir):
-    sys.exit(f"error: --output_dir {FLAGS.output_dir!r} exists; pick a new folder.")
-  missing = [f for pair in mnist_detection._FILES.values() for f in pair
-             if not os.path.exists(os.path.join(FLAGS.manual_dir, f))]
-  if missing:
-    sys.exit(f"error: --manual_dir {FLAGS.manual_dir!r} lacks {missing}.")
   path = mnist_detection.write_coco_photos(
       FLAGS.manual_dir, FLAGS.output_dir, seed=FLAGS.seed,
       num_images={"train": FLAGS.train_images, "valid": FLAGS.valid_images})

@@ -14,12 +14,9 @@ recipe on them without its left-right flips.
 
 from zoo import cli  # First: quiets TensorFlow's start-up.
 
-import os
-import sys
-
 from absl import flags
 
-from zoo.data import digit_photos, mnist_detection
+from zoo.data import digit_photos
 
 flags.DEFINE_string("manual_dir", None, "Folder holding the four original MNIST files.")
 flags.DEFINE_string("output_dir", None, "Folder to write (must not exist).")
@@ -32,12 +29,6 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   cli.no_arguments(argv)
-  if os.path.exists(FLAGS.output_dir):
-    sys.exit(f"error: --output_dir {FLAGS.output_dir!r} exists; pick a new folder.")
-  missing = [f for pair in mnist_detection._FILES.values() for f in pair
-             if not os.path.exists(os.path.join(FLAGS.manual_dir, f))]
-  if missing:
-    sys.exit(f"error: --manual_dir {FLAGS.manual_dir!r} lacks {missing}.")
   print(digit_photos.write_photo_folder(
       FLAGS.manual_dir, FLAGS.output_dir, seed=FLAGS.seed,
       num_images={"train": FLAGS.train_images, "valid": FLAGS.valid_images}))

@@ -10,8 +10,9 @@ import tensorflow_datasets as tfds
 from tests.conftest import MNIST_DIR
 from tests.data import coco_folders
 from zoo import boxes as zb
+from zoo import errors
 from zoo import data
-from zoo.data import coco_folder, detection_input, mnist_detection
+from zoo.data import coco_folder, detection_input, digit_photos, mnist_detection
 from zoo.models import detector
 
 SMALL = {"image_size": 64, "widths": (4, 8, 8, 8)}
@@ -47,9 +48,28 @@ def test_canvases_are_deterministic_and_boxes_are_tight_around_the_ink(mnist_tes
     assert set(digit_labels) <= set(range(10))
 
 
-def test_train_and_test_canvases_come_from_their_own_mnist_split():
-  assert mnist_detection._FILES["train"][0].startswith("train-")
-  assert mnist_detection._FILES["test"][0].startswith("t10k-")
+def test_each_mnist_split_is_read_from_its_own_files():
+  train_digits, train_labels = mnist_detection.read_mnist(str(MNIST_DIR), "train")
+  test_digits, test_labels = mnist_detection.read_mnist(str(MNIST_DIR), "test")
+  assert train_digits.shape == (60_000, 28, 28) and train_labels.shape == (60_000,)
+  assert test_digits.shape == (10_000, 28, 28) and test_labels.shape == (10_000,)
+
+
+@pytest.mark.parametrize("write", [mnist_detection.write_coco_photos,
+                                   digit_photos.write_photo_folder])
+def test_the_photo_writers_name_missing_files_and_never_write_into_a_folder(tmp_path, write):
+  (tmp_path / "m").mkdir()
+  (tmp_path / "m" / "train-images-idx3-ubyte.gz").write_bytes(b"")
+  with pytest.raises(errors.InvalidValueError,
+                     match=r"`manual_dir`: '.*m' lacks \['train-labels-idx1-ubyte\.gz', "
+                           r"'t10k-images-idx3-ubyte\.gz', 't10k-labels-idx1-ubyte\.gz'\]"):
+    write(str(tmp_path / "m"), str(tmp_path / "out"))
+  assert not (tmp_path / "out").exists()
+  (tmp_path / "taken").mkdir()
+  with pytest.raises(errors.InvalidValueError,
+                     match=r"`output_dir`: '.*taken' exists; pick a new folder"):
+    write(str(MNIST_DIR), str(tmp_path / "taken"), num_images={"train": 2, "valid": 2})
+  assert not any((tmp_path / "taken").iterdir())
 
 
 @pytest.mark.parametrize("layout, splits", [("roboflow", ("train", "valid", "test")),

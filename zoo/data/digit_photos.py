@@ -83,12 +83,12 @@ def write_photo_folder(manual_dir: str, output_dir: str, *, num_images=None, see
     seed: the pictures are a function of the digits and this.
     page_pixels, digit_pixels: see `make_digit_photos`.
   """
+  mnist_detection.check_new_folder(output_dir)
   num_images = num_images or {"train": 5000, "valid": 1000}
   sources = {"train": "train", "valid": "test"}
   for i, (split, count) in enumerate(num_images.items()):
-    images_file, labels_file = mnist_detection._FILES[sources[split]]
-    digits = mnist_detection.read_idx(os.path.join(manual_dir, images_file))[:count]
-    labels = mnist_detection.read_idx(os.path.join(manual_dir, labels_file))[:count]
+    digits, labels = mnist_detection.read_mnist(manual_dir, sources[split])
+    digits, labels = digits[:count], labels[:count]
     photos = make_digit_photos(digits, labels, seed=seed + i, page_pixels=page_pixels,
                                digit_pixels=digit_pixels)
     for j, (jpeg, label, _) in enumerate(photos):

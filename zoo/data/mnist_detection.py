@@ -23,13 +23,17 @@ import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from zoo import errors
+
 CANVAS_PIXELS = 128
 MAX_DIGITS = 5
 SCALE_RANGE = (0.8, 2.0)
 GAP_PIXELS = 1
 NUM_CANVASES = {"train": 20_000, "test": 2_000}
-_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
-          "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+# The four original MNIST files, as their download URLs name them (and TFDS's `manual_dir`
+# expects them): split -> (images, labels).
+MNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+               "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
 _SEEDS = {"train": 1, "test": 2}
 
 
@@ -40,6 +44,31 @@ def read_idx(path: str) -> np.ndarray:
   dims = raw[3]
   shape = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
   return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def read_mnist(manual_dir: str, split: str):
+  """MNIST's `split` (`train` or `test`) from the original files in `manual_dir`: uint8
+  digits [N, 28, 28] and their labels [N].
+
+  Raises:
+    zoo.errors.InvalidValueError: `manual_dir` lacks one of the four files (all are named).
+  """
+  missing = [f for pair in MNIST_FILES.values() for f in pair
+             if not os.path.exists(os.path.join(manual_dir, f))]
+  if missing:
+    raise errors.InvalidValueError(
+        f"Invalid value for `manual_dir`: {manual_dir!r} lacks {missing}. Expected the "
+        f"four original MNIST files.")
+  images_file, labels_file = MNIST_FILES[split]
+  return (read_idx(os.path.join(manual_dir, images_file)),
+          read_idx(os.path.join(manual_dir, labels_file)))
+
+
+def check_new_folder(output_dir: str) -> None:
+  """The `write_*` functions write a new folder, never into an existing one."""
+  if os.path.exists(output_dir):
+    raise errors.InvalidValueError(
+        f"Invalid value for `output_dir`: {output_dir!r} exists; pick a new folder.")
 
 
 def make_canvases(images: np.ndarray, labels: np.ndarray, num_canvases: int, seed: int):
@@ -110,9 +139,7 @@ class MnistDetection(tfds.core.GeneratorBasedBuilder):
             for split in NUM_CANVASES}
 
   def _generate_examples(self, manual_dir, split):
-    images_file, labels_file = _FILES[split]
-    images = read_idx(os.path.join(manual_dir, images_file))
-    labels = read_idx(os.path.join(manual_dir, labels_file))
+    images, labels = read_mnist(manual_dir, split)
     canvases = make_canvases(images, labels, NUM_CANVASES[split], _SEEDS[split])
     for i, (canvas, boxes, digit_labels) in enumerate(canvases):
       yield i, {"image": canvas, "image/id": i,
@@ -134,14 +161,13 @@ def write_coco_photos(manual_dir: str, output_dir: str, *, num_images=None, seed
     num_images: `{"train": N, "valid": M}` (default 2,000 and 400).
   """
   import json
+  check_new_folder(output_dir)
   num_images = num_images or {"train": 2000, "valid": 400}
   rng = np.random.default_rng(seed)
   sources = {"train": "train", "valid": "test"}
   categories = [{"id": d + 1, "name": str(d), "supercategory": "digits"} for d in range(10)]
   for split, count in num_images.items():
-    images_file, labels_file = _FILES[sources[split]]
-    digits = read_idx(os.path.join(manual_dir, images_file))
-    labels = read_idx(os.path.join(manual_dir, labels_file))
+    digits, labels = read_mnist(manual_dir, sources[split])
     folder = os.path.join(output_dir, split)
     os.makedirs(folder, exist_ok=True)
     images, annotations = [], []

@@ -24,13 +24,12 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo import errors
-from zoo.data import coco_folder, image_folder
+from zoo.data import coco_folder, image_folder, mnist_detection
 from zoo.data.quiet import quiet_tfds
 
 # The original files each dataset is prepared from, as TFDS names them inside
 # `manual_dir` (the basenames of its download URLs).
-_IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-              "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+_IDX_FILES = tuple(f for pair in mnist_detection.MNIST_FILES.values() for f in pair)
 EXPECTED_FILES = {"mnist": _IDX_FILES, "fashion_mnist": _IDX_FILES,
                   "mnist_detection": _IDX_FILES}
 
