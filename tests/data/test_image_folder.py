@@ -177,6 +177,40 @@ def test_served_photos_are_prepared_as_the_folder_was(tmp_path):
       assert resize == "mnist_digit" or not inverted
 
 
+def _centre_of_mass(image):
+  """Of the ink: what differs from the corner's level (the paper)."""
+  weights = np.abs(image[..., 0].astype(np.float64) - image[0, 0, 0])
+  rows, cols = np.indices(weights.shape)
+  return (rows * weights).sum() / weights.sum(), (cols * weights).sum() / weights.sum()
+
+
+def test_mnist_digit_folders_store_each_picture_cropped_to_its_ink_and_centred(tmp_path):
+  """Small shapes near the corners of large pages, dark on light and light on dark: with
+  `folder_resize=mnist_digit` the stored 28x28 images hold them as MNIST holds its digits
+  (light on black, the ink's longer side 20 px, centre of mass in the middle); padded
+  whole, as `pad` stores them, they stay small and off-centre."""
+  rng = np.random.default_rng(0)
+  for i, (x, y) in enumerate(((15, 15), (150, 20), (20, 150), (150, 145))):
+    kind = image_folders.CLASSES[i % 2]
+    shape = image_folders.shape_image(kind, rng, size=(36, 36))
+    page = Image.new(shape.mode, (200, 200), shape.getpixel((0, 0)))  # Square: no padding.
+    page.paste(shape, (x, y))
+    os.makedirs(tmp_path / "pages" / kind, exist_ok=True)
+    page.save(tmp_path / "pages" / kind / f"page_{i}.png")
+  centred = _prepare(tmp_path / "pages", tmp_path, folder_resize="mnist_digit")
+  padded = _prepare(tmp_path / "pages", tmp_path, folder_resize="pad")
+  for x in tfds.as_numpy(centred.as_dataset("train").concatenate(centred.as_dataset("valid"))):
+    image = x["image"]
+    assert image[0].max() == image[-1].max() == image[:, 0].max() == image[:, -1].max() == 0
+    ink_rows, ink_cols = np.nonzero(image[..., 0] > 127)
+    assert 18 <= max(np.ptp(ink_rows), np.ptp(ink_cols)) + 1 <= 21
+    assert np.allclose(_centre_of_mass(image), 13.5, atol=1.0), x["image/filename"]
+  offsets = [np.abs(np.subtract(_centre_of_mass(x["image"]), 13.5)).max()
+             for x in tfds.as_numpy(padded.as_dataset("train").concatenate(
+                 padded.as_dataset("valid")))]
+  assert min(offsets) > 4, offsets
+
+
 def test_train_and_test_without_valid_holds_valid_out_of_train(tmp_path):
   root = image_folders.write_splits(tmp_path / "shapes", splits=(("train", 5), ("test", 2)))
   info = data.dataset_info(_prepare(root, tmp_path))
