@@ -198,8 +198,10 @@ class GAN(keras.Model):
     """Both optimizers are wrapped for loss scaling under mixed_float16 and built here,
     inside the strategy scope (a LossScaleOptimizer built lazily in a distributed step
     fails under MirroredStrategy); built optimizers are also what `BackupAndRestore`
-    needs to restore their state on resume."""
-    super().compile(**kwargs)
+    needs to restore their state on resume. No model-level optimizer (Keras's default
+    would be an unused RMSprop, built on every variable by `fit` and warned about at each
+    resume: "Skipping variable loading for optimizer 'rm_sprop'")."""
+    super().compile(optimizer=None, **kwargs)
     self.d_optimizer = precision.loss_scaled(d_optimizer)
     self.g_optimizer = precision.loss_scaled(g_optimizer)
     self.d_optimizer.build(self.discriminator.trainable_variables)
