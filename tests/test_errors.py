@@ -89,6 +89,23 @@ def test_a_bad_dataset_is_one_line(tmp_path, dataset, line):
   assert proc.stderr.strip().splitlines() == [line]
 
 
+@pytest.mark.parametrize("script, args, line", [
+    ("predict.py", [], "error: Flag --model must be given (see --help)."),
+    ("export.py", [], "error: Exactly one of (model_dir, add_onnx, from_export) must be given "
+                      "(see --help)."),
+    ("train.py", ["--model=mnist_mlp", "--model_dir=unused", "--epoch=2"],
+     "error: Unknown command line flag 'epoch'. Did you mean --epochs? (see --help)."),
+    ("train.py", ["--model=mnist_mlp", "--model_dir=unused", "--epochs=two"],
+     "error: flag --epochs=two: invalid literal for int() with base 10: 'two' (see --help)."),
+])
+def test_flag_parsing_errors_are_one_line_and_exit_2(script, args, line):
+  """Not absl's "FATAL Flags parsing error" and a second line; nothing runs."""
+  proc = subprocess.run([sys.executable, str(REPO / "scripts" / script), *args],
+                        capture_output=True, text=True, cwd=REPO, timeout=120)
+  assert proc.returncode == 2, proc.stderr
+  assert proc.stderr.strip().splitlines() == [line]
+
+
 def test_did_you_mean_names_the_closest_choice_or_nothing():
   assert errors.did_you_mean("mixed_flot16", ["float32", "mixed_float16"]) == (
       " Did you mean 'mixed_float16'?")

@@ -167,6 +167,24 @@ def no_arguments(argv) -> None:
                             "see --help).")
 
 
+def _parse_flags(argv):
+  """absl's flag parsing with its errors in the zoo's form: one line (a missing required
+  flag, an unknown flag with absl's closest names, a value of the wrong type), exit status 2,
+  instead of absl's "FATAL Flags parsing error" and a second line about --helpshort."""
+  try:
+    return absl_flags.FLAGS(argv)
+  except absl_flags.Error as e:
+    message = " ".join(str(e).split())
+    # absl names the unset flags first ("flag --model=None: ..."); the rest says it again.
+    message = re.sub(r"^flags? (\S+=None(, )?)+: ", "", message)
+    message = message.replace("must have a value other than None", "must be given")
+    message = re.sub(r"Did you mean: (.+?) \?",
+                     lambda m: "Did you mean --" + " or --".join(m.group(1).split(", ")) + "?",
+                     message)
+    print(f"error: {message.rstrip('.')} (see --help).", file=sys.stderr)
+    sys.exit(2)
+
+
 def run(main) -> None:
   """`absl.app.run(main)` with the zoo's logging and its one-line errors.
 
@@ -196,7 +214,7 @@ def run(main) -> None:
       print(f"error: {e}", file=sys.stderr)
       sys.exit(2 if isinstance(e, errors.UsageError) else 1)
 
-  app.run(_main)
+  app.run(_main, flags_parser=_parse_flags)
 
 
 try:
