@@ -177,6 +177,24 @@ class ConfusionMatrix(keras.callbacks.Callback):
       self._write(self._last_epoch)
 
 
+class EpochTensorBoard(keras.callbacks.TensorBoard):
+  """Keras's TensorBoard callback writing once per epoch, without its per-batch work.
+
+  At `update_freq="epoch"` Keras still calls `tf.summary.scalar` for every metric after
+  every batch, into no writer: ~0.25 ms of each training step's critical path (0.5 s of
+  the two epochs of `mnist_cnn --epochs=2`, measured with py-spy). Here only the
+  per-epoch settings exist (no graph, no profiling, no steps per second), so nothing is
+  left to do per batch.
+  """
+
+  def __init__(self, log_dir: str):
+    super().__init__(log_dir, update_freq="epoch", write_graph=False, profile_batch=0,
+                     write_steps_per_second=False)
+
+  def on_train_batch_end(self, batch, logs=None):
+    pass
+
+
 class EpochTimer(keras.callbacks.Callback):
   """Records each epoch's training wall time in seconds, validation excluded.
 

@@ -212,7 +212,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
       # Before TensorBoard: the logs they add (a GAN's FID) are then written with the rest.
       *task.callbacks(config, builder=builder, log_dir=log_dir, info=info, train_ds=train_ds,
                       validation_ds=eval_ds),
-      keras.callbacks.TensorBoard(log_dir, write_graph=False),
+      zoo_callbacks.EpochTensorBoard(log_dir),
       *extra_callbacks,
   ]
 
