@@ -9,9 +9,9 @@ import pytest
 from zoo import callbacks
 
 
-def _toy():
+def _toy(steps_per_execution=1):
   model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-  model.compile("sgd", "mse")
+  model.compile("sgd", "mse", steps_per_execution=steps_per_execution)
   return model, np.ones((32, 2), np.float32), np.ones((32, 1), np.float32)
 
 
@@ -28,11 +28,13 @@ class _Slow(keras.callbacks.Callback):
     time.sleep(0.05)
 
 
-def test_time_budget_stops_at_a_step_boundary_after_its_seconds():
-  model, x, y = _toy()
+@pytest.mark.parametrize("steps_per_execution", [1, 5])
+def test_time_budget_stops_at_a_step_boundary_after_its_seconds(steps_per_execution):
+  model, x, y = _toy(steps_per_execution)
   budget = callbacks.TimeBudget(0.3)
   model.fit(x, y, batch_size=1, epochs=100, verbose=0, callbacks=[_Slow(), budget])
   assert budget.elapsed >= 0.3 and 0 < budget.steps < 100 * 32
+  assert budget.steps == int(model.optimizer.iterations)  # Steps, not calls.
   assert budget.epochs_started < 100
 
 

@@ -57,6 +57,13 @@ def test_global_batch_must_split_over_the_replicas(mock_mnist, mock_manual_dir, 
   assert not (tmp_path / "run").exists()
 
 
+def test_steps_per_execution_is_one_where_keras_multi_step_loop_fails():
+  """Keras 3.15's multi-step loop fails under MirroredStrategy ("You must feed a value for
+  placeholder tensor 'while/.../while/cond/Placeholder_1'", seen with TF 2.21)."""
+  assert distribute.steps_per_execution(distribute.get_strategy("mirrored"), 32) == 1
+  assert distribute.steps_per_execution(distribute.get_strategy("default"), 32) == 32
+
+
 def test_shard_inputs_sets_the_data_policy():
   ds = distribute.shard_inputs(tf.data.Dataset.range(4))
   assert (ds.options().experimental_distribute.auto_shard_policy

@@ -24,9 +24,12 @@ from zoo import rundir, train
 
 # Each task's tiny recipe, 3 epochs, and where its run is killed: (epoch, step), 0-based.
 # Quality measured only at the end (FID, mAP: minutes of this test, not its subject), and
-# the detector flips its training images, so that its augmentation is resumed too.
+# the detector flips its training images, so that its augmentation is resumed too. The
+# classifier runs 3 steps per call (`steps_per_execution`; 8 steps an epoch), so it is
+# killed after its first group of steps: callbacks see a group's last step.
 CASES = {
-    "classification": ("recipes.mnist_cnn_tiny().replace(train_epochs=3, augment=True)", (1, 2)),
+    "classification": ("recipes.mnist_cnn_tiny().replace(train_epochs=3, augment=True, "
+                       "steps_per_execution=3)", (1, 2)),
     "generation": ("recipes.dcgan_tiny(conditional=True).replace(train_epochs=3, task_kwargs="
                    "{'quality_every_epochs': 0, 'eval_samples': 16, 'quality_samples': 16})",
                    (2, 0)),

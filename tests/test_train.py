@@ -153,6 +153,27 @@ def test_rerun_resumes_instead_of_starting_over(mock_mnist, mock_manual_dir, tmp
   assert (tmp_path / "run" / "metrics.json").read_bytes() == written  # ...or overwritten.
 
 
+def test_steps_per_execution_trains_the_same_weights_epoch_by_epoch(
+    mock_mnist, mock_manual_dir, tmp_path):
+  """Several steps per call (3, which does not divide the 8 steps of an epoch) give the
+  weights of one step per call, bit for bit, and no epoch reads into the next: 24 steps in
+  3 epochs, each epoch's own batches (the second and third differ from the first)."""
+  config = recipes.mnist_mlp_tiny().replace(train_epochs=3)
+  kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
+  weights, steps = {}, {}
+  for k in (1, 3):
+    keras.backend.clear_session()
+    model_dir = tmp_path / f"k{k}"
+    train.train_and_evaluate(config.replace(steps_per_execution=k), str(model_dir), **kwargs)
+    card = json.loads((model_dir / "run_card.json").read_text())
+    assert (card["steps_per_execution"], card["steps_per_epoch"]) == (k, 8)
+    model = keras.saving.load_model(model_dir / train.CHECKPOINT)
+    weights[k], steps[k] = model.get_weights(), int(model.optimizer.iterations)
+  assert steps == {1: 24, 3: 24}
+  for a, b in zip(weights[1], weights[3], strict=True):
+    np.testing.assert_array_equal(a, b)
+
+
 def test_model_dir_with_another_config_is_refused(mock_mnist, mock_manual_dir, tmp_path):
   kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
   config = recipes.mnist_mlp_tiny()

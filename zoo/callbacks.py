@@ -104,6 +104,23 @@ class EpochSeeds(keras.callbacks.Callback):
                             dtype=keras.backend.standardize_dtype(state.dtype)))
 
 
+class CurrentEpoch(keras.callbacks.Callback):
+  """Sets an `EpochRange`'s `current` variable at each epoch's start, before `fit()` makes
+  that epoch's data iterator: the training data is then the epoch's own (`zoo.data.
+  concatenate_epochs`), however many epochs this process has run.
+
+  Args:
+    variable: `zoo.data.EpochRange.current`.
+  """
+
+  def __init__(self, variable: tf.Variable):
+    super().__init__()
+    self.variable = variable
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.variable.assign(epoch)
+
+
 class ImageSamples(keras.callbacks.Callback):
   """Writes a few input images of a dataset to TensorBoard when training starts.
 
@@ -240,7 +257,9 @@ class EpochLogs(EpochTimer):
 class TimeBudget(keras.callbacks.Callback):
   """Stops `fit()` at the first step boundary after `seconds` of fitting (from
   `on_train_begin`, so tracing and compilation count), and records what was done: `steps`,
-  `epochs_started` and `elapsed` seconds (benchmarks at equal wall time).
+  `epochs_started` and `elapsed` seconds (benchmarks at equal wall time). Steps are
+  counted from the batch index Keras reports, so a group of `steps_per_execution` steps
+  counts as its size.
 
   Args:
     seconds: the budget.
@@ -257,9 +276,10 @@ class TimeBudget(keras.callbacks.Callback):
 
   def on_epoch_begin(self, epoch, logs=None):
     self.epochs_started += 1
+    self._steps_before_epoch = self.steps
 
   def on_train_batch_end(self, batch, logs=None):
-    self.steps += 1
+    self.steps = self._steps_before_epoch + batch + 1  # `batch`: the group's last step.
     self.elapsed = time.perf_counter() - self.start
     if self.elapsed >= self.seconds:
       self.model.stop_training = True

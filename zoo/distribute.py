@@ -202,6 +202,15 @@ def xla_supported(strategy: tf.distribute.Strategy) -> bool:
   return not all("CPU" in d.upper() for d in strategy.extended.worker_devices)
 
 
+def steps_per_execution(strategy: tf.distribute.Strategy, wanted: int) -> int:
+  """`wanted` steps per call, or 1 under `MirroredStrategy` and
+  `MultiWorkerMirroredStrategy`, where Keras 3.15's multi-step loop fails (a distributed
+  iterator's optional in its `tf.while_loop`; keras-team/keras#19246)."""
+  if isinstance(strategy, _SPEC_BUILD_STRATEGIES):
+    return 1
+  return wanted
+
+
 def shard_inputs(ds: tf.data.Dataset) -> tf.data.Dataset:
   """Sets the auto-shard policy `tf.distribute` applies to `ds` (DATA; module docstring)."""
   options = tf.data.Options()

@@ -89,12 +89,12 @@ def _op_determinism_enabled() -> Optional[bool]:
     return None
 
 
-def _steps_per_epoch(ds: tf.data.Dataset, num_epochs: int) -> int:
-  """Batches per epoch of `ds`, which holds `num_epochs` equal epochs."""
+def _steps_per_epoch(ds: tf.data.Dataset) -> int:
+  """Batches in `ds`, which holds one epoch (`zoo.data.EpochRange`)."""
   n = int(ds.cardinality())
   if n < 0:  # Unknown (e.g. a filtered split): count once.
     n = sum(1 for _ in ds)
-  return n // num_epochs
+  return n
 
 
 def train_and_evaluate(config: TrainConfig, model_dir: str, *,
@@ -163,10 +163,12 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   # The epochs still to train, one after another, each a function of (seed, epoch) alone:
   # a resumed run trains on the batches the uninterrupted run trains on (a complete run
   # whose final evaluation was cut short gets its last epoch, which fit() then skips).
-  epochs = range(min(done, config.train_epochs - 1), config.train_epochs)
+  # Each fit() epoch reads a new iterator of train_ds, which holds that epoch alone (the one
+  # `epochs.current` names, set by `zoo.callbacks.CurrentEpoch`).
+  epochs = data.EpochRange(min(done, config.train_epochs - 1), config.train_epochs)
   train_ds, eval_ds = (distribute.shard_inputs(ds) if ds is not None else None
                        for ds in task.datasets(builder, config, epochs))
-  steps_per_epoch = _steps_per_epoch(train_ds, len(epochs))
+  steps_per_epoch = _steps_per_epoch(train_ds)
   if steps_per_epoch == 0:
     raise errors.InvalidValueError(
         f"Invalid value for `batch_size`: split {config.train_split!r} has fewer "
@@ -174,6 +176,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
 
   # A config asks for XLA; the strategy says whether it can have it (see zoo.distribute).
   jit_compile = config.jit_compile and distribute.xla_supported(strategy)
+  steps_per_execution = distribute.steps_per_execution(strategy, config.steps_per_execution)
 
   provenance.write_json(rundir.path(model_dir, rundir.CONFIG), config.to_dict())
   run_card = {
@@ -186,6 +189,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
       "dtype_policy": policy, "strategy": type(strategy).__name__,
       "num_replicas": strategy.num_replicas_in_sync, "steps_per_epoch": steps_per_epoch,
       "warmup_epochs": warmup_epochs(config), "jit_compile": jit_compile,
+      "steps_per_execution": steps_per_execution,
       "op_determinism": _op_determinism_enabled(),
       **provenance.describe(),
   }
@@ -194,7 +198,8 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   with strategy.scope():
     model = registry.build_model(config, input_shape=info.image_shape,
                                  num_classes=info.num_classes)
-    task.compile(model, config, lambda: make_optimizer(config, steps_per_epoch), jit_compile)
+    task.compile(model, config, lambda: make_optimizer(config, steps_per_epoch), jit_compile,
+                 steps_per_execution=steps_per_execution)
 
   log_dir = rundir.path(model_dir, rundir.TENSORBOARD)
   backup_dir = rundir.path(model_dir, rundir.BACKUP)
@@ -205,6 +210,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
       zoo_callbacks.StopOnNonFiniteLoss(where=f"{model_dir!r}"),
       # Before the savers: checkpoints and backups then hold the averaged weights.
       *([zoo_callbacks.ResumableSwapEMAWeights(resuming)] if config.ema_momentum else []),
+      zoo_callbacks.CurrentEpoch(epochs.current),
       zoo_callbacks.EpochSeeds(config.seed),
       keras.callbacks.BackupAndRestore(backup_dir,
                                        double_checkpoint=True, delete_checkpoint=False),
@@ -226,7 +232,8 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   start = time.perf_counter()
   try:
     # shuffle=False: the pipeline shuffles (seeded); Keras would ignore True and warn.
-    history = model.fit(train_ds, epochs=config.train_epochs, steps_per_epoch=steps_per_epoch,
+    # steps_per_epoch=None: fit() then makes a new iterator of train_ds for every epoch.
+    history = model.fit(train_ds, epochs=config.train_epochs, steps_per_epoch=None,
                         validation_data=eval_ds, callbacks=cbs, verbose=verbose,
                         shuffle=False)
     fit_seconds = time.perf_counter() - start

@@ -67,6 +67,26 @@ def test_each_epoch_is_reshuffled_from_seed_and_epoch_alone(mnist_builder):
   assert not np.array_equal(np.stack(batches(range(1), seed=1)), first)
 
 
+def test_an_epoch_range_gives_each_iterator_the_current_epoch_alone(mnist_builder):
+  """What `zoo.train` hands `fit()`: one epoch per iterator, the one `current` names, with
+  the batches the concatenation has there; an epoch outside the range is an error."""
+  make = lambda epochs: data.make_classification_dataset(
+      mnist_builder, "train", batch_size=16, training=True, augment=True, epochs=epochs)
+  three = [x.numpy() for x, _ in make(range(3))]
+  epochs = data.EpochRange(1, 3)
+  ds = make(epochs)
+  assert int(ds.cardinality()) == 64 // 16  # One epoch's batches, known to fit().
+  for epoch in (2, 1, 2):  # Any order: the variable, not the iterator count, decides.
+    epochs.current.assign(epoch)
+    got = [x.numpy() for x, _ in ds]
+    np.testing.assert_array_equal(np.stack(got), np.stack(three[4 * epoch:4 * epoch + 4]))
+  epochs.current.assign(0)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="not one of the epochs 1-2"):
+    next(iter(ds))
+  with pytest.raises(ValueError, match="expected at least one epoch"):
+    data.EpochRange(3, 3)
+
+
 def test_normalize_images_eager_and_in_dataset_map():
   images = tf.constant([[[[0]], [[255]]], [[[51]], [[102]]]], dtype=tf.uint8)
   eager = data.normalize_images(images).numpy()

@@ -97,8 +97,9 @@ class InkFraction(base.Task):
             make_ink_dataset(builder, config.eval_split, batch_size=config.eval_batch_size,
                              training=False))
 
-  def compile(self, model, config, make_optimizer, jit_compile):
-    model.compile(optimizer=make_optimizer(), loss="mse", jit_compile=jit_compile)
+  def compile(self, model, config, make_optimizer, jit_compile, steps_per_execution=1):
+    model.compile(optimizer=make_optimizer(), loss="mse", jit_compile=jit_compile,
+                  steps_per_execution=steps_per_execution)
 
   def card_fields(self, model, config, info):
     return {"image_shape": list(info.image_shape)}

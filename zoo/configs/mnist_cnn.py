@@ -33,6 +33,8 @@ def get_config() -> TrainConfig:
       # No XLA: on this CPU it made the keras-io convnet 4x slower and gave this net no
       # gain beyond the machine's noise in development runs (BENCHMARKS.md, XLA table).
       jit_compile=False,
+      # Its steps take ~7 ms; Keras's per-step Python and synchronisation ~2 ms more.
+      steps_per_execution=32,
       model_kwargs={"filters": (32, 64), "stem_kernel": 5, "stem_strides": 2,
                     "bn_momentum": 0.9, "dropout": 0.0},
   )

@@ -4,7 +4,8 @@ Importing this package registers the zoo's own TFDS builders (`mnist_detection`)
 """
 
 from zoo.data.images import decode_image_bytes, match_dataset_polarity
-from zoo.data.tfds_input import (DatasetInfo, DatasetNotAvailableError, builder_for,
+from zoo.data.tfds_input import (DatasetInfo, DatasetNotAvailableError, EpochRange,
+                                 builder_for,
                                  concatenate_epochs,
                                  dataset_info, epoch_seed, make_classification_dataset,
                                  make_training_dataset,

@@ -232,16 +232,66 @@ def epoch_seed(seed: int, epoch: int) -> int:
   return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0] >> 1)
 
 
+class EpochRange(Sequence[int]):
+  """The training epochs a run still has to train, `range(first, stop)`, and `current`: a
+  variable naming the epoch in progress, which `zoo.callbacks.CurrentEpoch` sets at each
+  epoch's start.
+
+  Given an `EpochRange`, `concatenate_epochs` returns one epoch at a time: each new
+  iterator yields the batches of the `current` epoch and then ends. `fit()` makes a new
+  iterator every epoch (`steps_per_epoch=None`), so an epoch ends where its data ends and
+  Keras can run several steps per call (`steps_per_execution`) without reading into the
+  next epoch, as it does when one iterator holds every epoch.
+  """
+
+  def __init__(self, first: int, stop: int):
+    self.range = range(first, stop)
+    if not self.range:
+      raise errors.InvalidValueError(
+          f"Invalid value for `epochs`: expected at least one epoch. Received: {self.range}")
+    with tf.init_scope():  # A plain host variable, outside any strategy or function.
+      self.current = tf.Variable(first, dtype=tf.int64, trainable=False, name="epoch")
+
+  def __getitem__(self, i):
+    return self.range[i]
+
+  def __len__(self) -> int:
+    return len(self.range)
+
+  def __repr__(self) -> str:
+    return f"EpochRange({self.range.start}, {self.range.stop})"
+
+
 def concatenate_epochs(one_epoch, epochs: Sequence[int]) -> tf.data.Dataset:
   """`one_epoch(e)` for each `e` of `epochs` (at least one), one after another: the
-  training data of `fit(..., steps_per_epoch=...)` from its first epoch to its last."""
+  training data of `fit(..., steps_per_epoch=...)` from its first epoch to its last.
+
+  If `epochs` is an `EpochRange`, one epoch per iterator instead: the epoch its `current`
+  variable names when the iterator first reads (the cardinality is one epoch's)."""
+  current = getattr(epochs, "current", None)
   epochs = list(epochs)
   if not epochs:
     raise errors.InvalidValueError("Invalid value for `epochs`: expected at least one epoch.")
-  ds = one_epoch(epochs[0])
-  for epoch in epochs[1:]:
-    ds = ds.concatenate(one_epoch(epoch))
-  return ds
+  datasets = [one_epoch(epoch) for epoch in epochs]
+  if current is None:
+    ds = datasets[0]
+    for other in datasets[1:]:
+      ds = ds.concatenate(other)
+    return ds
+  first, branches = epochs[0], [lambda ds=ds: ds for ds in datasets]
+
+  def the_current_epoch(_):
+    index = current - first
+    check = tf.debugging.assert_less(
+        tf.cast(index, tf.uint64), tf.constant(len(epochs), tf.uint64),
+        message=f"the current epoch is not one of the epochs {epochs[0]}-{epochs[-1]} "
+        "(0-based) this training dataset was made for")
+    with tf.control_dependencies([check]):
+      return tf.switch_case(tf.cast(index, tf.int32), branches)
+
+  ds = tf.data.Dataset.from_tensors(tf.constant(0)).flat_map(the_current_epoch)
+  steps = int(datasets[0].cardinality())
+  return ds.apply(tf.data.experimental.assert_cardinality(steps)) if steps >= 0 else ds
 
 
 def make_classification_dataset(

@@ -122,16 +122,20 @@ class Task:
                ) -> tuple[tf.data.Dataset, Optional[tf.data.Dataset]]:
     """`(train, validation)` datasets for `fit()`; validation None: no validation pass.
 
-    `train` holds the training `epochs`, one after another (`fit()` runs them with
-    `steps_per_epoch`), each a function of `(config.seed, epoch)` alone
-    (`zoo.data.tfds_input.epoch_seed`): a run resumed at epoch `e` gets `range(e, n)` and
-    must see what an uninterrupted run sees there (`zoo.data.concatenate_epochs`)."""
+    `train` holds the training `epochs`, each a function of `(config.seed, epoch)` alone
+    (`zoo.data.tfds_input.epoch_seed`): a run resumed at epoch `e` gets epochs `e..n-1` and
+    must see what an uninterrupted run sees there. Make it with `zoo.data.
+    concatenate_epochs`: for a plain sequence of epochs it holds them one after another;
+    `zoo.train` passes a `zoo.data.EpochRange`, and then each iterator holds the current
+    epoch only."""
     raise NotImplementedError
 
   def compile(self, model: keras.Model, config,
               make_optimizer: Callable[[], keras.optimizers.Optimizer],
-              jit_compile: bool) -> None:
-    """Compiles `model` (inside the strategy scope); losses live in the model."""
+              jit_compile: bool, steps_per_execution: int = 1) -> None:
+    """Compiles `model` (inside the strategy scope); losses live in the model.
+    `jit_compile` and `steps_per_execution` go to `model.compile` as they are (the strategy
+    has already decided them, `zoo.distribute`)."""
     raise NotImplementedError
 
   def callbacks(self, config, *, builder, log_dir: str, info, train_ds, validation_ds) -> list:

@@ -244,11 +244,11 @@ class Classification(base.Task):
     return train, data.make_classification_dataset(
         builder, config.eval_split, batch_size=config.eval_batch_size, training=False)
 
-  def compile(self, model, config, make_optimizer, jit_compile):
+  def compile(self, model, config, make_optimizer, jit_compile, steps_per_execution=1):
     model.compile(optimizer=make_optimizer(),
                   loss=keras.losses.SparseCategoricalCrossentropy(),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  jit_compile=jit_compile)
+                  jit_compile=jit_compile, steps_per_execution=steps_per_execution)
 
   def callbacks(self, config, *, builder, log_dir, info, train_ds, validation_ds):
     cbs = [zoo_callbacks.ConfusionMatrix(log_dir, validation_ds, info.class_names)]

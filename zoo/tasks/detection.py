@@ -274,10 +274,10 @@ class Detection(base.Task):
         **common)
     return train, validation
 
-  def compile(self, model, config, make_optimizer, jit_compile):
+  def compile(self, model, config, make_optimizer, jit_compile, steps_per_execution=1):
     num_classes = model.output_shape[-1] - 4
     model.compile(optimizer=make_optimizer(), loss=detector.DetectionLoss(num_classes),
-                  jit_compile=jit_compile)
+                  jit_compile=jit_compile, steps_per_execution=steps_per_execution)
 
   def callbacks(self, config, *, builder, log_dir, info, train_ds, validation_ds):
     knobs = self.knobs(config)

@@ -212,9 +212,9 @@ class Generation(base.Task):
       return train.map(lambda x, y: (x * 2.0 - 1.0, y)), None
     return train.map(lambda x, y: x * 2.0 - 1.0), None
 
-  def compile(self, model, config, make_optimizer, jit_compile):
+  def compile(self, model, config, make_optimizer, jit_compile, steps_per_execution=1):
     model.compile(d_optimizer=make_optimizer(), g_optimizer=make_optimizer(),
-                  jit_compile=jit_compile)
+                  jit_compile=jit_compile, steps_per_execution=steps_per_execution)
 
   def callbacks(self, config, *, builder, log_dir, info, train_ds, validation_ds):
     knobs = self.knobs(config)
