@@ -119,7 +119,7 @@ flags.DEFINE_string("protocols_detector", "saved_models/detector_mnist", "Detect
                     "directory of --protocols' photo-sized input.")
 flags.DEFINE_integer("shortrun", 0, "Instead of the foundation benchmark: time the whole "
                      "`train.py --model=mnist_cnn --epochs=2` command this many times against "
-                     "the keras-io convnet's command to --target_accuracy.")
+                     "the keras-io convnet script, run whole and to --target_accuracy.")
 flags.DEFINE_integer("serving_requests", 3000, "Requests per --serving row at most.")
 flags.DEFINE_float("serving_seconds", 60.0, "Seconds per --serving row at most.")
 flags.DEFINE_integer("precision_epochs", None, "Epochs each recipe trains under each policy "
