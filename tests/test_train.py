@@ -181,6 +181,10 @@ def test_model_dir_with_another_config_is_refused(mock_mnist, mock_manual_dir, t
   with pytest.raises(ValueError, match=r"holds a run with a different config \(fields "
                                        r"\['learning_rate'\] differ\)"):
     train.train_and_evaluate(config.replace(learning_rate=0.5), str(tmp_path / "run"), **kwargs)
+  # Steps per call change how it runs, not what it computes: the same run (here complete).
+  metrics = train.train_and_evaluate(config.replace(steps_per_execution=4),
+                                     str(tmp_path / "run"), **kwargs)
+  assert metrics["epochs_run_this_invocation"] == 1
 
 
 class _PoisonWeights(keras.callbacks.Callback):

@@ -63,6 +63,11 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
                               weight_decay=config.weight_decay or None, **ema)
 
 
+# Fields that change how training runs, not the weights it computes: a run may be resumed
+# with other values (a run started before `mnist_cnn` ran 32 steps per call resumes).
+_SAME_WEIGHTS_FIELDS = ("steps_per_execution",)
+
+
 def _check_same_config(model_dir: str, config: TrainConfig) -> None:
   """A model_dir holds one run: resuming it with another config would mix two runs."""
   path = rundir.path(model_dir, rundir.CONFIG)
@@ -72,7 +77,8 @@ def _check_same_config(model_dir: str, config: TrainConfig) -> None:
     # Through the dataclass: fields added since the run started compare at their defaults.
     old = json.loads(TrainConfig.from_dict(json.load(f)).to_json())
   new = json.loads(config.to_json())
-  diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+  diff = sorted(k for k in set(old) | set(new)
+                if old.get(k) != new.get(k) and k not in _SAME_WEIGHTS_FIELDS)
   if diff:
     raise errors.InvalidValueError(
         f"Invalid value for `model_dir`: {model_dir!r} holds a run with a different config "
