@@ -121,6 +121,29 @@ class CurrentEpoch(keras.callbacks.Callback):
     self.variable.assign(epoch)
 
 
+class LearningRates(keras.callbacks.Callback):
+  """Adds `<name>_learning_rate` to each epoch's logs for the model's optimizers held in
+  attributes other than `optimizer` (a GAN's `d_optimizer` and `g_optimizer`): Keras's
+  TensorBoard callback logs only `model.optimizer`'s rate, which a GAN does not have.
+
+  Args:
+    attributes: log name -> the model attribute holding the optimizer, e.g.
+      `{"d": "d_optimizer"}` (TensorBoard tag `epoch_d_learning_rate`).
+  """
+
+  def __init__(self, attributes: dict):
+    super().__init__()
+    self.attributes = dict(attributes)
+
+  def on_epoch_end(self, epoch, logs=None):
+    if logs is None:
+      return
+    for name, attribute in self.attributes.items():
+      optimizer = getattr(self.model, attribute)
+      optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # Loss-scaled (float16).
+      logs[f"{name}_learning_rate"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+
+
 class ImageSamples(keras.callbacks.Callback):
   """Writes a few input images of a dataset to TensorBoard when training starts.
 

@@ -84,8 +84,13 @@ def test_gan_run_metrics_and_tensorboard(gan_run):
   scalars.Reload()
   tags = set(scalars.Tags()["tensors"])
   for tag in ("epoch_d_loss", "epoch_g_loss", "epoch_d_real", "epoch_d_fake", "epoch_fid",
-              "epoch_coverage_min", "epoch_mean_confidence", "epoch_label_agreement_min"):
+              "epoch_coverage_min", "epoch_mean_confidence", "epoch_label_agreement_min",
+              "epoch_d_learning_rate", "epoch_g_learning_rate"):
     assert tag in tags, sorted(tags)
+  # The two optimizers' own rates (constant in this recipe), one per epoch.
+  for tag in ("epoch_d_learning_rate", "epoch_g_learning_rate"):
+    rates = [float(tf.make_ndarray(e.tensor_proto)) for e in scalars.Tensors(tag)]
+    assert rates == pytest.approx([gan_run["config"].learning_rate] * 3), (tag, rates)
 
 
 def test_evaluate_export_load_and_generate(gan_run, tmp_path):

@@ -220,6 +220,7 @@ class Generation(base.Task):
     knobs = self.knobs(config)
     # First: the sample grid and the quality measurement then see this epoch's average.
     cbs = [zoo_callbacks.GeneratorEMA()] if config.model_kwargs.get("ema_momentum") else []
+    cbs.append(zoo_callbacks.LearningRates({"d": "d_optimizer", "g": "g_optimizer"}))
     if config.log_images:
       rows = info.num_classes if config.model_kwargs.get("conditional") else 8
       per_row = 10 if config.model_kwargs.get("conditional") else 8
