@@ -157,19 +157,31 @@ def test_steps_per_execution_trains_the_same_weights_epoch_by_epoch(
     mock_mnist, mock_manual_dir, tmp_path):
   """Several steps per call (3, which does not divide the 8 steps of an epoch) give the
   weights of one step per call, bit for bit, and no epoch reads into the next: 24 steps in
-  3 epochs, each epoch's own batches (the second and third differ from the first)."""
+  3 epochs, each ending with a short group (callbacks get the step a group would end at
+  if full: 8 for steps 6-7)."""
   config = recipes.mnist_mlp_tiny().replace(train_epochs=3)
   kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
-  weights, steps = {}, {}
+
+  class Calls(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+      self.batches = []
+
+    def on_train_batch_end(self, batch, logs=None):
+      self.batches.append(batch)
+
+  weights, steps, calls = {}, {}, {}
   for k in (1, 3):
     keras.backend.clear_session()
     model_dir = tmp_path / f"k{k}"
-    train.train_and_evaluate(config.replace(steps_per_execution=k), str(model_dir), **kwargs)
+    calls[k] = Calls()
+    train.train_and_evaluate(config.replace(steps_per_execution=k), str(model_dir),
+                             extra_callbacks=[calls[k]], **kwargs)
     card = json.loads((model_dir / "run_card.json").read_text())
     assert (card["steps_per_execution"], card["steps_per_epoch"]) == (k, 8)
     model = keras.saving.load_model(model_dir / train.CHECKPOINT)
     weights[k], steps[k] = model.get_weights(), int(model.optimizer.iterations)
   assert steps == {1: 24, 3: 24}
+  assert calls[1].batches == list(range(8)) * 3 and calls[3].batches == [2, 5, 8] * 3
   for a, b in zip(weights[1], weights[3], strict=True):
     np.testing.assert_array_equal(a, b)
 

@@ -17,6 +17,13 @@ class NonFiniteLossError(errors.ZooError, FloatingPointError):
   """Training stopped because the loss became NaN or infinite."""
 
 
+def steps_done(batch: int, params: dict) -> int:
+  """Steps of the epoch done at `on_train_batch_end(batch)`. With `steps_per_execution` > 1
+  Keras reports each group's last step as if the group were full (8 for steps 6-7 of an
+  epoch of 8): capped at the epoch's steps (`params["steps"]`) when Keras knows them."""
+  return min(batch + 1, params.get("steps") or batch + 1)
+
+
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
   """Stops training the moment the loss is NaN or infinite, before anything is saved.
 
@@ -41,8 +48,9 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     if loss is not None and not math.isfinite(float(loss)):
       raise NonFiniteLossError(
           f"Training of {self.where} stopped: the loss became {float(loss)} at epoch "
-          f"{self._epoch + 1}, step {batch + 1}. Nothing was saved from this epoch; the last "
-          "good checkpoint and backup are kept. Try a lower learning_rate.")
+          f"{self._epoch + 1}, step {steps_done(batch, self.params)}. Nothing was saved "
+          "from this epoch; the last good checkpoint and backup are kept. Try a lower "
+          "learning_rate.")
 
 
 class ResumableSwapEMAWeights(keras.callbacks.SwapEMAWeights):
@@ -282,7 +290,7 @@ class TimeBudget(keras.callbacks.Callback):
   `on_train_begin`, so tracing and compilation count), and records what was done: `steps`,
   `epochs_started` and `elapsed` seconds (benchmarks at equal wall time). Steps are
   counted from the batch index Keras reports, so a group of `steps_per_execution` steps
-  counts as its size.
+  counts as its size (an epoch's last, short group as what is left of the epoch).
 
   Args:
     seconds: the budget.
@@ -302,7 +310,7 @@ class TimeBudget(keras.callbacks.Callback):
     self._steps_before_epoch = self.steps
 
   def on_train_batch_end(self, batch, logs=None):
-    self.steps = self._steps_before_epoch + batch + 1  # `batch`: the group's last step.
+    self.steps = self._steps_before_epoch + steps_done(batch, self.params)
     self.elapsed = time.perf_counter() - self.start
     if self.elapsed >= self.seconds:
       self.model.stop_training = True

@@ -190,8 +190,9 @@ def run(main) -> None:
 
   A `zoo.errors.ZooError` (a mistake in what the user gave: a flag value, a file, a
   dataset) prints as `error: <message>`, exit status 2 for a `UsageError` and 1 otherwise;
-  so do absl's flag-parsing errors, with status 2 (`_parse_flags`). Ctrl-C exits with status 130 and the message of the `KeyboardInterrupt`. Every other
-  exception is a bug and keeps its traceback.
+  so do absl's flag-parsing errors, with status 2 (`_parse_flags`). Ctrl-C exits with
+  status 130 and the message of the `KeyboardInterrupt`. Every other exception is a bug and
+  keeps its traceback.
   """
 
   def _main(argv):

@@ -206,7 +206,8 @@ def steps_per_execution(strategy: tf.distribute.Strategy, wanted: int) -> int:
   """`wanted` steps per call, or 1 under `MirroredStrategy` and
   `MultiWorkerMirroredStrategy`, where Keras 3.15's multi-step loop fails (a distributed
   iterator's optional in its `tf.while_loop`; keras-team/keras#19246)."""
-  if isinstance(strategy, _SPEC_BUILD_STRATEGIES):
+  if isinstance(strategy, (tf.distribute.MirroredStrategy,
+                           tf.distribute.MultiWorkerMirroredStrategy)):
     return 1
   return wanted
 

@@ -166,11 +166,11 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   # numbers, and seeding before it gave that first run other initial weights than reruns.
   keras.utils.set_random_seed(config.seed)
   os.makedirs(model_dir, exist_ok=True)
-  # The epochs still to train, one after another, each a function of (seed, epoch) alone:
-  # a resumed run trains on the batches the uninterrupted run trains on (a complete run
-  # whose final evaluation was cut short gets its last epoch, which fit() then skips).
-  # Each fit() epoch reads a new iterator of train_ds, which holds that epoch alone (the one
-  # `epochs.current` names, set by `zoo.callbacks.CurrentEpoch`).
+  # The epochs still to train, each a function of (seed, epoch) alone: a resumed run trains
+  # on the batches the uninterrupted run trains on (a complete run whose final evaluation
+  # was cut short gets its last epoch, which fit() then skips). Each fit() epoch reads a new
+  # iterator of train_ds, which holds that epoch alone (the one `epochs.current` names, set
+  # by `zoo.callbacks.CurrentEpoch`).
   epochs = data.EpochRange(min(done, config.train_epochs - 1), config.train_epochs)
   train_ds, eval_ds = (distribute.shard_inputs(ds) if ds is not None else None
                        for ds in task.datasets(builder, config, epochs))

@@ -119,8 +119,9 @@ def main(flags, workdir: str, command: str) -> tuple[str, str]:
                  f"{k['whole_seconds']:.1f} s ({report.pct(k['test_accuracy'])}) | {w:.2f} | "
                  f"{k['seconds']:.1f} s ({k['epoch']}) | {a:.2f} | "
                  f"{r['seconds']:.1f} s ({r['epoch']}) | {b:.2f} |")
-  lines += ["", f"Ratio, median of {runs} (goal: at most 1/3): **{statistics.median(vs_whole):.2f}** "
-            f"against the keras-io script run whole (worst {max(vs_whole):.2f}); "
+  lines += ["", f"Ratio, median of {runs} (goal: at most 1/3): "
+            f"**{statistics.median(vs_whole):.2f}** against the keras-io script run whole "
+            f"(worst {max(vs_whole):.2f}); "
             f"**{statistics.median(vs_script):.2f}** against the same script stopped at its "
             f"first {100 * target:.1f} % epoch (worst {max(vs_script):.2f}); "
             f"{statistics.median(vs_recipe):.2f} against the zoo's recipe of it (worst "
