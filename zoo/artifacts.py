@@ -9,6 +9,7 @@ version directory is `zoo.export`'s.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tempfile
@@ -29,6 +30,40 @@ ONNX_OPSET = 17
 
 class ExportError(errors.ZooError, RuntimeError):
   """The export failed a check; nothing was written into the export directory."""
+
+
+# Parity gates count answers, and a count out of a small evaluation set is noisy: on 600
+# images one changed answer is 0.17 points. A gate with target rate `rate` fails a file only
+# when its count is more than a file whose true rate is exactly `rate` would show with
+# probability GATE_CONFIDENCE (a one-sided binomial test at 5 %): such a file fails 5 % of
+# the time or less, whatever the set's size, and the bound tends to `rate` as the set grows.
+GATE_CONFIDENCE = 0.95
+
+
+def allowed_count(n: int, rate: float, confidence: float = GATE_CONFIDENCE) -> int:
+  """The most events (changed or lost answers) out of `n` a parity gate with target `rate`
+  lets pass: the `confidence` quantile of Binomial(n, rate), the smallest k with
+  P(X <= k) >= confidence. -1 for a negative rate (an agreement above 1: no count passes).
+
+  Args:
+    n: the number of answers compared (examples of the evaluation split).
+    rate: the target rate of events, in [0, 1] (e.g. 0.001 for a 0.999 agreement).
+    confidence: the probability that a file exactly on target passes.
+  """
+  if rate < 0:
+    return -1
+  if rate == 0 or n == 0:
+    return 0
+  if rate >= 1:
+    return n
+  log_p, log_q = math.log(rate), math.log1p(-rate)
+  cumulative = 0.0
+  for k in range(n + 1):
+    cumulative += math.exp(math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+                           + k * log_p + (n - k) * log_q)
+    if cumulative >= confidence:
+      return k
+  return n
 
 
 def float32_twin(build: Callable[[], keras.Model], trained: keras.Model) -> keras.Model:

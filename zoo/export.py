@@ -42,7 +42,8 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
                version: Optional[int] = None, overwrite: bool = False,
                variants: Optional[Sequence[str]] = None, data_dir: Optional[str] = None,
                manual_dir: Optional[str] = None, allow_download: bool = False,
-               onnx: bool = True, task_kwargs: Optional[dict] = None, **task_options) -> str:
+               onnx: bool = True, task_kwargs: Optional[dict] = None,
+               require: Sequence[str] = (), **task_options) -> str:
   """Exports the run in `model_dir` to `export_dir/<name>/<version>/`; returns that path.
 
   Args:
@@ -59,13 +60,18 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
     task_kwargs: task knobs to change from the run's for this export (they act at
       inference, as detection's post-processing: `{"class_agnostic_nms": True}`); the card
       records them beside the training config.
+    require: files (card keys: `float32`, `int8`, `onnx`, ...; `all` for every file
+      written) whose failed check fails the whole export. Any other file that fails a
+      check is left out of the version (the card's `left_out` says why) and the rest is
+      written; the SavedModel is always required.
     **task_options: `parity_split` (the split every file is evaluated on; default the
       run's eval split) and the task's `export_options` (e.g. classification's
       `min_agreement`; see `zoo/tasks/<task>.py`).
 
   Raises:
     FileExistsError: the version exists and `overwrite` is False.
-    zoo.artifacts.ExportError: a parity or size check failed (nothing is written).
+    zoo.artifacts.ExportError: a check of the SavedModel, of the whole export or of a
+      required file failed (nothing is written).
   """
   config, trained = rundir.load_run(model_dir)
   task = tasks.get(config.task)
@@ -91,6 +97,12 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
     raise errors.InvalidValueError(
         f"Invalid value for `variants`: {unknown} are not TFLite variants of "
         f"task {task.name!r}; expected some of {list(task.tflite_variants)}.")
+  known = {"saved_model", *variants, *(("onnx",) if onnx else ())}
+  require = set(known if "all" in require else require)
+  if require - known:
+    raise errors.InvalidValueError(
+        f"Invalid value for `require`: {sorted(require - known)} are not files of this "
+        f"export; expected some of {sorted(known)} or 'all'.")
   final = os.path.join(root, str(version))
   if os.path.exists(final) and not overwrite:
     raise errors.AlreadyExistsError(f"{final!r} exists; pass --overwrite to replace it, or "
@@ -122,11 +134,8 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
       card["task_kwargs_at_export"] = dict(task_kwargs)
     card = task.export(model, config, builder, tmp, card, variants=variants, onnx=onnx,
                        **task_options)
+    card = _leave_out_failed_files(tmp, card, {"saved_model", *require}, model_dir)
     artifacts.write_card(tmp, card)
-    failed = [c for c in card["checks"] if not c["passed"]]
-    if failed:
-      raise artifacts.ExportError(f"Export of {model_dir!r} failed its checks: {failed}. "
-                                  "Nothing was written.")
     os.chmod(tmp, 0o755)  # mkdtemp makes it owner-only; a model server may run as another user.
     if os.path.exists(final):  # overwrite=True
       shutil.rmtree(final)
@@ -135,6 +144,29 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   return final
+
+
+def _leave_out_failed_files(directory: str, card: dict, required: set, model_dir: str) -> dict:
+  """Removes each file that failed a check from `directory` and moves its card entry,
+  parity and checks to the card's `left_out` (with `reason`: the failed checks and their
+  figures); returns the card. A failed check of a
+  `required` file, or of no file (the export as a whole), raises instead."""
+  failed = [c for c in card["checks"] if not c["passed"]]
+  fatal = [c for c in failed if c.get("file", "saved_model") in required]
+  if fatal:
+    raise artifacts.ExportError(f"Export of {model_dir!r} failed its checks: {fatal}. "
+                                "Nothing was written.")
+  card["left_out"] = {}
+  for key in dict.fromkeys(c["file"] for c in failed):
+    entry = card["files"].pop(key)
+    os.remove(os.path.join(directory, entry["path"]))
+    card["left_out"][key] = {
+        "path": entry["path"], "parity": card["parity"].pop(key, None),
+        "checks": [c for c in card["checks"] if c.get("file") == key],
+        "reason": "; ".join(f"{c['check']}: value {c['value']:.4g}"
+                            for c in failed if c["file"] == key)}
+  card["checks"] = [c for c in card["checks"] if c.get("file") not in card["left_out"]]
+  return card
 
 
 def restore_from_export(version_dir: str, model_dir: str) -> None:
@@ -265,4 +297,6 @@ def parity_table(card: dict) -> str:
                   f"({metrics.get(task.count_key)} examples); {summary}:")
   lines += [f"{'PASS' if c['passed'] else 'FAIL'}  {c['check']} (value {c['value']:.4g})"
             for c in card["checks"]]
+  lines += [f"LEFT OUT  {entry['path']}: {entry['reason']} (--require={key} makes this fatal)"
+            for key, entry in card.get("left_out", {}).items()]
   return "\n".join(lines)

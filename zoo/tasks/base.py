@@ -171,11 +171,14 @@ class Task:
 
   def checks(self, card: dict, **options) -> list[dict]:
     """The export's pass/fail checks from the card's `metrics` and `parity`, each
-    `{check, value, passed}`."""
+    `{check, file, value, passed}`: `file` is the card's key of the file it judges (a
+    failing file is left out of the export unless required); a check without `file`
+    judges the whole export, and its failure fails it."""
     raise NotImplementedError
 
   def self_checks(self, front) -> list[dict]:
-    """Checks of one exported SavedModel's signatures against each other (default none)."""
+    """Checks of one exported SavedModel's signatures against each other (default none),
+    each with `file: "saved_model"`."""
     return []
 
   def card_metrics(self, metrics: dict) -> dict:

@@ -386,7 +386,7 @@ class Detection(base.Task):
               if key == "int8" else {"map_50_gap": max_map50_gap})
       for gap_key, bar in bars.items():
         metric = "mAP@.5" if gap_key == "map_50_gap" else "mAP"
-        checks.append({"check": f"{key} |{metric} - Keras {metric}| <= {bar}",
+        checks.append({"check": f"{key} |{metric} - Keras {metric}| <= {bar}", "file": key,
                        "value": p[gap_key], "passed": p[gap_key] <= bar})
     return checks
 
