@@ -1,19 +1,9 @@
 """TensorBoard, started without TensorFlow's start-up lines.
 
-  python scripts/run_tensorboard.py --logdir runs/    # then open http://localhost:6006/
-
-The same command as `tensorboard --logdir runs/` (every TensorBoard flag passes through);
-TensorBoard imports TensorFlow, whose loading prints a block of oneDNN, CPU-feature and
-CUDA-probe lines a user can do nothing about: importing `zoo.cli` first filters them, as
-for every other script.
+The same command as `zoo-tensorboard` from an installed zoo: see zoo/commands/tensorboard.py.
 """
 
-from zoo import cli  # First: imports TensorFlow with its start-up lines filtered.
-
-import sys
-
-from tensorboard import main as tensorboard_main
+from zoo.commands import tensorboard
 
 if __name__ == "__main__":
-  del cli  # Imported for its quieting only; TensorBoard parses its own flags.
-  sys.exit(tensorboard_main.run_main())
+  tensorboard.run()

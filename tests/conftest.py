@@ -3,6 +3,7 @@ everything else from `tfds.testing.mock_data` or data the tests make."""
 
 import os
 import pathlib
+import tempfile
 
 import keras
 import pytest
@@ -16,6 +17,10 @@ from zoo.data import tfds_input
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0],
     [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
+
+# The presets' cache (zoo.presets) of this test session, and of the commands it starts: tests
+# never write into the user's ~/.cache/zoo.
+os.environ["ZOO_HOME"] = tempfile.mkdtemp(prefix="zoo-test-home-")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MNIST_DIR = pathlib.Path(os.environ.get("ZOO_MNIST_DIR", REPO.parent / "shared" / "data" / "mnist"))

@@ -18,6 +18,10 @@ ALLOWED_DEFERRED = {
     ("zoo", "zoo.loading"), ("zoo", "zoo.serving.client"),
     # The config dataclass stays TensorFlow-free; only validate() needs the choices.
     ("zoo.configs.base", "zoo.distribute"), ("zoo.configs.base", "zoo.precision"),
+    # The `serve` extra is optional: zoo-serve says which package is missing, and how to
+    # install it, instead of an ImportError traceback (imported in a try block).
+    ("zoo.commands.serve", "zoo.serving.config"), ("zoo.commands.serve", "zoo.serving.metrics"),
+    ("zoo.commands.serve", "zoo.serving.runner"),
 }
 
 

@@ -167,12 +167,20 @@ def no_arguments(argv) -> None:
                             "see --help).")
 
 
+_HELP_FLAGS = ("-?", "-h", "--help", "--helpshort", "--helpfull", "--helpxml")
+
+
 def _parse_flags(argv):
   """absl's flag parsing with its errors in the zoo's form: one line (a missing required
   flag, an unknown flag with absl's closest names, a value of the wrong type), exit status 2,
   instead of absl's "FATAL Flags parsing error" and a second line about --helpshort."""
   try:
     return absl_flags.FLAGS(argv)
+  except SystemExit as e:
+    # absl exits with status 1 after printing the help it was asked for: no failure.
+    if e.code == 1 and any(a.split("=")[0] in _HELP_FLAGS for a in argv[1:]):
+      sys.exit(0)
+    raise
   except absl_flags.Error as e:
     message = " ".join(str(e).split())
     # absl names the unset flags first ("flag --model=None: ..."); the rest says it again.
@@ -194,6 +202,15 @@ def run(main) -> None:
   status 130 and the message of the `KeyboardInterrupt`. Every other exception is a bug and
   keeps its traceback.
   """
+
+  # absl's --help prints the docstring and key flags of the program it was started as
+  # (`sys.argv[0]`): a console script's module has no docstring and defines no flag, and
+  # `scripts/*.py` only import their command. Both show the command module's.
+  command = sys.modules.get(main.__module__)
+  if command is not None and command.__doc__:
+    sys.modules["__main__"].__doc__ = command.__doc__
+  for flag in absl_flags.FLAGS.get_key_flags_for_module(main.__module__):
+    absl_flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
   def _main(argv):
     _configure_logging()

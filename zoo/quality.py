@@ -1,7 +1,7 @@
 """How good is a generator? FID and class statistics in the zoo classifier's feature space.
 
 Method:
-  * The feature network is an exported zoo classifier (default `saved_models/mnist_cnn`,
+  * The feature network is an exported zoo classifier (default the `mnist_cnn` preset,
     its newest version): its `features` signature returns the penultimate layer (the
     input of the logits layer; 3,136 numbers for `mnist_cnn`), its `serving_default` the
     class probabilities. No Inception network is downloaded: offline, the zoo's own MNIST
@@ -29,9 +29,9 @@ from typing import Optional
 
 import numpy as np
 
-from zoo import errors, runtime
+from zoo import errors, presets, runtime
 
-DEFAULT_FEATURE_MODEL = os.path.join("saved_models", "mnist_cnn")
+DEFAULT_FEATURE_MODEL = "mnist_cnn"  # The shipped classifier's preset (`zoo.presets`).
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -63,9 +63,12 @@ def frechet_distance(stats_a, stats_b) -> float:
 
 
 def resolve_feature_model(path: str = DEFAULT_FEATURE_MODEL) -> str:
-  """`path` as given if it exists, else relative to the zoo's checkout (for the default)."""
+  """`path` as given if it exists, a preset by name (`mnist_cnn`, `mnist_cnn:4`), else
+  relative to the zoo's checkout (a config naming `saved_models/mnist_cnn`)."""
   if os.path.exists(path):
     return path
+  if presets.looks_like_spec(path):
+    return presets.resolve(path)
   candidate = os.path.join(_REPO_ROOT, path)
   if not os.path.isabs(path) and os.path.exists(candidate):
     return candidate
@@ -94,9 +97,13 @@ class FeatureClassifier:
     self.source = runtime.Predictor(backend, card).source
 
   def describe(self) -> dict:
-    """The classifier's identity, for reports and model cards."""
-    return {**self.source, "path": os.path.relpath(self.source["path"], _REPO_ROOT)
-            if self.source["path"].startswith(_REPO_ROOT) else self.source["path"]}
+    """The classifier's identity, for reports and model cards (with `preset`, the name it
+    resolves by, when it is one of the zoo's presets)."""
+    path = self.source["path"]
+    if path.startswith(presets.model_root(self.source["name"]) + os.sep):
+      return {**self.source, "preset": f"{self.source['name']}:{self.source['version']}"}
+    return {**self.source, "path": os.path.relpath(path, _REPO_ROOT)
+            if path.startswith(_REPO_ROOT) else path}
 
   def features_and_probabilities(self, images: np.ndarray, batch_size: int = 1000):
     feats, probs = [], []

@@ -21,7 +21,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from zoo import errors
+from zoo import errors, presets
 
 CARD = "model_card.json"
 log = logging.getLogger("zoo")
@@ -175,12 +175,15 @@ def open_model(path: str, kind: str = "saved_model"):
 
   Args:
     path: a `.tflite` or `.onnx` file, a version directory (`saved_models/mnist_cnn/3`),
-      or a model directory (`saved_models/mnist_cnn`, whose newest version is used).
+      a model directory (`saved_models/mnist_cnn`, whose newest version is used), or a
+      preset's name (`mnist_cnn`, `mnist_cnn:3`; `zoo.presets`), when no such path exists.
     kind: for a directory, the file to run: `saved_model` or `onnx` (its `model.onnx`).
 
   Returns:
     `(backend, card)`.
   """
+  if presets.looks_like_spec(path):
+    path = presets.resolve(path)
   suffix = os.path.splitext(path)[1]
   if suffix in FILE_BACKENDS:
     if not os.path.isfile(path):
