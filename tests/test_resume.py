@@ -83,3 +83,34 @@ def test_a_run_killed_at_a_step_and_resumed_ends_bit_identical(task, mock_mnist,
   for a, b in zip(_weights(whole), _weights(killed), strict=True):
     np.testing.assert_array_equal(a, b)
 
+
+
+def test_a_finetuning_run_killed_while_frozen_and_resumed_ends_bit_identical(
+    mock_mnist, mock_manual_dir, tmp_path):
+  """`init_from` a run whose second conv is narrower: the first conv and its BatchNorm load
+  (frozen for 2 epochs, the BatchNorm throughout), the rest starts anew. Killed in epoch 2,
+  still frozen; the rerun freezes epoch 2 again and unfreezes epoch 3 as the whole run did."""
+  kwargs = {"data_dir": str(tmp_path / "tfds"), "manual_dir": mock_manual_dir}
+  source = str(tmp_path / "source")
+  narrow = recipes.mnist_cnn_tiny()
+  train.train_and_evaluate(narrow.replace(model_kwargs={**narrow.model_kwargs,
+                                                        "filters": (4, 6)}),
+                           source, verbose=0, **kwargs)
+  config_expr = (f"recipes.mnist_cnn_tiny().replace(train_epochs=3, augment=True, "
+                 f"steps_per_execution=3, init_from={source!r}, freeze_epochs=2)")
+  config = eval(config_expr).replace(deterministic=True)  # pylint: disable=eval-used
+  whole, killed = str(tmp_path / "whole"), str(tmp_path / "killed")
+  train.train_and_evaluate(config, whole, verbose=0, **kwargs)
+  card = rundir.read_json(whole, rundir.RUN_CARD)["init_from"]
+  assert card["loaded"] == ["conv_0", "bn_0"] and card["freeze_epochs"] == 2
+
+  child = subprocess.run([sys.executable, "-c", _CHILD,
+                          json.dumps([config_expr, killed, kwargs, (1, 2)])],
+                         cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert child.returncode == -9, child.stderr[-3000:]
+  assert rundir.completed_epochs(killed) == 1
+  metrics = train.train_and_evaluate(config, killed, verbose=0, **kwargs)
+  assert metrics["epochs_run_this_invocation"] == 2
+  assert rundir.read_json(killed, rundir.RUN_CARD)["init_from"]["loaded"] == card["loaded"]
+  for a, b in zip(_weights(whole), _weights(killed), strict=True):
+    np.testing.assert_array_equal(a, b)

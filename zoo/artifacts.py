@@ -66,6 +66,27 @@ def allowed_count(n: int, rate: float, confidence: float = GATE_CONFIDENCE) -> i
   return n
 
 
+def saved_model_weights(version_dir: str) -> dict:
+  """Every variable an exported SavedModel's signatures use, by name: the Keras weight
+  paths of the model it was exported from (`dense/kernel`), as numpy arrays.
+
+  Raises:
+    zoo.errors.InvalidValueError: the SavedModel cannot be read (a damaged file), naming it.
+  """
+  try:
+    loaded = tf.saved_model.load(version_dir)
+  # A damaged variables file surfaces as any of these (IndexError: "Read less bytes than
+  # requested" from TensorFlow's checkpoint reader).
+  except (tf.errors.OpError, OSError, ValueError, IndexError, KeyError) as e:
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise errors.InvalidValueError(f"Cannot read the SavedModel in {version_dir!r} "
+                                   f"(damaged or incomplete?): {first}") from e
+  values = {}
+  for function in loaded.signatures.values():
+    values.update({v.name.split(":")[0]: v.numpy() for v in function.variables})
+  return values
+
+
 def float32_twin(build: Callable[[], keras.Model], trained: keras.Model) -> keras.Model:
   """`build()` run under the float32 policy, with `trained`'s weights copied in.
 

@@ -190,9 +190,7 @@ def restore_from_export(version_dir: str, model_dir: str) -> None:
   with open(card_path) as f:
     card = json.load(f)
   config = TrainConfig.from_dict(card["training"]["config"])
-  values, loaded = {}, tf.saved_model.load(version_dir)
-  for function in loaded.signatures.values():
-    values.update({v.name.split(":")[0]: v.numpy() for v in function.variables})
+  values = artifacts.saved_model_weights(version_dir)
   num_classes = len(card["labels"]) if "labels" in card else card.get("num_classes", 0)
   model = registry.build_model(config, input_shape=tuple(card["image_shape"]),
                                num_classes=num_classes)

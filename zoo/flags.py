@@ -47,6 +47,10 @@ def define_train_flags():
                     "stays the global batch. mirrored: all GPUs, or all logical CPUs when "
                     "there is no GPU. multi_worker_mirrored reads TF_CONFIG (README.md, "
                     "'Scale out').")
+  flags.DEFINE_string("init_from", None, "Start from trained weights (default: the "
+                      "recipe's): none, imagenet, a preset (mnist_cnn, mnist_cnn:4; see "
+                      "zoo --list), an exported model or a run directory. Layers that fit "
+                      "are loaded, the others (a head for other classes) start anew.")
   flags.DEFINE_multi_string("set", [], "Override any config field: --set=field=value, "
                             "repeatable; e.g. --set=augment=False "
                             "--set=model_kwargs.dropout=0.1. Values are Python literals.")
@@ -62,7 +66,7 @@ def define_train_flags():
 FLAG_FIELDS = {"dataset": "dataset", "epochs": "train_epochs", "batch_size": "batch_size",
                "learning_rate": "learning_rate", "seed": "seed",
                "deterministic": "deterministic", "mixed_precision": "mixed_precision",
-               "strategy": "strategy"}
+               "strategy": "strategy", "init_from": "init_from"}
 
 
 def config_from_flags(values) -> TrainConfig:

@@ -18,8 +18,9 @@ import re
 
 import keras
 
-# Registers the zoo's Keras classes (the GAN model, custom layers) for `load_run`.
-from zoo import models  # noqa: F401  pylint: disable=unused-import
+# Registers the zoo's Keras classes (the GAN model, custom layers, the learning-rate
+# schedules a checkpoint's optimizer names) for `load_run`.
+from zoo import models, schedules  # noqa: F401  pylint: disable=unused-import
 from zoo.configs import TrainConfig
 
 from zoo import errors

@@ -19,7 +19,8 @@ import keras
 import tensorflow as tf
 
 from zoo import callbacks as zoo_callbacks
-from zoo import data, distribute, errors, precision, provenance, registry, rundir, tasks
+from zoo import (data, distribute, errors, finetune, precision, provenance, registry, rundir,
+                 schedules, tasks)
 from zoo.configs import TrainConfig
 
 # The layout's names, for callers that knew them here.
@@ -43,7 +44,9 @@ def warmup_epochs(config: TrainConfig) -> float:
 
 
 def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-  """The config's optimizer with its learning-rate schedule (steps derived from epochs)."""
+  """The config's optimizer with its learning-rate schedule (steps derived from epochs);
+  a fine-tuning run's rate drops by `unfrozen_learning_rate_scale` once its loaded layers
+  are unfrozen (after `freeze_epochs`)."""
   lr = config.learning_rate
   if config.lr_schedule == "cosine":
     total = max(config.train_epochs * steps_per_epoch, 1)
@@ -53,6 +56,9 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
         decay_steps=max(total - warmup, 1),
         warmup_target=config.learning_rate if warmup else None,
         warmup_steps=warmup)
+  if _freezes(config):
+    lr = schedules.ScaledAfter(lr, config.freeze_epochs * steps_per_epoch,
+                               config.unfrozen_learning_rate_scale)
   ema = {"use_ema": config.ema_momentum > 0, "ema_momentum": config.ema_momentum or 0.99}
   if config.optimizer == "adam":
     return keras.optimizers.Adam(lr, beta_1=config.beta_1, **ema)
@@ -61,6 +67,10 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
                                   **ema)
   return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True,
                               weight_decay=config.weight_decay or None, **ema)
+
+
+def _freezes(config: TrainConfig) -> bool:
+  return config.freeze_epochs > 0 and config.init_from != finetune.NONE
 
 
 # Fields that change how training runs, not the weights it computes: a run may be resumed
@@ -199,17 +209,45 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
       "op_determinism": _op_determinism_enabled(),
       **provenance.describe(),
   }
-  provenance.write_json(rundir.path(model_dir, rundir.RUN_CARD), run_card)
+  resuming = done > 0
+  previous = (rundir.read_json(model_dir, rundir.RUN_CARD)
+              if resuming and os.path.exists(rundir.path(model_dir, rundir.RUN_CARD)) else {})
+  # A new run reads its source now; a resumed one restores its own checkpoint and needs
+  # only which layers came from the source (they are frozen again the same way).
+  source = finetune.resolve(config.init_from) if not resuming else None
 
   with strategy.scope():
     model = registry.build_model(config, input_shape=info.image_shape,
                                  num_classes=info.num_classes)
+    init = (finetune.initialize(model, source, info.image_shape) if source
+            else previous.get("init_from"))
+    frozen, batch_norms = ((finetune.freeze_plan(model, init["loaded"]))
+                           if init and _freezes(config) else ([], []))
+    if frozen and not init["reinitialized"]:
+      log.info("Every layer was loaded from %s: none is new, so none is frozen "
+               "(freeze_epochs=%d is not used).", config.init_from, config.freeze_epochs)
+      frozen, batch_norms = [], []
+    for layer in batch_norms:  # In inference mode for the whole run, from the first step.
+      layer.trainable = False
     task.compile(model, config, lambda: make_optimizer(config, steps_per_epoch), jit_compile,
                  steps_per_execution=steps_per_execution)
+    if frozen:
+      if getattr(model, "optimizer", None) is None:
+        raise errors.InvalidValueError(
+            f"Invalid value for `freeze_epochs`: task {config.task!r} trains several "
+            "networks with their own optimizers; set freeze_epochs=0 (every loaded layer "
+            f"trains from the start). Received: freeze_epochs={config.freeze_epochs}")
+      # Built now, on every variable that will train: the frozen epochs' train step passes
+      # only the new layers' variables, and Keras refuses variables an optimizer was not
+      # built with when the loaded layers are unfrozen.
+      model.optimizer.build(model.trainable_variables)
+  if init:
+    run_card["init_from"] = {**init, "freeze_epochs": config.freeze_epochs if frozen else 0,
+                             "frozen_throughout": [layer.name for layer in batch_norms]}
+  provenance.write_json(rundir.path(model_dir, rundir.RUN_CARD), run_card)
 
   log_dir = rundir.path(model_dir, rundir.TENSORBOARD)
   backup_dir = rundir.path(model_dir, rundir.BACKUP)
-  resuming = done > 0
   os.makedirs(os.path.dirname(rundir.path(model_dir, rundir.CHECKPOINT)), exist_ok=True)
   cbs = [
       # First: it raises on a NaN loss before any other callback can save that epoch.
@@ -217,6 +255,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
       # Before the savers: checkpoints and backups then hold the averaged weights.
       *([zoo_callbacks.ResumableSwapEMAWeights(resuming)] if config.ema_momentum else []),
       zoo_callbacks.CurrentEpoch(epochs.current),
+      *([finetune.FreezeLoaded(frozen, batch_norms, config.freeze_epochs)] if frozen else []),
       zoo_callbacks.EpochSeeds(config.seed),
       keras.callbacks.BackupAndRestore(backup_dir,
                                        double_checkpoint=True, delete_checkpoint=False),

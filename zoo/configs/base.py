@@ -84,6 +84,17 @@ class TrainConfig:
     strategy: `default`, `one_device`, `mirrored`, `multi_worker_mirrored`, `tpu` or
       `auto` (see `zoo.distribute`).
     log_images: how many training images to write to TensorBoard (0 = none).
+    init_from: where the first weights come from (`zoo.finetune`): `none` (random),
+      `imagenet` (EfficientNet-Lite0's ImageNet weights, the photo recipes' default), a
+      preset's name (`mnist_cnn`, `mnist_cnn:4`), an exported model directory, or a run
+      directory. Weights whose path and shape match are loaded, the others (a head for
+      other classes) start anew. A resumed run continues from its own checkpoint.
+    freeze_epochs: epochs at the start of the run during which the layers loaded from
+      `init_from` are frozen, so only the new ones train (0: none frozen; nothing is
+      frozen with init_from `none`). With it, the loaded BatchNorm layers stay in
+      inference mode for the whole run.
+    unfrozen_learning_rate_scale: after `freeze_epochs`, the learning rate (and its
+      schedule) times this: fine-tuning the loaded layers at a lower rate.
     model_kwargs: the builder's own knobs (widths, dropout, ...).
     task_kwargs: the task's own knobs (see `task_kwargs` of `zoo/tasks/<task>.py`).
   """
@@ -118,6 +129,9 @@ class TrainConfig:
   mixed_precision: str = "float32"
   strategy: str = "default"
   log_images: int = 8
+  init_from: str = "none"
+  freeze_epochs: int = 0
+  unfrozen_learning_rate_scale: float = 0.1
   model_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
   task_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -167,6 +181,18 @@ class TrainConfig:
           "Invalid value for `folder_image_shape`: expected (height, width, channels) in "
           f"pixels, channels 1 or 3. Received: folder_image_shape={shape!r}")
     _one_of(self, "folder_resize", FOLDER_RESIZE)
+    if not isinstance(self.init_from, str) or not self.init_from:
+      raise errors.InvalidValueError(
+          "Invalid value for `init_from`: expected 'none', 'imagenet', a preset's name, an "
+          f"exported model or a run directory. Received: init_from={self.init_from!r}")
+    if isinstance(self.freeze_epochs, bool) or not isinstance(self.freeze_epochs, int) or (
+        self.freeze_epochs < 0):
+      raise errors.InvalidValueError("Invalid value for `freeze_epochs`: expected an integer "
+                                     f">= 0. Received: freeze_epochs={self.freeze_epochs!r}")
+    if not 0 < self.unfrozen_learning_rate_scale <= 1:
+      raise errors.InvalidValueError(
+          "Invalid value for `unfrozen_learning_rate_scale`: expected 0 < scale <= 1. "
+          f"Received: unfrozen_learning_rate_scale={self.unfrozen_learning_rate_scale!r}")
     if not 0.0 < self.folder_validation_fraction < 1.0:
       raise errors.InvalidValueError(
           "Invalid value for `folder_validation_fraction`: expected 0 < fraction < 1. "

@@ -1,0 +1,199 @@
+"""`init_from` (zoo.finetune) for every task on tiny data: which weights load and which start
+anew, weight for weight; the frozen-then-unfrozen schedule with BatchNorm in inference mode;
+every bad source as one line. The bit-identical resume of a fine-tuning run is in
+tests/test_resume.py; the photo recipes' ImageNet start in tests/models/test_efficientnet_lite.py.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tests import recipes
+from tests.conftest import REPO
+from tests.data import image_folders
+from zoo import errors, finetune, presets, registry, rundir, train
+
+pytestmark = pytest.mark.slow
+
+
+def _source(model, spec="test-source", image_shape=None, kind="run"):
+  """A Source holding `model`'s weights, as a run directory's would."""
+  source = finetune.Source(spec, kind, "/nowhere", "/nowhere/model.keras", "0" * 64,
+                           image_shape, None)
+  source.values = {k: np.asarray(w.numpy())
+                   for k, w in finetune.keyed_weights(model).items()}
+  return source
+
+
+def _build(config, image_shape, num_classes, seed):
+  keras.utils.set_random_seed(seed)
+  return registry.build_model(config, input_shape=image_shape, num_classes=num_classes)
+
+
+def test_classifier_with_other_classes_gets_a_new_head_and_keeps_the_rest():
+  config = recipes.mnist_cnn_tiny()
+  trained = _build(config, (28, 28, 1), 10, seed=1)
+  model = _build(config, (28, 28, 1), 3, seed=2)
+  fresh_head = [w.copy() for w in model.get_layer("logits").get_weights()]
+  report = finetune.initialize(model, _source(trained, image_shape=(28, 28, 1)), (28, 28, 1))
+  assert list(report["reinitialized"]) == ["logits"]
+  assert re.fullmatch(r"logits/kernel \(\d+, 3\), the source's \(\d+, 10\)",
+                      report["reinitialized"]["logits"])
+  for layer in model.layers:
+    if layer.name in report["loaded"]:
+      for mine, theirs in zip(layer.get_weights(), trained.get_layer(layer.name).get_weights(),
+                              strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+  for mine, fresh in zip(model.get_layer("logits").get_weights(), fresh_head, strict=True):
+    np.testing.assert_array_equal(mine, fresh)  # Kept its own initialization.
+  assert {"conv_0", "bn_0", "conv_1", "bn_1"} <= set(report["loaded"])
+
+
+def test_detector_with_other_classes_rebuilds_the_class_subnet_only():
+  config = recipes.detector_tiny()
+  trained = _build(config, (128, 128, 1), 10, seed=1)
+  model = _build(config, (128, 128, 1), 4, seed=2)
+  report = finetune.initialize(model, _source(trained, image_shape=(128, 128, 1)),
+                               (128, 128, 1))
+  assert list(report["reinitialized"]) == ["class_out"], report["reinitialized"]
+  loaded = set(report["loaded"])
+  assert "class_conv0" in loaded  # The class subnet's hidden layer fits any classes.
+  assert {"stage1_down_conv", "lateral3", "smooth4", "box_conv0", "box_out"} <= loaded
+
+
+def test_gan_takes_both_networks_from_a_trained_gan():
+  config = recipes.dcgan_tiny()
+  trained = _build(config, (28, 28, 1), 10, seed=1)
+  model = _build(config, (28, 28, 1), 10, seed=2)
+  report = finetune.initialize(model, _source(trained, image_shape=(28, 28, 1)), (28, 28, 1))
+  assert report["reinitialized"] == {}
+  # Keras gives both networks' weights the same paths (bn_0/gamma): keyed by network.
+  assert len({w.path for w in model.weights}) < len(model.weights)
+  assert any(n.startswith("generator/") for n in report["loaded"])
+  assert any(n.startswith("discriminator/") for n in report["loaded"])
+  for mine, theirs in zip(model.weights, trained.weights, strict=True):
+    assert mine.path == theirs.path
+    np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+
+
+def test_a_source_whose_input_does_not_fit_is_refused_with_what_would():
+  config = recipes.mnist_cnn_tiny()
+  trained = _build(config, (28, 28, 1), 10, seed=1)
+  model = _build(config, (28, 28, 3), 10, seed=2)
+  with pytest.raises(errors.InvalidValueError, match=r"Invalid value for `init_from`: "
+                     r"'test-source' was trained on images \(28, 28, 1\), this run's are "
+                     r"\(28, 28, 3\): a source with 3-channel input fits"):
+    finetune.initialize(model, _source(trained, image_shape=(28, 28, 1)), (28, 28, 3))
+  mlp = recipes.mnist_mlp_tiny()
+  trained = _build(mlp, (28, 28, 1), 10, seed=1)
+  model = _build(mlp, (32, 32, 1), 10, seed=2)
+  with pytest.raises(errors.InvalidValueError, match=r"does not fit this model's input: its "
+                     r"first layer '\w+' differs \(\S+/kernel \(1024, 16\), the source's "
+                     r"\(784, 16\)\)"):
+    finetune.initialize(model, _source(trained), (32, 32, 1))
+  other = _build(recipes.dcgan_tiny(), (28, 28, 1), 10, seed=1)
+  with pytest.raises(errors.InvalidValueError, match="has no weight this model can take"):
+    finetune.initialize(_build(config, (28, 28, 1), 10, seed=2), _source(other), (28, 28, 1))
+
+
+def test_bad_sources_each_get_one_line(tmp_path, monkeypatch):
+  with pytest.raises(errors.NotFoundError, match=r"'mnist_cn' is not a file, a directory or a "
+                                                 r"preset .*Did you mean 'mnist_cnn'\?"):
+    finetune.resolve("mnist_cn")
+  with pytest.raises(errors.InvalidValueError, match=r"'no/such/dir' is neither a run "
+                                                     r"directory, an exported model, a preset"):
+    finetune.resolve("no/such/dir")
+  run = tmp_path / "run"
+  run.mkdir()
+  (run / rundir.CONFIG).write_text(json.dumps(recipes.mnist_cnn_tiny().to_dict()))
+  with pytest.raises(errors.NotFoundError, match=r"has no checkpoint yet"):
+    finetune.resolve(str(run))
+  export = tmp_path / "export" / "1"
+  shutil.copytree(REPO / "saved_models" / "mnist_cnn" / "2", export)
+  (export / "variables" / "variables.data-00000-of-00001").write_bytes(b"garbage" * 100)
+  model = _build(recipes.mnist_cnn_tiny(), (28, 28, 1), 10, seed=0)
+  source = finetune.resolve(str(export.parent))  # The model directory: its newest version.
+  assert source.kind == "export" and source.path == str(export)
+  with pytest.raises(errors.InvalidValueError, match=r"Cannot read the SavedModel in .*"
+                                                     r"\(damaged or incomplete\?\)"):
+    finetune.source_weights(source, model)
+  with pytest.raises(errors.InvalidValueError, match=r"'imagenet' weights are "
+                                                     r"EfficientNet-Lite0's; model"):
+    finetune.source_weights(finetune.resolve("imagenet"), model)
+
+
+def test_a_preset_resolves_with_its_checksum():
+  source = finetune.resolve("mnist_cnn:3")
+  assert source.kind == "preset" and source.image_shape == (28, 28, 1)
+  assert source.path == presets.resolve("mnist_cnn:3")
+  listed = presets.entry("mnist_cnn:3")[2]["files"]
+  assert source.sha256 == listed["variables/variables.data-00000-of-00001"]["sha256"]
+
+
+def test_finetuning_a_preset_on_a_folder_freezes_then_unfreezes(tmp_path):
+  """mnist_cnn from the shipped preset on a 3-class folder: 2 frozen epochs, then 1."""
+  root = image_folders.write_splits(tmp_path / "shapes", splits=(("train", 8), ("val", 3)))
+  config = registry.get_config("mnist_cnn").replace(
+      dataset=f"folder:{root}", eval_split="valid", train_epochs=3, batch_size=8,
+      eval_batch_size=8, warmup_epochs=0.0, init_from="mnist_cnn:4", freeze_epochs=2,
+      steps_per_execution=1,
+      # Off here: Keras swaps EMA weights in and out by addition and subtraction
+      # (SwapEMAWeights), which moves every weight, frozen ones too, by a rounding error
+      # at each epoch's end; this test checks frozen means unchanged, bit for bit.
+      ema_momentum=0.0)
+  source_values = finetune.source_weights(finetune.resolve("mnist_cnn:4"), None)
+  seen = {}  # Layer name -> its weights after each training step.
+
+  class Snapshot(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+      rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+    def on_train_batch_end(self, batch, logs=None):  # Raw weights (before the EMA swap).
+      for layer in self.model.layers:
+        seen.setdefault(layer.name, []).append([w.numpy().copy() for w in layer.weights])
+
+  rates = []
+  run = tmp_path / "run"
+  train.train_and_evaluate(config, str(run), data_dir=str(tmp_path / "tfds"), verbose=0,
+                           extra_callbacks=[Snapshot()])
+  card = rundir.read_json(str(run), rundir.RUN_CARD)["init_from"]
+  assert card["kind"] == "preset" and card["spec"] == "mnist_cnn:4"
+  assert card["freeze_epochs"] == 2 and card["frozen_throughout"] == ["bn_0", "bn_1"]
+  assert set(card["reinitialized"]) == {"logits"}
+  steps = 3  # 24 training images in batches of 8.
+  for name in card["loaded"]:
+    layer_weights = seen[name]
+    assert len(layer_weights) == 3 * steps
+    preset_values = [source_values[w.path] for w in
+                     keras.saving.load_model(str(run / rundir.CHECKPOINT)).get_layer(name).weights]
+    for step in range(2 * steps):  # Frozen: the preset's weights, step after step.
+      for value, expected in zip(layer_weights[step], preset_values, strict=True):
+        np.testing.assert_array_equal(value, expected)
+    moved = any(not np.array_equal(a, b) for a, b in zip(layer_weights[-1], preset_values))
+    assert moved == (not name.startswith("bn")), name  # BatchNorm: inference mode throughout.
+  head = [weights[0] for weights in seen["logits"]]
+  assert not np.array_equal(head[0], head[1])  # The new head trains from the first step.
+  # The recipe's schedule until the loaded layers are unfrozen, then 10 times lower.
+  unscaled = train.make_optimizer(config.replace(freeze_epochs=0), steps)._learning_rate
+  assert rates[1] == pytest.approx(float(unscaled(steps)), rel=1e-6)
+  assert rates[2] == pytest.approx(0.1 * float(unscaled(2 * steps)), rel=1e-6)
+
+
+def test_init_from_flag_on_the_command_line(tmp_path):
+  root = image_folders.write_splits(tmp_path / "shapes", splits=(("train", 4), ("val", 2)))
+  proc = subprocess.run(
+      [sys.executable, str(REPO / "scripts" / "train.py"), "--model=mnist_cnn",
+       f"--dataset=folder:{root}", f"--model_dir={tmp_path / 'run'}",
+       f"--data_dir={tmp_path / 'tfds'}", "--epochs=1", "--batch_size=4", "--init_from=mnist_cn"],
+      capture_output=True, text=True, cwd=REPO, timeout=300)
+  assert proc.returncode == 1
+  assert re.search(r"^error: Invalid value for preset: 'mnist_cn' is not a file, a directory "
+                   r"or a preset of this zoo; presets: .*Did you mean 'mnist_cnn'\?$",
+                   proc.stderr, re.M), proc.stderr[-2000:]
