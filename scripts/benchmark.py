@@ -54,6 +54,14 @@ trains every classification recipe (the keras-io convnet among them) from scratc
 folder of labelled images, writing it first when it does not exist (photo-like MNIST digits,
 as scripts/make_image_folder.py does). About 15 minutes.
 
+  python scripts/benchmark.py --folder=../shared/data/hymenoptera \
+      --folder_recipes=image_classifier,image_classifier@scratch \
+      --folder_set=image_classifier@scratch:init_from=none \
+      --folder_section="Starting from trained weights: ants and bees"
+
+the photo classifier fine-tuned from ImageNet (its default start) beside the same recipe
+from scratch, on real photos, in one run. About 15 minutes.
+
   python scripts/benchmark.py --seeds=0,1,2 --manual_dir=../shared/data/mnist
 
 trains `mnist_cnn` and `mnist_mlp` (--seed_recipes) once per seed, reports each recipe's test
@@ -130,6 +138,9 @@ flags.DEFINE_string("folder", None, "Instead of the foundation benchmark: train 
 flags.DEFINE_list("folder_recipes", ["keras_example_cnn", "mnist_mlp", "mnist_cnn",
                                      "image_classifier"], "Recipes for --folder, in order; "
                   "recipe@label runs a recipe again under its own --folder_set overrides.")
+flags.DEFINE_string("folder_section", "Your own images (folder)", "BENCHMARKS.md section "
+                    "the --folder table goes to (e.g. 'Starting from trained weights: ants "
+                    "and bees' for a fine-tuned recipe beside its --init_from=none twin).")
 flags.DEFINE_multi_string("folder_set", [], "entry:field=value overrides of one "
                           "--folder_recipes entry, e.g. image_classifier:task_kwargs.flip=False "
                           "or mnist_cnn@centred:folder_resize=mnist_digit.")

@@ -12,7 +12,7 @@ import keras
 from zoo import errors, models
 from zoo.configs import (TrainConfig, cdcgan_mnist, dcgan_mnist, detector_mnist,
                          image_classifier, keras_example_cnn, mnist_cnn, mnist_mlp,
-                         retinanet_mobilenet, tf_tutorial_dcgan)
+                         retinanet_efficientnet, retinanet_mobilenet, tf_tutorial_dcgan)
 
 RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "mnist_mlp": mnist_mlp.get_config,
@@ -23,6 +23,7 @@ RECIPES: dict[str, Callable[[], TrainConfig]] = {
     "tf_tutorial_dcgan": tf_tutorial_dcgan.get_config,
     "detector_mnist": detector_mnist.get_config,
     "retinanet_mobilenet": retinanet_mobilenet.get_config,
+    "retinanet_efficientnet": retinanet_efficientnet.get_config,
     "image_classifier": image_classifier.get_config,
 }
 

@@ -1,7 +1,9 @@
-"""BENCHMARKS.md, "Your own images (folder)": every classification recipe trained from
-scratch on one folder of labelled photo-like images (`--dataset=folder:DIR`), the keras-io
-convnet (`keras_example_cnn`) among them, in one run: valid accuracy after the recipe's
-own schedule, its best epoch, and training time on this machine."""
+"""BENCHMARKS.md, "Your own images (folder)": every classification recipe trained on one
+folder of labelled images (`--dataset=folder:DIR`), the keras-io convnet
+(`keras_example_cnn`) among them, in one run: valid accuracy after the recipe's own
+schedule, its best epoch, and training time on this machine. Each starts where its recipe
+does (`init_from`: from scratch, or fine-tuned from trained weights), so a recipe and its
+`@scratch` twin side by side measure what the trained start gives."""
 
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ def run_folder_recipe(entry: str, folder: str, workdir: str, *, data_dir, overri
   accuracies = recorder.values["val_accuracy"]
   best = max(range(len(accuracies)), key=accuracies.__getitem__)
   return {"recipe": name, "entry": entry, "overrides": list(overrides), "epochs": config.train_epochs,
+          "init_from": config.init_from, "freeze_epochs": config.freeze_epochs,
           "image_shape": list(config.folder_image_shape), "resize": config.folder_resize,
           "final_accuracy": metrics["accuracy"], "best_accuracy": accuracies[best],
           "best_epoch": best + 1, "train_seconds": sum(recorder.train_seconds),
@@ -77,5 +80,5 @@ def main(flags, workdir: str, command: str) -> tuple[str, str]:
   config = registry.get_config(rows[0]["recipe"]).replace(dataset=f"folder:{folder}")
   info = data.dataset_info(data.builder_for(config, data_dir=flags.data_dir))
   report.save_json(workdir, "folder.json", rows)
-  return "Your own images (folder)", folder_report(rows, info, command=command,
+  return flags.folder_section, folder_report(rows, info, command=command,
                                                    folder_note=folder_note)

@@ -2,6 +2,7 @@
 variants), and their validation errors. The GAN builders have theirs in test_gan.py, the
 detector in test_detector.py."""
 
+import functools
 import time
 
 import pytest
@@ -12,7 +13,8 @@ from zoo import models
 
 # MNIST-sized classifiers; `mobilenet_v2` (photos, 32 px or more) has its own test below.
 CLASSIFIERS = {name: b for name, b in {**models.MODELS, **TINY_BUILDERS}.items()
-               if name not in ("dcgan", "tf_tutorial_dcgan", "retinanet", "mobilenet_v2")}
+               if name not in ("dcgan", "tf_tutorial_dcgan", "retinanet", "mobilenet_v2",
+                               "efficientnet_lite0")}
 
 # Exact weight counts, MNIST-shaped input (28, 28, 1), 10 classes. A changed count is a
 # changed architecture: update it knowingly.
@@ -28,7 +30,7 @@ EXPECTED_PARAMS = {
 def test_every_builder_is_covered():
   assert set(EXPECTED_PARAMS) == set(CLASSIFIERS)
   assert set(models.MODELS) - set(CLASSIFIERS) == {"dcgan", "tf_tutorial_dcgan", "retinanet",
-                                                    "mobilenet_v2"}
+                                                    "mobilenet_v2", "efficientnet_lite0"}
 
 
 def test_contract_mobilenet_v2_and_imagenet_fails_offline_at_once(tmp_path, monkeypatch):
@@ -48,6 +50,21 @@ def test_contract_mobilenet_v2_and_imagenet_fails_offline_at_once(tmp_path, monk
   with pytest.raises(models.OfflineWeightsError, match="never downloads"):
     models.mobilenet_v2(input_shape=(96, 96, 3), num_classes=3, weights="imagenet")
   assert time.perf_counter() - start < 5
+
+
+def test_contract_efficientnet_lite0(tmp_path):
+  """The photo recipes' builder under mixed_float16 (float16 compute in every layer but
+  the float32 head); random weights here, ImageNet's are tested in test_efficientnet_lite."""
+  check_builder_contract(functools.partial(models.efficientnet_lite0_classifier,
+                                           weights=None),
+                         input_shape=(32, 32, 3), num_classes=3,
+                         expected_params=3_413_024 + 1280 * 3 + 3, tmp_path=tmp_path,
+                         policy="mixed_float16")
+  # 3,413,024: EfficientNet-Lite0 without its 1000-class classifier, BatchNorm statistics
+  # included (4,694,024 with it, as the conversion test builds it).
+  gray = models.efficientnet_lite0_classifier(input_shape=(32, 32, 1), num_classes=2,
+                                              weights=None)
+  assert tuple(gray.output.shape) == (None, 2)
 
 
 @pytest.mark.parametrize("name", sorted(CLASSIFIERS))

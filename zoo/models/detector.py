@@ -10,9 +10,11 @@ anchors from the same knobs, for the data pipeline (targets), evaluation and exp
 focal loss for classes, Huber for boxes, float32), passed to `compile`, so `fit()`,
 callbacks, strategies and loss scaling work unchanged.
 
-Backbones: `small` (a plain strided convnet for MNIST-scale canvases) and `mobilenet_v2`
+Backbones: `small` (a plain strided convnet for MNIST-scale canvases), `mobilenet_v2`
 (Keras Applications, `weights=None` by default; `backbone_weights="imagenet"` uses the
-weights in Keras's cache and fails at once, never downloading, when they are not there).
+weights in Keras's cache and fails at once, never downloading, when they are not there) and
+`efficientnet_lite0` (`zoo.models.efficientnet_lite`: its stride-8/16/32 blocks; ImageNet
+weights come through the recipe's `init_from="imagenet"`, `zoo.finetune`).
 """
 
 from __future__ import annotations
@@ -26,13 +28,13 @@ import tensorflow as tf
 
 from zoo import boxes as zboxes
 from zoo import errors
-from zoo.models import common
+from zoo.models import common, efficientnet_lite
 
 # Knobs of the anchors, shared by the builder and `anchors_yxyx` (their defaults).
 ANCHOR_DEFAULTS = {"min_level": 3, "max_level": 4, "anchor_size_in_strides": 2.0,
                    "anchor_scales": (1.0, 2 ** (1 / 3), 2 ** (2 / 3)),
                    "aspect_ratios": (1.0, 2.0, 3.0)}
-BACKBONES = ("small", "mobilenet_v2")
+BACKBONES = ("small", "mobilenet_v2", "efficientnet_lite0")
 # MobileNetV2 layers at strides 8, 16 and 32.
 _MOBILENET_LEVELS = {3: "block_6_expand_relu", 4: "block_13_expand_relu", 5: "out_relu"}
 
@@ -139,8 +141,10 @@ def retinanet(*, input_shape=(128, 128, 1), num_classes=10, name="retinanet",
       (sizes vary) when `image_size` is given.
     num_classes: number of object classes (no background class: sigmoid scores).
     name: model name.
-    backbone: `small` or `mobilenet_v2`.
+    backbone: `small`, `mobilenet_v2` or `efficientnet_lite0`.
     backbone_weights: `mobilenet_v2` only: None (from scratch) or `imagenet` (cached only).
+      EfficientNet-Lite0 is built with random weights here; a recipe's
+      `init_from="imagenet"` loads ImageNet's (`zoo.finetune`).
     widths: `small` only: channels of its stages 1, 2, ... (stage l has stride 2**l).
     image_size: side of the square input in pixels (images are letterboxed to it); default
       the dataset's square image size.
@@ -191,9 +195,12 @@ def retinanet(*, input_shape=(128, 128, 1), num_classes=10, name="retinanet",
   else:
     if not 3 <= min_level <= max_level <= 5:
       raise errors.InvalidValueError(
-          "Invalid value for `min_level`/`max_level`: the mobilenet_v2 backbone "
+          f"Invalid value for `min_level`/`max_level`: the {backbone} backbone "
           f"has levels 3-5. Received: {min_level}-{max_level}")
-    features = mobilenet_v2_backbone(inputs, backbone_weights)
+    if backbone == "mobilenet_v2":
+      features = mobilenet_v2_backbone(inputs, backbone_weights)
+    else:
+      features = efficientnet_lite.efficientnet_lite0_backbone(inputs, weights=None)
   if bn_momentum is not None:
     if not 0 <= bn_momentum < 1:
       raise errors.InvalidValueError(
