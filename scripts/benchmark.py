@@ -116,6 +116,9 @@ flags.DEFINE_string("detection", None, "Instead of the foundation benchmark: tra
                     "and time this detector recipe.")
 flags.DEFINE_multi_string("detection_set", [], "Config overrides of the --detection recipe, "
                           "as scripts/train.py's --set (e.g. dataset=coco:DIR).")
+flags.DEFINE_string("detection_section", None, "BENCHMARKS.md section of the --detection "
+                    "table (default: 'Detection, <recipe> (detection_<recipe>)'), e.g. a "
+                    "second one for the recipe with --detection_set=init_from=none.")
 flags.DEFINE_string("serving", None, "Instead of the foundation benchmark: load-test "
                     "scripts/serve.py serving this model directory (e.g. saved_models/mnist_cnn) "
                     "with batching off and on.")

@@ -1,7 +1,7 @@
 """End-to-end tests of scripts/train.py and zoo.train on mock data: every recipe trains,
 writes its run directory, resumes, and refuses bad input."""
 
-import importlib.util
+import importlib
 import json
 import os
 import subprocess
@@ -20,16 +20,11 @@ from zoo import callbacks as zoo_callbacks
 from zoo import registry, train
 
 
-def _load_script(name):
-  spec = importlib.util.spec_from_file_location(f"zoo_script_{name}", REPO / "scripts" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)  # Defines the script's absl flags, once per session.
-  return module
-
-
 @pytest.fixture(scope="session")
 def train_script():
-  return _load_script("train")
+  """The command behind scripts/train.py and zoo-train; importing it defines its absl flags,
+  once per session."""
+  return importlib.import_module("zoo.commands.train")
 
 
 def run_train_script(train_script, argv):

@@ -1,5 +1,6 @@
-"""BENCHMARKS.md, "Detection (detection)": a detector recipe trained from scratch, its COCO
-mAP (pycocotools) and training time, and every exported file's mAP and one-image latency."""
+"""BENCHMARKS.md, "Detection (detection)": a detector recipe trained (from where its recipe
+starts: from scratch, or fine-tuned from ImageNet), its COCO mAP (pycocotools) and
+training time, and every exported file's mAP and one-image latency."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from zoo.data import detection_input
 
 def detection_benchmark(name: str, workdir: str, *, data_dir, manual_dir,
                         overrides: Sequence[str] = (), runs: int = 200) -> dict:
-  """Trains detector recipe `name` (with `--set`-style `overrides`) from scratch, exports it
+  """Trains detector recipe `name` (with `--set`-style `overrides`), exports it
   (SavedModel + TFLite, parity checked by the export) and times one-image detection through
   `zoo.load` for every file."""
   config = apply_overrides(registry.get_config(name), list(overrides)).validate()
@@ -39,6 +40,7 @@ def detection_benchmark(name: str, workdir: str, *, data_dir, manual_dir,
     front = loading.load(path if key == "saved_model" else os.path.join(path, entry["path"]))
     latency[key] = report.median_ms(lambda: front.detect(one), runs)
   return {"recipe": name, "overrides": list(overrides), "dataset": config.dataset,
+          "init_from": config.init_from,
           "train_split": config.train_split, "eval_split": config.eval_split,
           "epochs": config.train_epochs, "batch_size": config.batch_size,
           "train_seconds": sum(recorder.train_seconds), "wall_seconds": wall,
@@ -56,7 +58,8 @@ def detection_report(row: dict, *, command: str) -> str:
   """The detection section of BENCHMARKS.md."""
   m = row["metrics"]
   lines = report.header(command, libraries="keras tensorflow-datasets") + [
-      f"`{row['recipe']}`{''.join(' --set=' + o for o in row['overrides'])}: "
+      f"`{row['recipe']}`{''.join(' --set=' + o for o in row['overrides'])} (start: "
+      f"`init_from={row.get('init_from', 'none')}`): "
       f"{row['epochs']} epochs of batches of {row['batch_size']} on the {row['train_images']:,} "
       f"images of `{row['dataset']}` split `{row['train_split']}`, scored with pycocotools on "
       f"the {m['num_images']:,} images ({m['num_objects']:,} objects) of split "
@@ -101,6 +104,7 @@ def main(flags, workdir: str, command: str) -> tuple[str, str]:
   row = detection_benchmark(flags.detection, workdir, data_dir=flags.data_dir,
                             manual_dir=flags.manual_dir, overrides=flags.detection_set)
   report.save_json(workdir, "detection.json", row)
-  section = ("Detection (detection)" if flags.detection == "detector_mnist"
-             else f"Detection, {flags.detection} (detection_{flags.detection})")
+  section = flags.detection_section or (
+      "Detection (detection)" if flags.detection == "detector_mnist"
+      else f"Detection, {flags.detection} (detection_{flags.detection})")
   return section, detection_report(row, command=command)
