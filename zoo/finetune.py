@@ -27,7 +27,6 @@ Sources: keras-team/keras-io `guides/transfer_learning.py`; tensorflow/models'
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from typing import Optional
 
@@ -67,14 +66,6 @@ class Source:
     return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "values"}
 
 
-def _sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      digest.update(chunk)
-  return digest.hexdigest()
-
-
 def _error(spec: str, message: str) -> errors.InvalidValueError:
   return errors.InvalidValueError(f"Invalid value for `init_from`: {spec!r} {message}")
 
@@ -104,7 +95,7 @@ def resolve(spec: Optional[str]) -> Optional[Source]:
     except (OSError, ValueError, KeyError) as e:
       raise _error(spec, f"could not be read ({checkpoint}: "
                          f"{str(e).strip().splitlines()[0] if str(e).strip() else e!r}).") from e
-    source = Source(spec, "run", os.path.abspath(spec), checkpoint, _sha256(checkpoint),
+    source = Source(spec, "run", os.path.abspath(spec), checkpoint, presets.sha256(checkpoint),
                     _input_shape(trained), config.recipe)
     source.values = {k: np.asarray(w.numpy()) for k, w in keyed_weights(trained).items()}
     return source
@@ -118,7 +109,7 @@ def resolve(spec: Optional[str]) -> Optional[Source]:
   weights = os.path.join(path, "variables", "variables.data-00000-of-00001")
   if not os.path.exists(weights):
     raise _error(spec, f"has no SavedModel weights ({weights} is missing).")
-  return Source(spec, kind, os.path.abspath(path), weights, _sha256(weights),
+  return Source(spec, kind, os.path.abspath(path), weights, presets.sha256(weights),
                 tuple(card["image_shape"]) if card.get("image_shape") else None,
                 card.get("training", {}).get("config", {}).get("recipe"))
 

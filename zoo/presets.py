@@ -114,6 +114,7 @@ def model_root(name: str) -> str:
 
 
 def sha256(path: str) -> str:
+  """The hex sha256 of a file, read in 1 MiB chunks."""
   digest = hashlib.sha256()
   with open(path, "rb") as f:
     for chunk in iter(lambda: f.read(_CHUNK), b""):

@@ -1,6 +1,6 @@
 """Reads a PyTorch state dict saved in PyTorch's legacy format, without PyTorch.
 
-  tensors = torch_legacy.read_state_dict(path, sha256="5793...")   # {name: np.ndarray}
+  tensors = torch_legacy.read_state_dict(path, sha256_hex="5793...")   # {name: np.ndarray}
 
 The legacy format (`torch.save(..., _use_new_zipfile_serialization=False)`, and every
 `torch.save` before PyTorch 1.6) is five pickles and raw bytes, one after another:
@@ -23,14 +23,13 @@ first when one is given.
 from __future__ import annotations
 
 import collections
-import hashlib
 import pickle
 import struct
 from typing import Optional
 
 import numpy as np
 
-from zoo import errors
+from zoo import errors, presets
 
 MAGIC_NUMBER = 0x1950a86a20f9469cfc6c
 PROTOCOL_VERSION = 1001
@@ -98,14 +97,6 @@ class RestrictedUnpickler(pickle.Unpickler):
     return (str(key), storage_type.dtype, int(numel))
 
 
-def sha256(path: str) -> str:
-  digest = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      digest.update(chunk)
-  return digest.hexdigest()
-
-
 def read_state_dict(path: str, sha256_hex: Optional[str] = None) -> collections.OrderedDict:
   """The tensors of a legacy-format PyTorch state dict, as numpy arrays by name.
 
@@ -122,9 +113,10 @@ def read_state_dict(path: str, sha256_hex: Optional[str] = None) -> collections.
       file (a zip-format one, truncated data), each naming the file.
     UnsafePickleError: the pickle names a callable outside the few a state dict needs.
   """
-  if sha256_hex is not None and sha256(path) != sha256_hex:
+  actual = presets.sha256(path) if sha256_hex is not None else None
+  if actual != sha256_hex:
     raise errors.InvalidValueError(
-        f"Invalid weights file {path!r}: sha256 {sha256(path)[:12]}..., expected "
+        f"Invalid weights file {path!r}: sha256 {actual[:12]}..., expected "
         f"{sha256_hex[:12]}... (corrupted or another file; reinstall the package that "
         "ships it).")
   with open(path, "rb") as f:
