@@ -9,7 +9,7 @@ each with its front and evaluator), and the doors: `zoo.train`, `zoo.evaluate`,
 `zoo.export`, `zoo.load`.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 # `import zoo` stays light (no TensorFlow): the scripts import `zoo.cli` first, which must
