@@ -43,6 +43,9 @@ def get_config() -> TrainConfig:
       freeze_epochs=5,
       unfrozen_learning_rate_scale=0.1,
       model_kwargs={"backbone": "efficientnet_lite0", "image_size": 320,
+                    # Only from scratch does it matter (loaded BatchNorm layers are frozen):
+                    # see image_classifier.
+                    "bn_momentum": 0.9,
                     "fpn": True, "fpn_width": 64, "head_width": 64, "head_depth": 2,
                     "min_level": 3, "max_level": 5, "anchor_size_in_strides": 4.0,
                     "aspect_ratios": (0.5, 1.0, 2.0)},
