@@ -46,16 +46,22 @@ def folder_report(rows: list[dict], info, *, command: str, folder_note: str) -> 
       f"Data: {folder_note} {info.num_classes} classes; "
       + ", ".join(f"{k} {v:,}" for k, v in sorted(info.num_examples.items()))
       + " images. Each recipe prepares it at its own input shape (`folder_image_shape`, "
-      "`folder_resize`), trains from scratch for its own schedule and is measured on "
-      "`valid`; training seconds exclude validation.",
+      "`folder_resize`), starts where it starts (`init_from`: `none` is from scratch; "
+      "frozen: epochs with the loaded layers frozen), trains for its own schedule and is "
+      "measured on `valid`; training seconds exclude validation.",
       "",
-      "| recipe | overrides | input | epochs | valid accuracy | best (epoch) | train time |",
-      "|---|---|---|---|---|---|---|",
+      "| recipe | overrides | start | input | epochs | valid accuracy | best (epoch) | "
+      "train time |",
+      "|---|---|---|---|---|---|---|---|",
   ]
   for r in rows:
     shape = "x".join(map(str, r["image_shape"]))
+    start = r.get("init_from", "none")
+    if start != "none" and r.get("freeze_epochs"):
+      start += f", {r['freeze_epochs']} frozen"
     lines.append(f"| `{r['recipe']}` | {' '.join(f'`{o}`' for o in r['overrides'])} | "
-                 f"{shape} {r['resize']} | {r['epochs']} | {report.pct(r['final_accuracy'])} | "
+                 f"{start} | {shape} {r['resize']} | {r['epochs']} | "
+                 f"{report.pct(r['final_accuracy'])} | "
                  f"{report.pct(r['best_accuracy'])} ({r['best_epoch']}) | "
                  f"{r['train_seconds']:.0f} s |")
   return "\n".join(lines) + "\n"
