@@ -78,9 +78,24 @@ def test_gan_takes_both_networks_from_a_trained_gan():
   assert len({w.path for w in model.weights}) < len(model.weights)
   assert any(n.startswith("generator/") for n in report["loaded"])
   assert any(n.startswith("discriminator/") for n in report["loaded"])
+  # The generator's moving-average copy (a second network named `generator`) is its own.
+  assert any(n.startswith("generator#2/") for n in report["loaded"])
   for mine, theirs in zip(model.weights, trained.weights, strict=True):
     assert mine.path == theirs.path
     np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+  # ... and it stays apart: a trained run's averaged generator differs from its raw one.
+  raw, average = [m for m in trained._flatten_layers(include_self=False, recursive=False)
+                  if m.name == "generator"]
+  for w in average.weights:
+    w.assign(w.numpy() + 1.0)
+  again = _build(config, (28, 28, 1), 10, seed=3)
+  finetune.initialize(again, _source(trained, image_shape=(28, 28, 1)), (28, 28, 1))
+  mine_raw, mine_average = [m for m in again._flatten_layers(include_self=False,
+                                                             recursive=False)
+                            if m.name == "generator"]
+  for a, b in zip(mine_raw.weights + mine_average.weights, raw.weights + average.weights,
+                  strict=True):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_a_source_whose_input_does_not_fit_is_refused_with_what_would():

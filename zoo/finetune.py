@@ -155,12 +155,25 @@ def _prefixes(model: keras.Model) -> dict:
   """id(leaf layer) -> the name of the network inside `model` that holds it, with a slash
   (`generator/`), or "" for a layer of `model` itself: Keras gives a GAN's two networks'
   weights the same paths (`bn_0/gamma` in each), so a weight's key is prefix + path."""
-  prefixes = {}
+  prefixes, seen = {}, {}
   for layer in model._flatten_layers(include_self=False, recursive=False):
     if isinstance(layer, keras.Model):
+      # Two networks of one name (a GAN's generator and its moving-average copy) are told
+      # apart by their order: `generator/`, then `generator#2/`.
+      seen[layer.name] = seen.get(layer.name, 0) + 1
+      tag = layer.name if seen[layer.name] == 1 else f"{layer.name}#{seen[layer.name]}"
       for leaf in _leaf_layers(layer):
-        prefixes[id(leaf)] = f"{layer.name}/"
+        prefixes[id(leaf)] = f"{tag}/"
   return prefixes
+
+
+def _lookup(values: dict, prefix: str, path: str):
+  """The source's value for a weight; a numbered copy (`generator#2/`) falls back to its
+  network's name when the source has one network of that name (an export's generator)."""
+  value = values.get(prefix + path)
+  if value is None and "#" in prefix:
+    value = values.get(prefix.split("#")[0] + "/" + path)
+  return value
 
 
 def keyed_weights(model: keras.Model) -> dict:
@@ -192,7 +205,7 @@ def initialize(model: keras.Model, source: Source, image_shape) -> dict:
       continue
     why, prefix = None, prefixes.get(id(layer), "")
     for weight in layer.weights:
-      value = values.get(prefix + weight.path)
+      value = _lookup(values, prefix, weight.path)
       if value is None:
         why = why or "not in the source"
       elif tuple(value.shape) != tuple(weight.shape):
@@ -208,7 +221,7 @@ def initialize(model: keras.Model, source: Source, image_shape) -> dict:
       reinitialized[prefix + layer.name] = why
       continue
     for weight in layer.weights:
-      weight.assign(values[prefix + weight.path])
+      weight.assign(_lookup(values, prefix, weight.path))
     loaded.append(prefix + layer.name)
   if not loaded:
     raise _error(source.spec, f"has no weight this model can take (recipe "
