@@ -17,37 +17,22 @@ Run card (BENCHMARKS.md, "Starting from trained weights"): measured there on
 ../shared/data/raccoon (160 training photos, 40 validation), beside --init_from=none.
 """
 
+from zoo.configs import retinanet_mobilenet
 from zoo.configs.base import TrainConfig
 
 
 def get_config() -> TrainConfig:
-  return TrainConfig(
-      model="retinanet",
-      task="detection",
-      # A folder the user names: without --dataset this fails at once saying so.
-      dataset="coco:data/coco",
-      train_split="train",
-      eval_split="valid",
+  # `retinanet_mobilenet`'s recipe (anchors, FPN, heads, schedule, flips) with the backbone
+  # swapped and started from ImageNet.
+  config = retinanet_mobilenet.get_config()
+  model_kwargs = {k: v for k, v in config.model_kwargs.items() if k != "backbone_weights"}
+  return config.replace(
+      # Batches of 8: 20 steps an epoch on the 160 training photos of a small set.
       batch_size=8,
       eval_batch_size=8,
-      train_epochs=30,
-      optimizer="adamw",
-      learning_rate=1e-3,
-      lr_schedule="cosine",
-      warmup_epochs=1.0,
-      weight_decay=1e-4,
-      shuffle_buffer_examples=2_000,
-      jit_compile=False,
-      log_images=6,
       init_from="imagenet",
       freeze_epochs=5,
       unfrozen_learning_rate_scale=0.1,
-      model_kwargs={"backbone": "efficientnet_lite0", "image_size": 320,
-                    # Only from scratch does it matter (loaded BatchNorm layers are frozen):
-                    # see image_classifier.
-                    "bn_momentum": 0.9,
-                    "fpn": True, "fpn_width": 64, "head_width": 64, "head_depth": 2,
-                    "min_level": 3, "max_level": 5, "anchor_size_in_strides": 4.0,
-                    "aspect_ratios": (0.5, 1.0, 2.0)},
-      task_kwargs={"flip": True, "map_images": 200},
+      # bn_momentum stays 0.9: it matters only from scratch (loaded BatchNorm is frozen).
+      model_kwargs={**model_kwargs, "backbone": "efficientnet_lite0"},
   )
