@@ -66,6 +66,11 @@ def test_detector_with_other_classes_rebuilds_the_class_subnet_only():
   loaded = set(report["loaded"])
   assert "class_conv0" in loaded  # The class subnet's hidden layer fits any classes.
   assert {"stage1_down_conv", "lateral3", "smooth4", "box_conv0", "box_out"} <= loaded
+  fresh = _build(config, (128, 128, 1), 4, seed=2)  # `model` before it was initialized.
+  for layer in model.layers:
+    expected = (trained if layer.name in loaded else fresh).get_layer(layer.name)
+    for mine, theirs in zip(layer.get_weights(), expected.get_weights(), strict=True):
+      np.testing.assert_array_equal(mine, theirs)
 
 
 def test_gan_takes_both_networks_from_a_trained_gan():
