@@ -179,3 +179,14 @@ def test_tensorboard_starts_without_tensorflows_start_up_block(tmp_path):
     proc.terminate()
     proc.wait(timeout=30)
   assert not NOISE.search(lines.text()), lines.text()
+
+
+def test_load_in_a_plain_python_session_prints_nothing(tmp_path):
+  """An app's first contact, `import zoo; zoo.load(...)` in plain Python, shows none of
+  TensorFlow's start-up lines (oneDNN, cudart, CPU features): only what the app prints."""
+  code = "import zoo; print(zoo.load('mnist_cnn').source['name'])"
+  proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                        timeout=180, env=_env(), cwd=tmp_path)
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout == "mnist_cnn\n"
+  assert proc.stderr == "", proc.stderr

@@ -17,10 +17,19 @@ __version__ = "0.2.0"
 # their modules (and with them TensorFlow) when first called, not here.
 
 
+def _quiet_start() -> None:
+  """The first door to import TensorFlow imports it without its start-up lines."""
+  import sys
+  if "tensorflow" not in sys.modules:
+    from zoo import quiet
+    quiet.quiet_tensorflow_import()
+
+
 def load(path: str, kind: str = "saved_model"):
   """Loads an exported model (a SavedModel directory, a .tflite or .onnx file, or a
   directory with `kind="onnx"`) as its task's front (`Classifier`, `Generator`,
   `Detector`); see `zoo.loading`."""
+  _quiet_start()
   from zoo import loading  # Deferred: keeps `import zoo` free of TensorFlow (see above).
   return loading.load(path, kind)
 
@@ -29,5 +38,6 @@ def connect(url: str, name: str, **kwargs):
   """A model served over TensorFlow Serving's REST (`http://host:8501`) or gRPC
   (`grpc://host:8500`) API, by `scripts/serve.py` or TensorFlow Serving; with `card=` the
   same task front `load` returns. See `zoo.serving.client`."""
+  _quiet_start()
   from zoo.serving import client  # Deferred: keeps `import zoo` light (see above).
   return client.connect(url, name, **kwargs)
