@@ -24,18 +24,12 @@ from PIL import Image
 
 from tests.conftest import MNIST_DIR, REPO
 from zoo import commands, presets
+from zoo.serving import runner
 
 pytestmark = pytest.mark.slow
 
 # The wheel carries the shipped models; PyPI's default limit is 100 MB, the 60 MB.
 MAX_WHEEL_BYTES = 60_000_000
-
-
-def _free_port():
-  import socket
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -144,24 +138,23 @@ def test_predict_and_evaluate_a_preset_by_name(installed, tmp_path, real_mnist_d
   assert metrics["model"]["name"] == "mnist_cnn" and metrics["accuracy"] >= 0.98, metrics
 
 
-def test_serve_a_preset_by_name(installed):
-  port = _free_port()
+def test_serve_a_preset_by_name(installed, tmp_path):
   _, env, workdir, _ = installed
-  server = subprocess.Popen(["zoo-serve", "--model_name=mnist_cnn", f"--port={port}",
-                             "--grpc_port=0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, cwd=workdir)
+  log_path = tmp_path / "serve.log"
+  with open(log_path, "w") as log:
+    server = subprocess.Popen(["zoo-serve", "--model_name=mnist_cnn", "--port=0",
+                               "--grpc_port=0"], stdout=log, stderr=subprocess.STDOUT,
+                              env=env, cwd=workdir)
   try:
-    base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
-    while True:
-      assert server.poll() is None, server.stdout.read()[-3000:]
-      assert time.monotonic() < deadline, "zoo-serve did not answer in 180 s"
-      try:
-        with urllib.request.urlopen(f"{base}/v1/models/mnist_cnn", timeout=5) as response:
-          status = json.load(response)
-        break
-      except OSError:
-        time.sleep(0.5)
+    while not (ports := runner.ready_ports(log_path.read_text())):
+      assert server.poll() is None, log_path.read_text()[-3000:]
+      assert time.monotonic() < deadline, "zoo-serve did not print its port in 180 s"
+      time.sleep(0.5)
+    assert ports[1] == 0  # --grpc_port=0: gRPC off.
+    base = f"http://127.0.0.1:{ports[0]}"
+    with urllib.request.urlopen(f"{base}/v1/models/mnist_cnn", timeout=30) as response:
+      status = json.load(response)
     latest = presets.manifest()["presets"]["mnist_cnn"]["latest"]
     assert status["model_version_status"][0]["version"] == str(latest)
     assert status["model_version_status"][0]["state"] == "AVAILABLE"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,32 +17,31 @@ import tensorflow as tf
 
 from benchmarks import report
 from zoo.data import mnist_detection
+from zoo.serving import runner
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 class Server:
   """scripts/serve.py on free REST and gRPC ports with `flags`; stops on exit."""
 
   def __init__(self, *flags: str):
-    self.port, self.grpc_port = free_port(), free_port()
+    # The server picks free ports and prints them (`runner.ready_message`); read them there.
+    self.log = tempfile.TemporaryFile(mode="w+")
     self.process = subprocess.Popen(
-        [sys.executable, os.path.join(REPO, "scripts", "serve.py"), f"--port={self.port}",
-         f"--grpc_port={self.grpc_port}", "--nodemo", *flags],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [sys.executable, os.path.join(REPO, "scripts", "serve.py"), "--port=0",
+         "--grpc_port=-1", "--nodemo", *flags], stdout=self.log, stderr=subprocess.STDOUT)
     for _ in range(240):
-      try:
-        urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=5).read()
+      self.log.seek(0)
+      ports = runner.ready_ports(self.log.read())
+      if ports:
+        self.port, self.grpc_port = ports
         return
-      except OSError:
-        time.sleep(0.5)
-    raise RuntimeError("scripts/serve.py did not start")
+      if self.process.poll() is not None:
+        break
+      time.sleep(0.5)
+    self.log.seek(0)
+    raise RuntimeError(f"scripts/serve.py did not start:\n{self.log.read()[-3000:]}")
 
   def health(self) -> dict:
     return json.loads(urllib.request.urlopen(
@@ -55,6 +53,7 @@ class Server:
   def __exit__(self, *exc):
     self.process.terminate()
     self.process.wait(timeout=120)
+    self.log.close()
 
 
 def in_process_rates(version_dir: str, images, batch_sizes: Sequence[int], *,

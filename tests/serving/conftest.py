@@ -6,7 +6,6 @@ import gzip
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,12 +15,9 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import MNIST_DIR, REPO
+from zoo.serving import runner
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 def _write_toy(path):
@@ -85,26 +81,28 @@ class Served:
 
 
 def start_server(base, log_path, *flags, timeout_s=180) -> Served:
-  """scripts/serve.py on free REST and gRPC ports; `base` is its --model_base_path (None:
-  the flags say which models)."""
-  port, grpc_port = _free_port(), _free_port()
+  """scripts/serve.py on free REST and gRPC ports (`--port=0 --grpc_port=-1`: the server
+  picks them and prints them in its "Serving ... on" line, read here); `base` is its
+  --model_base_path (None: the flags say which models)."""
   log = open(log_path, "w")
   where = [f"--model_base_path={base}"] if base is not None else []
   process = subprocess.Popen(
-      [sys.executable, str(REPO / "scripts" / "serve.py"), *where, f"--port={port}",
-       f"--grpc_port={grpc_port}", *flags], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-  served = Served(port, process, log_path, grpc_port)
+      [sys.executable, str(REPO / "scripts" / "serve.py"), *where, "--port=0",
+       "--grpc_port=-1", *flags], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
   deadline = time.monotonic() + timeout_s
   while time.monotonic() < deadline:
-    if process.poll() is not None:
-      pytest.fail(f"serve.py exited with {process.returncode}:\n{served.log()[-3000:]}")
-    try:
+    text = open(log_path).read()
+    ports = runner.ready_ports(text)
+    if ports:
+      served = Served(ports[0], process, log_path, ports[1])
       if served.request("GET", "/healthz")[0] == 200:
         return served
-    except OSError:
-      time.sleep(0.5)
+      pytest.fail(f"serve.py printed its ports but /healthz failed:\n{text[-3000:]}")
+    if process.poll() is not None:
+      pytest.fail(f"serve.py exited with {process.returncode}:\n{text[-3000:]}")
+    time.sleep(0.5)
   process.kill()
-  pytest.fail(f"serve.py did not answer /healthz in {timeout_s} s:\n{served.log()[-3000:]}")
+  pytest.fail(f"serve.py did not print its ports in {timeout_s} s:\n{open(log_path).read()[-3000:]}")
 
 
 def stop_server(served):

@@ -63,9 +63,10 @@ flags.DEFINE_string("model_config_file", None, "TensorFlow Serving's ModelServer
 flags.DEFINE_list("models", [], "Serve only these model names (default: all).")
 flags.DEFINE_string("host", "127.0.0.1", "Address to bind (0.0.0.0 exposes the server to "
                     "the network).")
-flags.DEFINE_integer("port", 8501, "HTTP port (TensorFlow Serving's REST default).")
+flags.DEFINE_integer("port", 8501, "HTTP port (TensorFlow Serving's REST default); 0 picks "
+                     "a free one, printed in the 'Serving ... on' line.")
 flags.DEFINE_integer("grpc_port", 8500, "gRPC port (TensorFlow Serving's default); 0 turns "
-                     "gRPC off.")
+                     "gRPC off, -1 picks a free one, printed in the 'Serving ... on' line.")
 flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "Seconds between polls of the "
                    "model folders for new and removed versions; 0 reads them once, at start.")
 flags.DEFINE_float("drain_seconds", 30.0, "On SIGTERM, how long accepted requests may take "
@@ -90,6 +91,8 @@ flags.DEFINE_multi_string("version_label", [], "NAME/LABEL=VERSION, e.g. "
 flags.DEFINE_bool("demo", True, "Serve the browser demo at /.")
 flags.DEFINE_bool("access_log", False, "Log every request (uvicorn's access log).")
 FLAGS = flags.FLAGS
+# The zoo's progress lines (zoo.cli prints them plainly); the root logger's INFO is silent.
+log = logging.getLogger("zoo")
 
 _LABEL = re.compile(r"^([^/]+)/([^=]+)=(\d+)$")
 
@@ -150,16 +153,20 @@ def main(argv):
   gc.collect()
   gc.freeze()
   served = ", ".join(f"{s.name}/{s.version}" for s in repository.servables())
-  grpc = f", gRPC on {FLAGS.host}:{FLAGS.grpc_port}" if FLAGS.grpc_port else ""
-  logging.info("Serving %s on http://%s:%d/%s (batching %s).", served, FLAGS.host,
-               FLAGS.port, grpc, "on" if options.enable_batching else "off")
+
+  def ready(port, grpc_port):
+    # The ports bound, not the ones asked for: with --port=0 or --grpc_port=-1 this line
+    # is how a caller (a test, a benchmark, a script) learns where the server listens.
+    log.info("%s", runner.ready_message(served, FLAGS.host, port, grpc_port,
+                                       options.enable_batching))
+
   endpoints = runner.Endpoints(
       host=FLAGS.host, port=FLAGS.port, grpc_port=FLAGS.grpc_port,
       poll_wait_s=FLAGS.file_system_poll_wait_seconds, grace_s=FLAGS.drain_seconds,
       access_log=FLAGS.access_log)
   with asyncio.Runner(loop_factory=runner.loop_factory()) as loop:
-    loop.run(runner.serve(repository, options, endpoints, metrics))
-  logging.info("Stopped.")
+    loop.run(runner.serve(repository, options, endpoints, metrics, on_ready=ready))
+  log.info("Stopped.")
 
 
 def run() -> None:

@@ -15,7 +15,9 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import re
 import signal
+from typing import Callable
 
 import uvicorn
 
@@ -26,6 +28,25 @@ from zoo.serving.repository import Repository
 log = logging.getLogger("zoo")
 
 
+# The line `zoo-serve` logs once both APIs accept connections, with the ports it bound:
+# with `--port=0` / `--grpc_port=-1` it is how a caller learns where the server listens.
+_READY = re.compile(r"Serving .* on http://[^\s:]+:(?P<port>\d+)/"
+                    r"(?:, gRPC on [^\s:]+:(?P<grpc_port>\d+))?")
+
+
+def ready_message(served: str, host: str, port: int, grpc_port: int, batching: bool) -> str:
+  """`Serving mnist_cnn/4 on http://127.0.0.1:8501/, gRPC on 127.0.0.1:8500 (batching on).`"""
+  grpc = f", gRPC on {host}:{grpc_port}" if grpc_port else ""
+  return f"Serving {served} on http://{host}:{port}/{grpc} (batching {'on' if batching else 'off'})."
+
+
+def ready_ports(text: str) -> tuple[int, int] | None:
+  """The REST and gRPC ports (gRPC 0 when off) of the first `ready_message` in a server's
+  output, or None before the server is ready."""
+  match = _READY.search(text)
+  return (int(match["port"]), int(match["grpc_port"] or 0)) if match else None
+
+
 @dataclasses.dataclass(frozen=True)
 class Endpoints:
   """Where and how the process listens.
@@ -33,7 +54,8 @@ class Endpoints:
   Attributes:
     host: address both APIs bind.
     port: REST port (TensorFlow Serving's `--rest_api_port`; 8501).
-    grpc_port: gRPC port (TensorFlow Serving's `--port`; 8500); 0 turns gRPC off.
+    grpc_port: gRPC port (TensorFlow Serving's `--port`; 8500); 0 turns gRPC off, -1
+      picks a free port.
     poll_wait_s: seconds between polls of the model folders; 0 reads them once.
     grace_s: longest the drain waits for accepted requests, seconds.
     access_log: log every REST request.
@@ -47,15 +69,26 @@ class Endpoints:
 
 
 async def serve(repository: Repository, options: serving_app.ServerOptions,
-                endpoints: Endpoints, metrics=None) -> None:
+                endpoints: Endpoints, metrics=None,
+                on_ready: Callable[[int, int], None] | None = None) -> None:
   """Serves until SIGTERM/SIGINT, then drains; returns when both APIs have stopped.
-  `metrics`: the `zoo.serving.metrics.Metrics` the repository reports its loads to."""
+
+  Args:
+    repository: the models to serve.
+    options: request limits, batching, CORS, the demo.
+    endpoints: where to listen; port 0 lets the system pick a free port.
+    metrics: the `zoo.serving.metrics.Metrics` the repository reports its loads to.
+    on_ready: called once both APIs accept connections, with the REST and gRPC ports
+      actually bound (gRPC 0 when off): what a caller that asked for port 0 needs.
+  """
   server = serving_app.Server(repository, options, metrics)
   grpc_server = health = None
+  grpc_bound = 0
   if endpoints.grpc_port:
     grpc_server, health = grpc_api.make_grpc_server(server)
-    address = f"{endpoints.host}:{endpoints.grpc_port}"
-    if grpc_server.add_insecure_port(address) == 0:
+    address = f"{endpoints.host}:{max(endpoints.grpc_port, 0)}"  # :0, a free port.
+    grpc_bound = grpc_server.add_insecure_port(address)
+    if grpc_bound == 0:
       raise OSError(f"Could not bind the gRPC port {address}.")
     await grpc_server.start()
     await grpc_api.set_serving(health, True)
@@ -81,6 +114,7 @@ async def serve(repository: Repository, options: serving_app.ServerOptions,
     stopping.append(loop.create_task(stop_grpc()))
 
   rest.on_signal = lambda signum: loop.call_soon_threadsafe(drain, signum)
+  rest.on_started = lambda rest_port: on_ready and on_ready(rest_port, grpc_bound)
   if endpoints.poll_wait_s > 0:
     repository.watch(endpoints.poll_wait_s)
   try:
@@ -107,6 +141,12 @@ class _Uvicorn(uvicorn.Server):
   shutdown, killing the process with the signal's status before gRPC has drained."""
 
   on_signal = staticmethod(lambda signum: None)
+  on_started = staticmethod(lambda port: None)
+
+  async def startup(self, sockets=None):
+    await super().startup(sockets)
+    if self.started:  # Not when binding failed (uvicorn has logged why and exits).
+      self.on_started(self.servers[0].sockets[0].getsockname()[1])
 
   @contextlib.contextmanager
   def capture_signals(self):
