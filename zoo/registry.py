@@ -5,12 +5,14 @@ Scripts resolve everything through here; unknown names fail with the list of val
 
 from __future__ import annotations
 
+import re
+import sys
 from typing import Callable
 
 import keras
 
 from zoo import errors, models
-from zoo.configs import (TrainConfig, cdcgan_mnist, dcgan_mnist, detector_mnist,
+from zoo.configs import (RunCard, TrainConfig, cdcgan_mnist, dcgan_mnist, detector_mnist,
                          image_classifier, keras_example_cnn, mnist_cnn, mnist_mlp,
                          retinanet_efficientnet, retinanet_mobilenet, tf_tutorial_dcgan)
 
@@ -30,6 +32,19 @@ RECIPES: dict[str, Callable[[], TrainConfig]] = {
 
 def recipe_names() -> list[str]:
   return sorted(RECIPES)
+
+
+def run_card(name: str) -> RunCard:
+  """The recipe's `RUN_CARD`: its command and the figures it was measured to reach."""
+  get_config(name)  # An unknown name fails here, with the list.
+  return sys.modules[RECIPES[name].__module__].RUN_CARD
+
+
+def summary(name: str) -> str:
+  """The first line of the recipe module's docstring, without its `Recipe `name`: ` lead."""
+  get_config(name)
+  line = sys.modules[RECIPES[name].__module__].__doc__.strip().splitlines()[0]
+  return re.sub(r"^(Recipe|Baseline) `[a-z0-9_]+`: ", "", line)
 
 
 def get_config(name: str) -> TrainConfig:

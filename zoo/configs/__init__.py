@@ -1,3 +1,3 @@
 """Recipes: named training configs. See `zoo.registry` for the name -> recipe map."""
 
-from zoo.configs.base import TrainConfig, apply_overrides, parse_value
+from zoo.configs.base import RunCard, TrainConfig, apply_overrides, parse_value

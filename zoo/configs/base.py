@@ -22,6 +22,24 @@ RESIZE_MODES = ("pad", "crop", "stretch")
 FOLDER_RESIZE = (*RESIZE_MODES, "mnist_digit")
 
 
+@dataclasses.dataclass(frozen=True)
+class RunCard:
+  """What a recipe reached when it was last measured: the one source of the figures the
+  README and the docs' recipes page show (`scripts/make_docs.py` writes them from here).
+
+  Attributes:
+    command: the command that trains it, as a user types it.
+    quality: the headline figure, with the data it was measured on.
+    train_time: training wall time, and the hardware (2 CPU cores unless said).
+    measured_in: where the figure was measured, with command, machine, date and commit:
+      a `BENCHMARKS.md` section title, or `preset:NAME:VERSION` (that shipped model's card).
+  """
+  command: str
+  quality: str
+  train_time: str
+  measured_in: str
+
+
 @dataclasses.dataclass
 class TrainConfig:
   """Everything that decides what a training run computes.

@@ -7,14 +7,18 @@ and these are the settings its shipped version was trained with. Same batch and 
 Quality: FID, coverage and the share of samples the zoo's classifier labels as the
 requested digit (`zoo.quality`).
 
-Run card:
-  command:  python scripts/train.py --model=cdcgan_mnist --model_dir=runs/cdcgan \
-                --manual_dir=../shared/data/mnist
-  expected: see the shipped model's card (saved_models/cdcgan_mnist/1) and BENCHMARKS.md.
-  wall time / hardware: 10 epochs of ~75 s on a 2-core x86_64 CPU with AVX-512, no GPU.
+Run card: `RUN_CARD` below (the figures the README and the docs show).
 """
 
 from zoo.configs import dcgan_mnist
+from zoo.configs.base import RunCard
+
+RUN_CARD = RunCard(
+    command='zoo-train --model=cdcgan_mnist --model_dir=runs/cdcgan --manual_dir=../shared/data/mnist',
+    quality='FID 11.28 (zoo classifier features, 10,000 samples); the requested digit >= 97.9 % of the time',
+    train_time='~12 min (10 epochs of ~75 s)',
+    measured_in='preset:cdcgan_mnist:1',
+)
 
 
 def get_config():

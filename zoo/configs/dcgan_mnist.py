@@ -7,16 +7,17 @@ twice their rate), batch 64, latent 64; samples come from an exponential moving 
 the generator's weights (momentum 0.999). Quality is
 measured with `zoo.quality` (FID in the feature space of the zoo's MNIST classifier).
 
-Run card (figures from BENCHMARKS.md, "DCGAN vs the TensorFlow tutorial", measured):
-  command:  python scripts/train.py --model=dcgan_mnist --model_dir=runs/dcgan \
-                --manual_dir=../shared/data/mnist
-  expected: see the shipped model's card (saved_models/dcgan_mnist/2) and BENCHMARKS.md
-            ("DCGAN vs the TensorFlow tutorial": the figures after 10 minutes).
-  wall time / hardware: 8 epochs of ~75 s (~10 minutes) on a 2-core x86_64 CPU with
-            AVX-512, no GPU.
+Run card: `RUN_CARD` below (the figures the README and the docs show).
 """
 
-from zoo.configs.base import TrainConfig
+from zoo.configs.base import RunCard, TrainConfig
+
+RUN_CARD = RunCard(
+    command='zoo-train --model=dcgan_mnist --model_dir=runs/dcgan --manual_dir=../shared/data/mnist',
+    quality='FID 15.14 (zoo classifier features, 10,000 samples); every digit 6.7-13.4 % of samples',
+    train_time='~9 min (8 epochs of ~67 s)',
+    measured_in='DCGAN vs the TensorFlow tutorial (gan)',
+)
 
 
 def get_config() -> TrainConfig:

@@ -14,12 +14,17 @@ brightness and contrast by up to 20 %. Every op of EfficientNet-Lite0 quantizes 
   python scripts/train.py --model=image_classifier --dataset=folder:path/to/photos \
       --model_dir=runs/photos
 
-Run card (BENCHMARKS.md, "Starting from trained weights"): measured there, on
-../shared/data/hymenoptera (245 training photos of ants and bees, 153 validation), beside
-the same recipe with --init_from=none.
+Run card: `RUN_CARD` below (the figures the README and the docs show).
 """
 
-from zoo.configs.base import TrainConfig
+from zoo.configs.base import RunCard, TrainConfig
+
+RUN_CARD = RunCard(
+    command='zoo-train --model=image_classifier --dataset=folder:DIR --model_dir=runs/photos',
+    quality='fine-tuned from ImageNet: 92.8 % on 153 photos of ants and bees (245 to train); 70.6 % from scratch',
+    train_time='~2 min (12 epochs of 3-16 s)',
+    measured_in='Starting from trained weights: ants and bees',
+)
 
 
 def get_config() -> TrainConfig:

@@ -1,5 +1,6 @@
-"""Recipe `retinanet_efficientnet`: the photo detector. RetinaNet on EfficientNet-Lite0's
-stride-8/16/32 blocks, fine-tuned from ImageNet, from a COCO-format folder
+"""Recipe `retinanet_efficientnet`: the photo detector, RetinaNet on EfficientNet-Lite0.
+
+Its stride-8/16/32 blocks, fine-tuned from ImageNet, from a COCO-format folder
 (`--dataset=coco:DIR`, Roboflow's layout: `train/` and `valid/`).
 
 320x320 letterboxed RGB input, the backbone from ImageNet (`init_from="imagenet"`,
@@ -13,12 +14,18 @@ where the classes match.
   python scripts/train.py --model=retinanet_efficientnet --dataset=coco:path/to/export \
       --model_dir=runs/photos
 
-Run card (BENCHMARKS.md, "Starting from trained weights"): measured there on
-../shared/data/raccoon (160 training photos, 40 validation), beside --init_from=none.
+Run card: `RUN_CARD` below (the figures the README and the docs show).
 """
 
 from zoo.configs import retinanet_mobilenet
-from zoo.configs.base import TrainConfig
+from zoo.configs.base import RunCard, TrainConfig
+
+RUN_CARD = RunCard(
+    command='zoo-train --model=retinanet_efficientnet --dataset=coco:DIR --model_dir=runs/boxes',
+    quality='fine-tuned from ImageNet: mAP@.5 0.958, mAP@[.5:.95] 0.491 on 40 raccoon photos (160 to train); 0.773 / 0.298 from scratch',
+    train_time='~8 min (30 epochs)',
+    measured_in='Starting from trained weights: raccoons, fine-tuned from ImageNet',
+)
 
 
 def get_config() -> TrainConfig:
