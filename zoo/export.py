@@ -54,7 +54,9 @@ def export_run(model_dir: str, *, export_dir: str = "exports", name: Optional[st
     version: integer version (default: the next free one).
     overwrite: replace an existing version.
     variants: TFLite variants to write (default: the task's `tflite_variants`).
-    data_dir, manual_dir, allow_download: see `zoo.data.prepare_builder`.
+    data_dir: TFDS data directory of the run's dataset (see `zoo.data.tfds_input.prepare_builder`).
+    manual_dir: folder of the dataset's original files, if it is not prepared yet.
+    allow_download: let TFDS download the dataset.
     onnx: also write `model.onnx` (the SavedModel's `serving_default` through tf2onnx),
       parity-checked in ONNX Runtime like every other file.
     task_kwargs: task knobs to change from the run's for this export (they act at

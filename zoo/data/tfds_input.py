@@ -66,8 +66,11 @@ def prepare_builder(name: str, *, data_dir: Optional[str] = None,
     manual_dir: folder holding the dataset's original files; the dataset is prepared
       from them into `data_dir` when it is not prepared yet (about 25 s for MNIST).
     allow_download: let TFDS download the files when neither prepared nor provided.
-    folder_image_shape, folder_resize, folder_validation_fraction: how a `folder:DIR` is
-      prepared (`zoo.data.image_folder.prepare`); other datasets ignore them.
+    folder_image_shape: (height, width, channels) a `folder:DIR`'s images are fitted to
+      (`zoo.data.image_folder.prepare`); other datasets ignore it.
+    folder_resize: how they are fitted: `pad`, `crop`, `stretch` or `mnist_digit`.
+    folder_validation_fraction: share of each class held out as `valid` when the
+      folder has no validation split.
 
   Raises:
     DatasetNotAvailableError: not prepared, no usable `manual_dir`, no download allowed.

@@ -155,12 +155,15 @@ def retinanet(*, input_shape=(128, 128, 1), num_classes=10, name="retinanet",
     fpn: a light top-down feature pyramid (1x1 laterals, upsample-and-add, 3x3 smoothing);
       without it the head reads the backbone's maps through 1x1 projections.
     fpn_width: channels of the pyramid levels.
-    head_width, head_depth: channels and number of 3x3 conv layers of each subnet.
+    head_width: channels of each subnet's 3x3 conv layers.
+    head_depth: number of 3x3 conv layers of each subnet.
     prior_probability: initial foreground probability of every class logit (the focal-loss
       paper's prior, 0.01), so that early training is not swamped by background.
-    min_level, max_level: pyramid levels used (stride 2**level pixels).
-    anchor_size_in_strides, anchor_scales, aspect_ratios: anchors (see
-      `zoo.boxes.anchors_yxyx`; aspect ratio = height / width).
+    min_level: the finest pyramid level used (stride 2**level pixels).
+    max_level: the coarsest pyramid level used.
+    anchor_size_in_strides: an anchor's base side, in strides of its level.
+    anchor_scales: scales of each anchor's side (see `zoo.boxes.anchors_yxyx`).
+    aspect_ratios: anchors' height / width.
 
   Returns:
     A `keras.Model` mapping images float32 [B, S, S, C] in [0, 1] to float32 raw outputs

@@ -304,8 +304,11 @@ def dcgan(*, input_shape=(28, 28, 1), num_classes=10, name="dcgan", conditional=
     num_classes: the dataset's classes (used only when `conditional`).
     conditional: generate a requested class: the generator and discriminator take labels.
     latent_dim: size of the latent vector.
-    generator_filters, discriminator_filters, kernel_size, discriminator_dropout,
-      label_dim: see `dcgan_generator` and `dcgan_discriminator`.
+    generator_filters: the generator's `filters` (see `dcgan_generator`).
+    discriminator_filters: the discriminator's `filters` (see `dcgan_discriminator`).
+    kernel_size: both networks' convolution kernel side, pixels.
+    discriminator_dropout: the discriminator's `dropout`.
+    label_dim: the conditional generator's label embedding size.
     ema_momentum: > 0 keeps an exponential moving average of the generator's weights
       with this momentum per step (updated by `zoo.callbacks.GeneratorEMA`), and samples,
       evaluates and exports it; 0.999 averages over roughly the last 1,000 steps.

@@ -259,10 +259,12 @@ def connect(url: str, name: str, version: int | None = None, label: str | None =
   Args:
     url: the server, `http://host:port` (REST) or `grpc://host:port` (gRPC).
     name: the model's name on the server.
-    version / label: pin a version (default: the newest the server has).
+    version: pin a version number (default: the newest the server has).
+    label: pin a version label instead (TensorFlow Serving's `version_labels`).
     card: the export's model card (a dict, a `model_card.json` path, or the version
       directory holding it) to get the same front `zoo.load` returns, with its labels,
       checks and helpers, running on the server.
+    timeout: seconds to wait for each answer.
   """
   remote = GrpcModel if url.startswith("grpc://") else RemoteModel
   model = remote(url, name, version=version, label=label, timeout=timeout)
