@@ -78,7 +78,8 @@ def test_user_facing_errors_are_also_the_builtin_kinds():
      "error: Invalid value for `dataset`: 'flder:/no/such' is not a tensorflow-datasets "
      "name (e.g. 'mnist', 'fashion_mnist'), a folder of labelled images ('folder:DIR') or "
      "a folder of COCO-format data ('coco:DIR')."),
-    ("folder:/no/such", "error: Invalid value for `dataset`: folder:/no/such is not a directory."),
+    ("folder:/no/such", "error: Invalid value for `dataset`: folder:/no/such is not a directory. "
+                        "Expected --dataset=folder:DIR, a folder of class folders of images."),
 ])
 def test_a_bad_dataset_is_one_line(tmp_path, dataset, line):
   proc = subprocess.run([sys.executable, str(REPO / "scripts" / "train.py"),

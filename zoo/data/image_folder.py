@@ -157,7 +157,8 @@ def scan(directory: str, validation_fraction: float = 0.2) -> Folder:
   """
   what = f"folder:{directory}"
   if not os.path.isdir(directory):
-    raise FolderError(f"Invalid value for `dataset`: {what} is not a directory.")
+    raise FolderError(f"Invalid value for `dataset`: {what} is not a directory. Expected "
+                      f"--dataset=folder:DIR, a folder of class folders of images.")
   if not 0.0 < validation_fraction < 1.0:
     raise FolderError("Invalid value for `folder_validation_fraction`: expected a number "
                       f"between 0 and 1. Received: {validation_fraction!r}")
