@@ -9,6 +9,10 @@ each with its front and evaluator), and the doors: `zoo.train`, `zoo.evaluate`,
 `zoo.export`, `zoo.load`.
 """
 
+import sys
+
+from zoo import quiet  # Standard library only: `import zoo` stays free of TensorFlow.
+
 __version__ = "0.2.0"
 
 
@@ -19,9 +23,7 @@ __version__ = "0.2.0"
 
 def _quiet_start() -> None:
   """The first door to import TensorFlow imports it without its start-up lines."""
-  import sys
   if "tensorflow" not in sys.modules:
-    from zoo import quiet
     quiet.quiet_tensorflow_import()
 
 
