@@ -3,7 +3,7 @@ chromedriver, given by path so nothing is downloaded): draw a digit and read the
 generate digits, place digits and detect them. Screenshots go to $ZOO_SCREENSHOT_DIR
 (default: the test's temporary directory).
 
-Locally: `sudo apt-get install chromium chromium-driver` (see README, "Serving"). Without
+Locally: `sudo apt-get install chromium chromium-driver` (see docs/guides/serving.md). Without
 them the test is skipped, unless ZOO_REQUIRE_BROWSER=1 (CI sets it), when it fails.
 """
 

@@ -247,13 +247,13 @@ def test_connect_switches_protocol_by_url(server, mnist_digits):
 
 
 def test_readme_grpc_client_block_runs_as_pasted(server):
-  """The README's gRPC client code (TensorFlow Serving's example style), run unchanged
-  but for the port and the MNIST folder, prints what the README shows."""
+  """The serving guide's gRPC client code (docs/guides/serving.md) (TensorFlow Serving's example style), run unchanged
+  but for the port and the MNIST folder, prints what the guide shows."""
   import re
   import subprocess
   import sys
   from tests.conftest import MNIST_DIR, REPO
-  readme = (REPO / "README.md").read_text()
+  readme = (REPO / "docs" / "guides" / "serving.md").read_text()
   blocks = re.findall(r"```python\n((?:(?!```).)*?)```\n\n```text\n((?:(?!```).)*?)```",
                       readme, re.S)
   code, shown = next((c, t) for c, t in blocks if "PredictionServiceStub" in c)

@@ -251,14 +251,14 @@ def test_demo_page_and_assets_are_served_offline(server):
 
 
 def test_readme_row_format_request_runs_as_pasted(server):
-  """The README's row-format example (a test digit as uint8 pixels, piped to curl) is a
+  """The serving guide's row-format example (docs/guides/serving.md) (a test digit as uint8 pixels, piped to curl) is a
   real request: its Python half, run as written but for the MNIST folder, is what the
   server classifies as 7."""
   import re
   import subprocess
   import sys
   from tests.conftest import MNIST_DIR, REPO
-  readme = (REPO / "README.md").read_text()
+  readme = (REPO / "docs" / "guides" / "serving.md").read_text()
   command = re.search(r'^python -c "(import gzip, json.*?)" \|\n  curl -s -d @- '
                       r"localhost:8501/v1/models/mnist_cnn:predict$", readme, re.M).group(1)
   body = subprocess.run([sys.executable, "-c", command.replace("../shared/data/mnist",
