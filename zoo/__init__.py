@@ -13,7 +13,7 @@ import sys
 
 from zoo import quiet  # Standard library only: `import zoo` stays free of TensorFlow.
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 
 # `import zoo` stays light (no TensorFlow): the scripts import `zoo.cli` first, which must
