@@ -8,6 +8,8 @@ while either committed copy differs from what this writes. The pictures have the
 script, `scripts/make_docs_images.py`.
 """
 
+from zoo import cli  # First: quiets TensorFlow's start-up.
+
 import os
 
 from zoo import catalog

@@ -24,8 +24,8 @@ def anchor(title: str) -> str:
 def _measured_in(card, benchmarks: str) -> str:
   if card.measured_in.startswith("preset:"):
     _, name, version = card.measured_in.split(":")
-    return f"the shipped `{name}:{version}`'s card"
-  return f"[{card.measured_in}]({benchmarks}#{anchor(card.measured_in)})"
+    return f"`{name}:{version}`'s card"
+  return f"[measured]({benchmarks}#{anchor(card.measured_in)})"
 
 
 def _shipped(name: str) -> str:
@@ -33,15 +33,18 @@ def _shipped(name: str) -> str:
   return f"`{name}:{entry['latest']}`" if entry else ""
 
 
-def recipes_table(benchmarks: str) -> str:
-  """One row per recipe: what it is, its headline figure, training time, shipped preset.
-  `benchmarks`: the link to the benchmarks page from where the table is shown."""
-  rows = ["| recipe | task | what | quality | training time (2 CPU cores) | preset |",
-          "|---|---|---|---|---|---|"]
+def recipes_table(benchmarks: str, what: bool = True) -> str:
+  """One row per recipe: what it is (unless `what` is False), its headline figure, training
+  time, shipped preset. `benchmarks`: the link to the benchmarks page from where the table
+  is shown."""
+  rows = ["| recipe | task |" + (" what |" if what else "") +
+          " quality | training time (2 CPU cores) | preset |",
+          "|---|---|" + ("---|" if what else "") + "---|---|---|"]
   for name in registry.recipe_names():
     card = registry.run_card(name)
     task = registry.get_config(name).task
-    rows.append(f"| `{name}` | {task} | {registry.summary(name)} | {card.quality} "
+    summary = f" {registry.summary(name)} |" if what else ""
+    rows.append(f"| `{name}` | {task} |{summary} {card.quality} "
                 f"({_measured_in(card, benchmarks)}) | {card.train_time} | {_shipped(name)} |")
   return "\n".join(rows) + "\n"
 
@@ -93,4 +96,4 @@ def recipes_page() -> str:
 def readme_with_table(readme: str) -> str:
   """The README with its recipes table (between `BEGIN` and `END`) written anew."""
   start, end = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-  return readme[:start] + "\n" + recipes_table("BENCHMARKS.md") + readme[end:]
+  return readme[:start] + "\n" + recipes_table("BENCHMARKS.md", what=False) + readme[end:]

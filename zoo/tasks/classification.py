@@ -77,7 +77,8 @@ class Classifier(runtime.Predictor):
     return runtime.check_array("images", images, np.uint8, self.image_shape)
 
   def predict(self, images) -> dict:
-    """uint8 images [N, H, W, C] -> probabilities [N, K] float32, classes [N] int64, labels."""
+    """uint8 images [N, H, W, C] (pixels 0-255 as the dataset stores them) -> `probabilities`
+    float32 [N, K], `classes` int64 [N] (index into `class_names`), `labels` (N class names)."""
     probabilities = self.backend.run(images=self._check(images))["probabilities"]
     probabilities = probabilities.astype(np.float32)
     classes = np.argmax(probabilities, axis=-1).astype(np.int64)
