@@ -28,18 +28,40 @@ def _quiet_start() -> None:
 
 
 def load(path: str, kind: str = "saved_model"):
-  """Loads an exported model (a SavedModel directory, a .tflite or .onnx file, or a
-  directory with `kind="onnx"`) as its task's front (`Classifier`, `Generator`,
-  `Detector`); see `zoo.loading`."""
+  """Loads an exported model as its task's front, to run in this process.
+
+  Args:
+    path: a preset's name (`"mnist_cnn"`, the newest version; `"mnist_cnn:3"`), a version
+      directory (`exports/mnist_cnn/1`), a model directory (its newest version), or a
+      `.tflite` or `.onnx` file.
+    kind: for a directory, which file runs: `saved_model` (TensorFlow) or `onnx` (its
+      `model.onnx` in ONNX Runtime).
+
+  Returns:
+    A `Classifier` (`predict`, `predict_files`, `features`), `Generator` (`generate`,
+    `generate_seeds`) or `Detector` (`detect`, `detect_files`), as the model card's task
+    says; its `source` names the version and file loaded. Inputs are uint8 pixels
+    `[N, H, W, C]`, 0-255, as the dataset stores them.
+  """
   _quiet_start()
   from zoo import loading  # Deferred: keeps `import zoo` free of TensorFlow (see above).
   return loading.load(path, kind)
 
 
 def connect(url: str, name: str, **kwargs):
-  """A model served over TensorFlow Serving's REST (`http://host:8501`) or gRPC
-  (`grpc://host:8500`) API, by `scripts/serve.py` or TensorFlow Serving; with `card=` the
-  same task front `load` returns. See `zoo.serving.client`."""
+  """A model served by `zoo-serve` or TensorFlow Serving, over REST or gRPC.
+
+  Args:
+    url: the server: `http://host:8501` (REST) or `grpc://host:8500` (gRPC).
+    name: the model's name on the server.
+    **kwargs: `version` or `label` to pin a version, `card` (a model card, its path, or the
+      version directory) for the same front `load` returns, `timeout` in seconds; see
+      `zoo.serving.client.connect`.
+
+  Returns:
+    A `RemoteModel` / `GrpcModel` (`run`, `predict`, `metadata`), or with `card` the task's
+    front running on the server.
+  """
   _quiet_start()
   from zoo.serving import client  # Deferred: keeps `import zoo` light (see above).
   return client.connect(url, name, **kwargs)
