@@ -200,3 +200,12 @@ def test_unknown_dataset_name():
   with pytest.raises(ValueError, match=r"Invalid value for `dataset`: 'mnistt' is not a "
                                        r"tensorflow-datasets name"):
     data.prepare_builder("mnistt")
+
+
+def test_preparing_lines_show_the_home_folder_as_a_tilde(monkeypatch, tmp_path):
+  from zoo.data.quiet import shown_path
+  monkeypatch.setenv("HOME", str(tmp_path / "me"))
+  assert shown_path(str(tmp_path / "me" / "tensorflow_datasets")) == "~/tensorflow_datasets"
+  assert shown_path(str(tmp_path / "me")) == "~"
+  assert shown_path(str(tmp_path / "meadow" / "tfds")) == str(tmp_path / "meadow" / "tfds")
+  assert shown_path("/data/tfds") == "/data/tfds"

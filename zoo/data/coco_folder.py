@@ -42,7 +42,7 @@ import tensorflow_datasets as tfds
 
 from zoo import boxes as zboxes
 from zoo import errors
-from zoo.data.quiet import quiet_tfds
+from zoo.data.quiet import quiet_tfds, shown_path
 
 PREFIX = "coco:"
 ROBOFLOW_ANNOTATIONS = "_annotations.coco.json"
@@ -241,7 +241,7 @@ def prepare(directory: str, data_dir: Optional[str] = None) -> tfds.core.Dataset
       description=f"COCO-format folder {os.path.abspath(directory)}")
   if not builder.is_prepared():
     log.info("Preparing %s from %s into %s (once) ...", builder.info.full_name, directory,
-             builder.data_dir_root)
+             shown_path(builder.data_dir_root))
     with quiet_tfds():
       builder.download_and_prepare()
   return builder

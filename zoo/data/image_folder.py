@@ -53,7 +53,7 @@ import tensorflow_datasets as tfds
 from zoo import errors
 from zoo.configs.base import FOLDER_RESIZE
 from zoo.data import images as images_lib
-from zoo.data.quiet import quiet_tfds
+from zoo.data.quiet import quiet_tfds, shown_path
 
 PREFIX = "folder:"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -295,7 +295,7 @@ def prepare(directory: str, *, image_shape: Sequence[int], resize: str = "pad",
     counts = ", ".join(f"{s} {len(f)}" for s, f in folder.splits.items())
     log.info("Preparing %s from %s (%d classes; %s images) into %s (once) ...",
              builder.info.full_name, directory, len(folder.class_names), counts,
-             builder.data_dir_root)
+             shown_path(builder.data_dir_root))
     # What TFDS creates for this dataset (its folder, or only this config's): removed if
     # preparing fails, so that a bad file leaves nothing half-written behind.
     dataset_dir = os.path.join(builder.data_dir_root, builder.name)

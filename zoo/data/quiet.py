@@ -1,9 +1,11 @@
-"""Quiet TFDS preparation, shared by every dataset the zoo prepares from local files."""
+"""Quiet TFDS preparation, shared by every dataset the zoo prepares from local files: its
+report dropped, and where the data goes said in the user's own terms."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import os
 
 import tensorflow_datasets as tfds
 
@@ -19,3 +21,13 @@ def quiet_tfds():
       yield
   finally:
     tfds.display_progress_bar(True)
+
+
+def shown_path(path: str) -> str:
+  """`path` as the "Preparing ... into ..." lines show it: under the home folder as `~/...`
+  (TFDS's default data_dir, `~/tensorflow_datasets`, is how users and the docs name it)."""
+  path = os.fspath(path)
+  home = os.path.expanduser("~")
+  if home not in ("", "/", "~") and (path == home or path.startswith(home + os.sep)):
+    return "~" + path[len(home):]
+  return path

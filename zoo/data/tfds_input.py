@@ -25,7 +25,7 @@ import tensorflow_datasets as tfds
 
 from zoo import errors
 from zoo.data import coco_folder, image_folder, mnist_detection
-from zoo.data.quiet import quiet_tfds
+from zoo.data.quiet import quiet_tfds, shown_path
 
 # The original files each dataset is prepared from, as TFDS names them inside
 # `manual_dir` (the basenames of its download URLs).
@@ -108,7 +108,7 @@ def prepare_builder(name: str, *, data_dir: Optional[str] = None,
           f"Dataset {name!r}: `manual_dir` {manual_dir!r} lacks {missing}. "
           f"Expected all of {list(expected)}.")
     log.info("Preparing %r from the original files in %s into %s (once) ...", name,
-             manual_dir, builder.data_dir_root)
+             manual_dir, shown_path(builder.data_dir_root))
     start = time.perf_counter()
     with quiet_tfds():
       builder.download_and_prepare(
