@@ -9,8 +9,6 @@ each with its front and evaluator), and the doors: `zoo.train`, `zoo.evaluate`,
 `zoo.export`, `zoo.load`.
 """
 
-import sys
-
 from zoo import quiet  # Standard library only: `import zoo` stays free of TensorFlow.
 
 __version__ = "0.3.0"
@@ -19,12 +17,6 @@ __version__ = "0.3.0"
 # `import zoo` stays light (no TensorFlow): the scripts import `zoo.cli` first, which must
 # quiet TensorFlow's start-up before anything imports it. So the two doors below import
 # their modules (and with them TensorFlow) when first called, not here.
-
-
-def _quiet_start() -> None:
-  """The first door to import TensorFlow imports it without its start-up lines."""
-  if "tensorflow" not in sys.modules:
-    quiet.quiet_tensorflow_import()
 
 
 def load(path: str, kind: str = "saved_model"):
@@ -43,7 +35,7 @@ def load(path: str, kind: str = "saved_model"):
     says; its `source` names the version and file loaded. Inputs are uint8 pixels
     `[N, H, W, C]`, 0-255, as the dataset stores them.
   """
-  _quiet_start()
+  quiet.quiet_tensorflow_import()  # The first door to load TensorFlow loads it quietly.
   from zoo import loading  # Deferred: keeps `import zoo` free of TensorFlow (see above).
   return loading.load(path, kind)
 
@@ -62,6 +54,6 @@ def connect(url: str, name: str, **kwargs):
     A `RemoteModel` / `GrpcModel` (`run`, `predict`, `metadata`), or with `card` the task's
     front running on the server.
   """
-  _quiet_start()
+  quiet.quiet_tensorflow_import()  # The first door to load TensorFlow loads it quietly.
   from zoo.serving import client  # Deferred: keeps `import zoo` light (see above).
   return client.connect(url, name, **kwargs)

@@ -2,7 +2,8 @@
 
 Import this module first in a script, before anything that imports TensorFlow: importing
 it imports TensorFlow with its start-up lines filtered (see `quiet_tensorflow_import`).
-Library code never imports it; only the command line is quieted.
+Library code never imports it: the apps' doors (`zoo.load`, `zoo.connect`) quiet
+TensorFlow's import through `zoo.quiet` themselves.
 
   from zoo import cli  # First: quiets TensorFlow's start-up.
   ...

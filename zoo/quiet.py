@@ -61,6 +61,8 @@ def quiet_tensorflow_import() -> None:
   image fails to decode, which the zoo reports per file itself). Set it to 0 to see
   everything, which also turns this filter off.
   """
+  if "tensorflow" in sys.modules:  # Already loaded: its start-up lines are past.
+    return
   if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
     import tensorflow  # noqa: F401  pylint: disable=unused-import
     return
