@@ -23,7 +23,9 @@ screenshots up to fonts and timing). Takes about 5 minutes, most of it the train
 
 from zoo import cli  # First: quiets TensorFlow's start-up.
 
+import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -207,41 +209,43 @@ def _browser(size: str = "1280,860"):
   return webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
 
 
-def _started(command: list, ready, timeout_s: float = 180):
-  """Starts `command`, waits until `ready(output so far)` returns a value, returns both."""
+@contextlib.contextmanager
+def _page_of(command: list, ready, size: str, cwd=None, timeout_s: float = 180):
+  """Starts the server `command`, waits until `ready(its output so far)` returns a value,
+  and yields `(a headless browser, that value)`; stops both afterwards."""
   log = tempfile.TemporaryFile(mode="w+")
-  process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-  deadline = time.monotonic() + timeout_s
-  while time.monotonic() < deadline:
+  process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
+  deadline, found = time.monotonic() + timeout_s, None
+  while not found and process.poll() is None and time.monotonic() < deadline:
+    time.sleep(0.5)
     log.seek(0)
     found = ready(log.read())
-    if found:
-      return process, found
-    if process.poll() is not None:
-      break
-    time.sleep(0.5)
-  process.kill()
-  log.seek(0)
-  raise RuntimeError(f"{command[1]} did not start:\n{log.read()[-2000:]}")
+  browser = None
+  try:
+    if not found:
+      log.seek(0)
+      raise RuntimeError(f"{command[1]} did not start:\n{log.read()[-2000:]}")
+    browser = _browser(size)
+    yield browser, found
+  finally:
+    if browser is not None:
+      browser.quit()
+    process.terminate()
+    process.wait(timeout=60)
 
 
 def tensorboard_screenshot(run_dir: str) -> None:
-  import re
-  process, port = _started(
-      [sys.executable, os.path.join(REPO, "scripts", "run_tensorboard.py"),
-       f"--logdir={os.path.join(run_dir, 'tensorboard')}", "--port=0"],
-      lambda text: (re.search(r"http://localhost:(\d+)/", text) or [None, None])[1])
-  browser = _browser("1280,900")
-  try:
+  # Run where the reader would, on `runs/`: the page shows the logdir as given.
+  parent = os.path.dirname(os.path.abspath(run_dir))
+  command = [sys.executable, os.path.join(REPO, "scripts", "run_tensorboard.py"),
+             f"--logdir={os.path.basename(parent)}/", "--port=0"]
+  ready = lambda text: (re.search(r"http://localhost:(\d+)/", text) or [None, None])[1]
+  with _page_of(command, ready, "1280,900", cwd=os.path.dirname(parent)) as (browser, port):
     # The Scalars dashboard, filtered to the per-epoch loss and accuracy.
     browser.get(f"http://localhost:{port}/#scalars&tagFilter=epoch_(loss%7Caccuracy)")
     time.sleep(15)  # TensorBoard's page loads its plugins, then draws the charts.
     browser.save_screenshot(os.path.join(FLAGS.output_dir, "tensorboard.png"))
-    print("-> docs/images/tensorboard.png")
-  finally:
-    browser.quit()
-    process.terminate()
-    process.wait(timeout=30)
+  print("-> docs/images/tensorboard.png")
 
 
 def _stroke(driver, element, points):
@@ -259,16 +263,14 @@ def _stroke(driver, element, points):
 def demo_screenshot() -> None:
   from selenium.webdriver.common.by import By
   from selenium.webdriver.support.ui import WebDriverWait
-  process, ports = _started([sys.executable, os.path.join(REPO, "scripts", "serve.py"),
-                             "--port=0", "--grpc_port=0",
-                             "--models=mnist_cnn,dcgan_mnist,cdcgan_mnist,detector_mnist"],
-                            runner.ready_ports)
-  browser = _browser("1280,1500")  # Tall enough for all three panels.
+  command = [sys.executable, os.path.join(REPO, "scripts", "serve.py"), "--port=0",
+             "--grpc_port=0", "--models=mnist_cnn,dcgan_mnist,cdcgan_mnist,detector_mnist"]
+  # Tall enough for all three panels.
+  with _page_of(command, runner.ready_ports, "1280,1500") as (browser, ports):
 
-  def wait(condition):
-    WebDriverWait(browser, 60, poll_frequency=0.2).until(condition)
+    def wait(condition):
+      WebDriverWait(browser, 60, poll_frequency=0.2).until(condition)
 
-  try:
     browser.get(f"http://127.0.0.1:{ports[0]}/")
     wait(lambda d: "v4" in d.find_element(By.CSS_SELECTOR, "#classify .model").text)
     _stroke(browser, browser.find_element(By.ID, "draw-canvas"),
@@ -282,11 +284,7 @@ def demo_screenshot() -> None:
     wait(lambda d: "found" in d.find_element(By.ID, "det-result").text)
     browser.execute_script("window.scrollTo(0, 0)")
     browser.save_screenshot(os.path.join(FLAGS.output_dir, "demo.png"))
-    print("-> docs/images/demo.png")
-  finally:
-    browser.quit()
-    process.terminate()
-    process.wait(timeout=60)
+  print("-> docs/images/demo.png")
 
 
 def main(argv):

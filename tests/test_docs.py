@@ -47,7 +47,7 @@ FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 _CHECKER = OutputChecker()
 
 
-def _shell_env(namespace):
+def _shell_env():
   env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
   env["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), env.get("PATH", "")])
   return env
@@ -55,7 +55,7 @@ def _shell_env(namespace):
 
 def _run(command, namespace):
   return subprocess.run(["bash", "-c", command], capture_output=True, text=True,
-                        cwd=namespace["__workdir__"], env=_shell_env(namespace), timeout=600)
+                        cwd=namespace["__workdir__"], env=_shell_env(), timeout=600)
 
 
 def _evaluate_console(example):
