@@ -141,6 +141,10 @@ flags.DEFINE_string("folder", None, "Instead of the foundation benchmark: train 
 flags.DEFINE_list("folder_recipes", ["keras_example_cnn", "mnist_mlp", "mnist_cnn",
                                      "image_classifier"], "Recipes for --folder, in order; "
                   "recipe@label runs a recipe again under its own --folder_set overrides.")
+flags.DEFINE_string("folder_make", None, "With --folder that does not exist: write it from "
+                    "--manual_dir's MNIST as `words[:N]` (the first N training digits under "
+                    "their English names) or `turned[:N]` (N/10 of each digit turned a quarter "
+                    "turn, ten new classes) instead of photo-like digits.")
 flags.DEFINE_string("folder_section", "Your own images (folder)", "BENCHMARKS.md section "
                     "the --folder table goes to (e.g. 'Starting from trained weights: ants "
                     "and bees' for a fine-tuned recipe beside its --init_from=none twin).")

@@ -18,7 +18,7 @@ import pytest
 from tests import recipes
 from tests.conftest import REPO
 from tests.data import image_folders
-from zoo import errors, finetune, presets, registry, rundir, train
+from zoo import errors, finetune, presets, registry, rundir, tasks, train
 
 pytestmark = pytest.mark.slow
 
@@ -103,6 +103,115 @@ def test_gan_takes_both_networks_from_a_trained_gan():
     np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+# For each task, its recipe shrunk, its input and the layers holding a slice per class.
+_CLASS_TASKS = {
+    "classification": (recipes.mnist_cnn_tiny, (28, 28, 1)),
+    "detection": (recipes.detector_tiny, (128, 128, 1)),
+    "generation": (lambda: recipes.dcgan_tiny(conditional=True), (28, 28, 1)),
+}
+_SOURCE_CLASSES = ["ant", "bee", "wasp"]
+# This run's classes -> each one's row in the source (None: new).
+_CLASS_CASES = {
+    "same": (["ant", "bee", "wasp"], [0, 1, 2]),
+    "reordered": (["Wasp", "ant", "bee"], [2, 0, 1]),  # Names compare case-insensitively.
+    "partly_shared": (["bee", "moth", "ant", "fly"], [1, None, 0, None]),
+    "none_shared": (["cat", "dog", "ant_like"], [None, None, None]),
+}
+
+
+def _class_slices(value, axis, n):
+  """`value`'s slices, one list per class: `[class][group]` along `axis`."""
+  value = np.moveaxis(value, axis, 0)
+  groups = value.reshape(value.shape[0] // n, n, *value.shape[1:])
+  return [groups[:, c] for c in range(n)]
+
+
+@pytest.mark.parametrize("case", sorted(_CLASS_CASES))
+@pytest.mark.parametrize("task_name", sorted(_CLASS_TASKS))
+def test_class_layers_are_carried_by_name(task_name, case):
+  """The source's slice of each class lands at the index of the class of that name here;
+  a class it does not have keeps this model's fresh initialization, weight for weight;
+  every other layer loads as it is."""
+  make_config, shape = _CLASS_TASKS[task_name]
+  class_layers = tasks.get(task_name).class_layers
+  names, rows = _CLASS_CASES[case]
+  config = make_config()
+  trained = _build(config, shape, len(_SOURCE_CLASSES), seed=1)
+  model = _build(config, shape, len(names), seed=2)
+  fresh = _build(config, shape, len(names), seed=2)  # `model` before it is initialized.
+  source = _source(trained, image_shape=shape)
+  source.labels = _SOURCE_CLASSES
+  report = finetune.initialize(model, source, shape, class_names=names,
+                               class_layers=class_layers)
+  assert report["classes"]["new"] == [n for n, r in zip(names, rows) if r is None]
+  assert report["classes"]["carried"] == [n for j, (n, r) in enumerate(zip(names, rows))
+                                          if r == j]
+  assert report["classes"]["reordered"] == {n: [r, j] for j, (n, r) in
+                                            enumerate(zip(names, rows))
+                                            if r is not None and r != j}
+  mine = finetune.keyed_weights(model)
+  theirs, before = finetune.keyed_weights(trained), finetune.keyed_weights(fresh)
+  checked = set()
+  for key, weight in mine.items():
+    layer = key.rpartition("/")[0].rpartition("/")[2]
+    if layer in class_layers:
+      axis = class_layers[layer]
+      got = _class_slices(weight.numpy(), axis, len(names))
+      src = _class_slices(theirs[key].numpy(), axis, len(_SOURCE_CLASSES))
+      new = _class_slices(before[key].numpy(), axis, len(names))
+      for j, r in enumerate(rows):
+        np.testing.assert_array_equal(got[j], new[j] if r is None else src[r])
+      checked.add(layer)
+      loaded_as = key.rpartition("/")[0]
+      assert (loaded_as in report["loaded"]) == any(r is not None for r in rows), key
+    elif weight.shape == theirs[key].shape:
+      np.testing.assert_array_equal(weight.numpy(), theirs[key].numpy())
+  assert checked == set(class_layers)
+  if case == "none_shared":
+    assert any("no class in common" in why for why in report["reinitialized"].values())
+
+
+def test_a_head_needs_its_source_to_name_its_classes():
+  config = recipes.mnist_cnn_tiny()
+  trained = _build(config, (28, 28, 1), 3, seed=1)
+  model = _build(config, (28, 28, 1), 3, seed=2)
+  for labels, message in [
+      (None, r"'test-source' names no classes \(its card \(labels\) is missing\), so its "
+             r"head cannot be matched to this run's classes by name\. Fine-tuning carries a "
+             r"head class by class, by name: use a source exported or trained by this zoo"),
+      ([0, 1, 2], r"Invalid class names in init_from 'test-source', its card \(labels\): "
+                  r"expected a list of names \(strings\), found a list holding int\."),
+      ("abc", r"expected a list of names \(strings\), found str\."),
+      (["a", "", "c"], r"expected non-empty names, found 3 with 1 empty\."),
+      (["cat", "Cat ", "dog"], r"'cat' and 'Cat ' are one class when names are compared"),
+  ]:
+    source = _source(trained, image_shape=(28, 28, 1))
+    source.labels, source.labels_from = labels, "its card (labels)"
+    with pytest.raises(errors.InvalidValueError, match=message):
+      finetune.initialize(model, source, (28, 28, 1), class_names=["a", "b", "c"],
+                          class_layers={"logits": -1})
+  source = _source(trained, image_shape=(28, 28, 1))
+  source.labels = ["a", "b", "c", "d", "e", "f"]  # 6 names, a head of 3 rows.
+  with pytest.raises(errors.InvalidValueError, match=r"names 6 classes, but its logits/kernel "
+                     r"has 3 class rows \(axis -1\): its labels and weights disagree"):
+    finetune.initialize(model, source, (28, 28, 1), class_names=["a", "b", "c"],
+                        class_layers={"logits": -1})
+
+
+def test_freezing_a_fully_loaded_model_with_no_head_is_one_line():
+  config = recipes.mnist_cnn_tiny()
+  trained = _build(config, (28, 28, 1), 3, seed=1)
+  model = _build(config, (28, 28, 1), 3, seed=2)
+  report = finetune.initialize(model, _source(trained), (28, 28, 1))
+  frozen, batch_norms = finetune.freeze_plan(model, report["loaded"], ["logits"])
+  assert "logits" not in {l.name for l in frozen} and frozen  # The head trains, the rest not.
+  with pytest.raises(errors.InvalidValueError, match=r"Invalid value for `freeze_epochs`: "
+                     r"every layer of '\w+' was loaded from `init_from` and none is new or a "
+                     r"class layer, so nothing would train while they are frozen; set "
+                     r"freeze_epochs=0\. Received: freeze_epochs=3"):
+    finetune.freeze_plan(model, report["loaded"], freeze_epochs=3)
+
+
 def test_a_source_whose_input_does_not_fit_is_refused_with_what_would():
   config = recipes.mnist_cnn_tiny()
   trained = _build(config, (28, 28, 1), 10, seed=1)
@@ -158,8 +267,11 @@ def test_a_preset_resolves_with_its_checksum():
 
 
 def test_finetuning_a_preset_on_a_folder_freezes_then_unfreezes(tmp_path):
-  """mnist_cnn from the shipped preset on a 3-class folder: 2 frozen epochs, then 1."""
-  root = image_folders.write_splits(tmp_path / "shapes", splits=(("train", 8), ("val", 3)))
+  """mnist_cnn from the shipped preset on a folder of three of its digits: their rows of
+  the head move to the folder's indices, and the head trains from the first step while the
+  rest is frozen for 2 epochs, then all train for 1."""
+  root = image_folders.write_splits(tmp_path / "digits", splits=(("train", 8), ("val", 3)),
+                                    classes=("7", "1", "3"))
   config = registry.get_config("mnist_cnn").replace(
       dataset=f"folder:{root}", eval_split="valid", train_epochs=3, batch_size=8,
       eval_batch_size=8, warmup_epochs=0.0, init_from="mnist_cnn:4", freeze_epochs=2,
@@ -186,9 +298,13 @@ def test_finetuning_a_preset_on_a_folder_freezes_then_unfreezes(tmp_path):
   card = rundir.read_json(str(run), rundir.RUN_CARD)["init_from"]
   assert card["kind"] == "preset" and card["spec"] == "mnist_cnn:4"
   assert card["freeze_epochs"] == 2 and card["frozen_throughout"] == ["bn_0", "bn_1"]
-  assert set(card["reinitialized"]) == {"logits"}
+  assert card["reinitialized"] == {} and card["loaded"][-1] == "logits"
+  assert card["classes"] == {"carried": [], "new": [], "source": [str(d) for d in range(10)],
+                             "reordered": {"1": [1, 0], "3": [3, 1], "7": [7, 2]}}
+  start = seen["logits"][0]  # After the first step: the preset's rows 1, 3, 7 moved once.
+  assert np.abs(start[0] - source_values["logits/kernel"][:, [1, 3, 7]]).max() < 0.05
   steps = 3  # 24 training images in batches of 8.
-  for name in card["loaded"]:
+  for name in card["loaded"][:-1]:
     layer_weights = seen[name]
     assert len(layer_weights) == 3 * steps
     preset_values = [source_values[w.path] for w in
@@ -199,7 +315,7 @@ def test_finetuning_a_preset_on_a_folder_freezes_then_unfreezes(tmp_path):
     moved = any(not np.array_equal(a, b) for a, b in zip(layer_weights[-1], preset_values))
     assert moved == (not name.startswith("bn")), name  # BatchNorm: inference mode throughout.
   head = [weights[0] for weights in seen["logits"]]
-  assert not np.array_equal(head[0], head[1])  # The new head trains from the first step.
+  assert not np.array_equal(head[0], head[1])  # The head trains from the first step.
   # The recipe's schedule until the loaded layers are unfrozen, then 10 times lower.
   unscaled = train.make_optimizer(config.replace(freeze_epochs=0), steps)._learning_rate
   assert rates[1] == pytest.approx(float(unscaled(steps)), rel=1e-6)

@@ -17,7 +17,8 @@ from tests import recipes
 from tests.data import image_folders
 from tests.conftest import REPO
 from zoo import callbacks as zoo_callbacks
-from zoo import registry, train
+from zoo import registry, rundir, train
+from zoo.configs import TrainConfig
 
 
 @pytest.fixture(scope="session")
@@ -192,6 +193,48 @@ def test_model_dir_with_another_config_is_refused(mock_mnist, mock_manual_dir, t
   metrics = train.train_and_evaluate(config.replace(steps_per_execution=4),
                                      str(tmp_path / "run"), **kwargs)
   assert metrics["epochs_run_this_invocation"] == 1
+
+
+def test_a_run_written_before_ema_warmup_resumes_as_it_ran(mock_mnist, mock_manual_dir,
+                                                           tmp_path):
+  """A config.json without `ema_warmup` ran Keras's fixed-momentum average: the same flags
+  resume it with that average, not refused as another config and not warmed up."""
+  kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
+  config = recipes.mnist_mlp_tiny().replace(train_epochs=2, ema_momentum=0.9)
+  run = tmp_path / "run"
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config.replace(ema_warmup=False), str(run),
+                             extra_callbacks=[recipes.Interrupt(1)], **kwargs)
+  stored = json.loads((run / rundir.CONFIG).read_text())
+  del stored["ema_warmup"]  # As versions before it wrote it.
+  (run / rundir.CONFIG).write_text(json.dumps(stored))
+  assert config.ema_warmup and not TrainConfig.from_dict(stored).ema_warmup
+  assert train._resumed_config(str(run), config) == config.replace(ema_warmup=False)
+  metrics = train.train_and_evaluate(config, str(run), **kwargs)
+  assert metrics["epochs_run_this_invocation"] == 1
+  optimizer = keras.saving.load_model(str(run / rundir.CHECKPOINT)).optimizer
+  assert type(optimizer) is keras.optimizers.AdamW  # pylint: disable=unidiomatic-typecheck
+
+
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+def test_the_weight_average_warms_up_as_tensorflows_does(name):
+  """Step n averages with momentum min(0.99, (1 + n) / (10 + n)) (0 at the first step):
+  TensorFlow's ExponentialMovingAverage(num_updates=n)."""
+  config = recipes.mnist_mlp_tiny().replace(optimizer=name, learning_rate=0.1,
+                                            ema_momentum=0.99, weight_decay=0.0)
+  optimizer = train.make_optimizer(config, steps_per_epoch=100)
+  assert optimizer.get_config()["ema_momentum"] == 0.99
+  variable = keras.Variable(np.zeros(3, "float32"))
+  optimizer.build([variable])
+  expected = np.zeros(3)
+  for n in range(40):
+    optimizer.apply([np.full(3, n + 1.0, "float32")], [variable])
+    momentum = 0.0 if n == 0 else min(0.99, (1 + n) / (10 + n))
+    expected = momentum * expected + (1 - momentum) * variable.numpy()
+    np.testing.assert_allclose(optimizer._model_variables_moving_average[0].numpy(),
+                               expected, rtol=1e-5)
+  plain = train.make_optimizer(config.replace(ema_warmup=False), steps_per_epoch=100)
+  assert type(plain).__module__.startswith("keras")
 
 
 class _PoisonWeights(keras.callbacks.Callback):

@@ -6,19 +6,27 @@
   init_from="exports/x/3"   an exported version or model directory (its SavedModel's weights)
   init_from="runs/cnn"      a run directory (its last checkpoint)
 
-Weights go in by their Keras path (`block3_dwconv/depthwise_kernel`, `logits/kernel`) where
+Weights go in by their Keras path (`block3_dwconv/depthwise_kernel`, `conv_0/kernel`) where
 the source has the same path with the same shape; every other weight keeps its fresh
-initialization. So a classifier with other classes gets a new head and keeps the rest, a
-detector with other classes a new class subnet, and a GAN both networks from a run
-(an export holds only the generator). A source whose input does not fit (other channels, or
-a first layer of another shape) is refused with what would fit.
+initialization. A source whose input does not fit (other channels, or a first layer of
+another shape) is refused with what would fit.
 
-The schedule (`freeze_epochs`, `unfrozen_learning_rate_scale`) is the guide's: the layers
-loaded from the source are frozen for the first `freeze_epochs` epochs, so only the new ones
-train; then all train, at the learning rate times `unfrozen_learning_rate_scale`. The loaded
-BatchNorm layers stay in inference mode throughout (their statistics and scale frozen), as
-the guide keeps them. `FreezeLoaded` does it epoch by epoch, so a resumed run freezes what
-the uninterrupted one froze.
+Classes travel by name, never by index (`zoo.class_names`). The layers that hold one slice
+per class (the task's `class_layers`: a classifier's `logits`, a detector's `class_out`, a
+conditional GAN's class embeddings) take the source's slice of each class whose name the
+source's labels have, moved to that class's index in this run; the others keep their fresh
+initialization. So the same classes in another order give the same head reordered, some
+shared names carry those rows, and no shared name gives a new head. Which classes were
+carried, reordered or new is the run card's `init_from.classes`. A source whose labels are
+missing or are not distinct names cannot be matched and is refused in one line.
+
+The schedule (`freeze_epochs`, `unfrozen_learning_rate_scale`) is the guide's: for the first
+`freeze_epochs` epochs the layers loaded from the source are frozen except the class layers,
+so the head (new, partly new or carried) and every new layer train on frozen features; then
+all train, at the learning rate times `unfrozen_learning_rate_scale`. The loaded BatchNorm
+layers stay in inference mode throughout (their statistics and scale frozen), as the guide
+keeps them. `FreezeLoaded` does it epoch by epoch, so a resumed run freezes what the
+uninterrupted one froze.
 
 Sources: keras-team/keras-io `guides/transfer_learning.py`; tensorflow/models'
 `init_checkpoint_modules`.
@@ -28,12 +36,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional
+from typing import Optional, Sequence
 
 import keras
 import numpy as np
 
 from zoo import artifacts, errors, presets, rundir, runtime
+from zoo import class_names as class_names_lib
 from zoo.converters import efficientnet_lite as efficientnet_convert
 
 NONE, IMAGENET = "none", "imagenet"
@@ -51,6 +60,9 @@ class Source:
     sha256: hex digest of `weights_file`.
     image_shape: `(height, width, channels)` the source was trained on (None: any size).
     recipe: the source's recipe, when it is one of the zoo's.
+    labels: the source's class names as its card or run card gives them, unchecked (None:
+      it gives none); `zoo.class_names.check`ed when a head is carried by name.
+    labels_from: where `labels` were read, for errors.
   """
   spec: str
   kind: str
@@ -59,11 +71,14 @@ class Source:
   sha256: str
   image_shape: Optional[tuple]
   recipe: Optional[str]
+  labels: Optional[object] = None
+  labels_from: str = ""
 
   values: Optional[dict] = dataclasses.field(default=None, repr=False)
 
   def describe(self) -> dict:
-    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "values"}
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+            if f.name not in ("values", "labels", "labels_from")}
 
 
 def _error(spec: str, message: str) -> errors.InvalidValueError:
@@ -95,8 +110,12 @@ def resolve(spec: Optional[str]) -> Optional[Source]:
     except (OSError, ValueError, KeyError) as e:
       raise _error(spec, f"could not be read ({checkpoint}: "
                          f"{str(e).strip().splitlines()[0] if str(e).strip() else e!r}).") from e
+    card_path = rundir.path(spec, rundir.RUN_CARD)
+    card = rundir.read_json(spec, rundir.RUN_CARD) if os.path.exists(card_path) else {}
+    labels = card.get("dataset", {}).get("class_names") if isinstance(card, dict) else None
     source = Source(spec, "run", os.path.abspath(spec), checkpoint, presets.sha256(checkpoint),
-                    _input_shape(trained), config.recipe)
+                    _input_shape(trained), config.recipe, labels,
+                    f"{card_path} (dataset.class_names)")
     source.values = {k: np.asarray(w.numpy()) for k, w in keyed_weights(trained).items()}
     return source
   elif os.path.isdir(spec):
@@ -111,7 +130,8 @@ def resolve(spec: Optional[str]) -> Optional[Source]:
     raise _error(spec, f"has no SavedModel weights ({weights} is missing).")
   return Source(spec, kind, os.path.abspath(path), weights, presets.sha256(weights),
                 tuple(card["image_shape"]) if card.get("image_shape") else None,
-                card.get("training", {}).get("config", {}).get("recipe"))
+                card.get("training", {}).get("config", {}).get("recipe"), card.get("labels"),
+                f"{os.path.join(path, runtime.CARD)} (labels)")
 
 
 def _input_shape(model: keras.Model) -> Optional[tuple]:
@@ -183,13 +203,29 @@ def keyed_weights(model: keras.Model) -> dict:
           for layer in _leaf_layers(model) for w in layer.weights}
 
 
-def initialize(model: keras.Model, source: Source, image_shape) -> dict:
-  """Copies `source`'s weights into `model` where path and shape match; returns the run
-  card's `init_from` entry: the source, and the layers `loaded` and `reinitialized`.
+def initialize(model: keras.Model, source: Source, image_shape, *,
+               class_names: Optional[Sequence[str]] = None,
+               class_layers: Optional[dict] = None) -> dict:
+  """Copies `source`'s weights into `model` where path and shape match, and its class rows
+  by name; returns the run card's `init_from` entry: the source, the layers `loaded` and
+  `reinitialized`, and (with class layers) which `classes` were carried, reordered or new.
+
+  Args:
+    model: the freshly built model.
+    source: what `resolve` returned.
+    image_shape: this run's `(height, width, channels)`.
+    class_names: this run's classes, in its label order.
+    class_layers: `{layer name: class axis}`: the layers whose weights have one slice per
+      class along that axis (`logits`: -1; a detector's `class_out`, whose channels are
+      anchor by anchor each a run of classes: -1; a class embedding: 0). The task gives it
+      (`Task.class_layers`). A class layer takes the source's slice of each class whose
+      name the source has (`zoo.class_names`), at that class's new index; the slices of
+      other classes keep their fresh initialization.
 
   Raises:
     zoo.errors.InvalidValueError: the source's input does not fit `image_shape`, or its first
-      layer (or every layer) has other shapes: it was trained for other inputs.
+      layer (or every layer) has other shapes: it was trained for other inputs; or a class
+      layer would be carried and the source's labels are missing or not names.
   """
   image_shape = tuple(image_shape)
   if source.image_shape and source.image_shape[-1] != image_shape[-1]:
@@ -199,13 +235,26 @@ def initialize(model: keras.Model, source: Source, image_shape) -> dict:
                               "--init_from=none).")
   values = source_weights(source, model)
   prefixes = _prefixes(model)
+  class_layers = class_layers or {}
+  plan = None
   loaded, reinitialized, first = [], {}, True
   for layer in _leaf_layers(model):
     if not layer.weights:
       continue
-    why, prefix = None, prefixes.get(id(layer), "")
-    for weight in layer.weights:
-      value = _lookup(values, prefix, weight.path)
+    prefix = prefixes.get(id(layer), "")
+    found = [_lookup(values, prefix, w.path) for w in layer.weights]
+    if layer.name in class_layers and all(v is not None for v in found):
+      if plan is None:
+        plan = _class_plan(source, class_names)
+      why = _carry_classes(source.spec, layer, found, class_layers[layer.name], plan)
+      first = False
+      if why:
+        reinitialized[prefix + layer.name] = why
+      else:
+        loaded.append(prefix + layer.name)
+      continue
+    why = None
+    for weight, value in zip(layer.weights, found):
       if value is None:
         why = why or "not in the source"
       elif tuple(value.shape) != tuple(weight.shape):
@@ -220,23 +269,91 @@ def initialize(model: keras.Model, source: Source, image_shape) -> dict:
     if why:
       reinitialized[prefix + layer.name] = why
       continue
-    for weight in layer.weights:
-      weight.assign(_lookup(values, prefix, weight.path))
+    for weight, value in zip(layer.weights, found):
+      weight.assign(value)
     loaded.append(prefix + layer.name)
   if not loaded:
     raise _error(source.spec, f"has no weight this model can take (recipe "
                               f"{source.recipe or 'unknown'}; every layer differs in name or "
                               "shape).")
-  return {**source.describe(), "loaded": loaded, "reinitialized": reinitialized}
+  report = {**source.describe(), "loaded": loaded, "reinitialized": reinitialized}
+  if plan is not None:
+    report["classes"] = plan.describe()
+  return report
 
 
-def freeze_plan(model: keras.Model, loaded: list[str]) -> tuple[list, list]:
+def _class_plan(source: Source, class_names) -> class_names_lib.Plan:
+  """Which source row each of this run's classes takes; one line when either list is not
+  a list of names."""
+  fix = ("Fine-tuning carries a head class by class, by name: use a source exported or "
+         "trained by this zoo (its card lists its classes), or --init_from=none.")
+  if source.labels is None:
+    raise _error(source.spec, f"names no classes ({source.labels_from or 'no labels'} is "
+                              f"missing), so its head cannot be matched to this run's "
+                              f"classes by name. {fix}")
+  theirs = class_names_lib.check(source.labels, f"init_from {source.spec!r}, "
+                                                f"{source.labels_from}", fix)
+  mine = class_names_lib.check(list(class_names or []), "this run's dataset",
+                               "Rename the classes so that each is distinct.")
+  return class_names_lib.match(mine, theirs)
+
+
+def _carry_classes(spec: str, layer, found: list, axis: int,
+                   plan: class_names_lib.Plan) -> Optional[str]:
+  """Assigns `layer` the source's weights `found` (all present), each class's slice along
+  `axis` moved to its new index; None when done, else why the layer keeps its fresh
+  initialization. A weight's `axis` holds `groups` runs of one slice per class (a detector:
+  one run per anchor), the same number in the source and here."""
+  if not plan.any_shared:
+    return (f"no class in common with the source's ({len(plan.source_names)}: "
+            f"{_few(plan.source_names)}; this run's: {_few(plan.names)})")
+  mine_n, theirs_n = len(plan.names), len(plan.source_names)
+  carried = []
+  for weight, value in zip(layer.weights, found):
+    fresh = np.moveaxis(np.asarray(weight.numpy()), axis, 0)
+    theirs = np.moveaxis(np.asarray(value), axis, 0)
+    if theirs.shape[0] % theirs_n:
+      raise _error(spec, f"names {theirs_n} classes, but its {weight.path} has "
+                         f"{theirs.shape[0]} class rows (axis {axis}): its labels and weights "
+                         "disagree (a damaged card?).")
+    groups = fresh.shape[0] // mine_n
+    if theirs.shape[0] != groups * theirs_n or fresh.shape[1:] != theirs.shape[1:]:
+      return f"{weight.path} {tuple(weight.shape)}, the source's {tuple(value.shape)}"
+    fresh = fresh.reshape(groups, mine_n, *fresh.shape[1:]).copy()
+    theirs = theirs.reshape(groups, theirs_n, *theirs.shape[1:])
+    for j, i in enumerate(plan.rows):
+      if i is not None:
+        fresh[:, j] = theirs[:, i]
+    carried.append(np.moveaxis(fresh.reshape(groups * mine_n, *fresh.shape[2:]), 0, axis))
+  for weight, value in zip(layer.weights, carried):
+    weight.assign(value)
+  return None
+
+
+def _few(names, most: int = 4) -> str:
+  shown = ", ".join(repr(n) for n in list(names)[:most])
+  return shown + (f", ... {len(names) - most} more" if len(names) > most else "")
+
+
+def freeze_plan(model: keras.Model, loaded: list[str], class_layers: Sequence[str] = (), *,
+                freeze_epochs: int = 1) -> tuple[list, list]:
   """`(layers frozen for the first epochs, BatchNorm layers frozen throughout)` among the
-  layers `initialize` loaded."""
+  layers `initialize` loaded; the class layers (the head) are never frozen.
+
+  Raises:
+    zoo.errors.InvalidValueError: nothing would train in the frozen epochs (every layer
+      with weights was loaded and none is a class layer): `freeze_epochs` cannot apply.
+  """
   names, prefixes = set(loaded), _prefixes(model)
   layers = [layer for layer in _leaf_layers(model)
-            if prefixes.get(id(layer), "") + layer.name in names]
+            if prefixes.get(id(layer), "") + layer.name in names
+            and layer.name not in class_layers]
   batch_norms = [l for l in layers if isinstance(l, keras.layers.BatchNormalization)]
+  if all(l in layers for l in _leaf_layers(model) if l.trainable_weights):
+    raise errors.InvalidValueError(
+        f"Invalid value for `freeze_epochs`: every layer of {model.name!r} was loaded from "
+        "`init_from` and none is new or a class layer, so nothing would train while they are "
+        f"frozen; set freeze_epochs=0. Received: freeze_epochs={freeze_epochs}")
   return [l for l in layers if l not in batch_norms], batch_norms
 
 

@@ -21,7 +21,7 @@ import tensorflow as tf
 from zoo import callbacks as zoo_callbacks
 from zoo import (data, distribute, errors, finetune, precision, provenance, registry, rundir,
                  schedules, tasks)
-from zoo.configs import TrainConfig
+from zoo.configs import LEGACY_VALUES, TrainConfig
 
 # The layout's names, for callers that knew them here.
 CHECKPOINT, BACKUP, METRICS = rundir.CHECKPOINT, rundir.BACKUP, rundir.METRICS
@@ -60,17 +60,32 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
     lr = schedules.ScaledAfter(lr, config.freeze_epochs * steps_per_epoch,
                                config.unfrozen_learning_rate_scale)
   ema = {"use_ema": config.ema_momentum > 0, "ema_momentum": config.ema_momentum or 0.99}
+  warm = config.ema_momentum > 0 and config.ema_warmup
   if config.optimizer == "adam":
-    return keras.optimizers.Adam(lr, beta_1=config.beta_1, **ema)
+    adam = schedules.AdamEMAWarmup if warm else keras.optimizers.Adam
+    return adam(lr, beta_1=config.beta_1, **ema)
   if config.optimizer == "adamw":
-    return keras.optimizers.AdamW(lr, beta_1=config.beta_1, weight_decay=config.weight_decay,
-                                  **ema)
-  return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True,
-                              weight_decay=config.weight_decay or None, **ema)
+    adamw = schedules.AdamWEMAWarmup if warm else keras.optimizers.AdamW
+    return adamw(lr, beta_1=config.beta_1, weight_decay=config.weight_decay, **ema)
+  sgd = schedules.SGDEMAWarmup if warm else keras.optimizers.SGD
+  return sgd(lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay or None, **ema)
 
 
 def _freezes(config: TrainConfig) -> bool:
   return config.freeze_epochs > 0 and config.init_from != finetune.NONE
+
+
+def _freeze_plan(model: keras.Model, config: TrainConfig, task, init: Optional[dict],
+                 resuming: bool) -> tuple[list, list]:
+  """`finetune.freeze_plan` for this run: what its run card says it froze when resuming (a
+  run started before class layers were kept training froze nothing when every layer
+  loaded, and resumes so)."""
+  if not init or not _freezes(config):
+    return [], []
+  if resuming and not init.get("freeze_epochs", config.freeze_epochs):
+    return [], []
+  return finetune.freeze_plan(model, init["loaded"], task.class_layers,
+                              freeze_epochs=config.freeze_epochs)
 
 
 # Fields that change how training runs, not the weights it computes: a run may be resumed
@@ -78,14 +93,18 @@ def _freezes(config: TrainConfig) -> bool:
 _SAME_WEIGHTS_FIELDS = ("steps_per_execution",)
 
 
-def _check_same_config(model_dir: str, config: TrainConfig) -> None:
-  """A model_dir holds one run: resuming it with another config would mix two runs."""
+def _resumed_config(model_dir: str, config: TrainConfig) -> TrainConfig:
+  """`config`, checked against the run `model_dir` holds (a model_dir holds one run:
+  resuming it with another config would mix two runs). Fields its config.json predates take
+  the values that run ran with (`zoo.configs.LEGACY_VALUES`), so it resumes as it ran."""
   path = rundir.path(model_dir, rundir.CONFIG)
   if not os.path.exists(path):
-    return
+    return config
   with open(path) as f:
-    # Through the dataclass: fields added since the run started compare at their defaults.
-    old = json.loads(TrainConfig.from_dict(json.load(f)).to_json())
+    stored = json.load(f)
+  config = config.replace(**{k: v for k, v in LEGACY_VALUES.items() if k not in stored})
+  # Through the dataclass: other fields added since the run started compare at their defaults.
+  old = json.loads(TrainConfig.from_dict(stored).to_json())
   new = json.loads(config.to_json())
   diff = sorted(k for k in set(old) | set(new)
                 if old.get(k) != new.get(k) and k not in _SAME_WEIGHTS_FIELDS)
@@ -94,6 +113,7 @@ def _check_same_config(model_dir: str, config: TrainConfig) -> None:
         f"Invalid value for `model_dir`: {model_dir!r} holds a run with a different config "
         f"(fields {diff} differ). Rerun with the same flags to resume it, or pick a new "
         "--model_dir.")
+  return config
 
 
 def _op_determinism_enabled() -> Optional[bool]:
@@ -159,7 +179,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   distribute.check_global_batch(config.batch_size, strategy)
   distribute.check_global_batch(config.eval_batch_size, strategy, name="eval_batch_size")
   model_dir = distribute.worker_dir(model_dir, strategy)
-  _check_same_config(model_dir, config)
+  config = _resumed_config(model_dir, config)
   done = rundir.completed_epochs(model_dir)
   metrics_path = rundir.path(model_dir, rundir.METRICS)
   if done >= config.train_epochs and os.path.exists(metrics_path):
@@ -219,14 +239,10 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   with strategy.scope():
     model = registry.build_model(config, input_shape=info.image_shape,
                                  num_classes=info.num_classes)
-    init = (finetune.initialize(model, source, info.image_shape) if source
-            else previous.get("init_from"))
-    frozen, batch_norms = ((finetune.freeze_plan(model, init["loaded"]))
-                           if init and _freezes(config) else ([], []))
-    if frozen and not init["reinitialized"]:
-      log.info("Every layer was loaded from %s: none is new, so none is frozen "
-               "(freeze_epochs=%d is not used).", config.init_from, config.freeze_epochs)
-      frozen, batch_norms = [], []
+    init = (finetune.initialize(model, source, info.image_shape,
+                                class_names=info.class_names, class_layers=task.class_layers)
+            if source else previous.get("init_from"))
+    frozen, batch_norms = _freeze_plan(model, config, task, init, resuming)
     for layer in batch_norms:  # In inference mode for the whole run, from the first step.
       layer.trainable = False
     task.compile(model, config, lambda: make_optimizer(config, steps_per_epoch), jit_compile,

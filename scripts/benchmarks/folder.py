@@ -71,6 +71,17 @@ def main(flags, workdir: str, command: str) -> tuple[str, str]:
   folder = flags.folder
   if os.path.exists(folder):
     folder_note = f"the folder `{folder}`:"
+  elif flags.folder_make:  # MNIST's digits under other class names.
+    kind, _, count = flags.folder_make.partition(":")
+    digit_photos.write_digit_folder(flags.manual_dir, folder, kind=kind,
+                                    train_images=int(count or 6000))
+    folder_note = (f"`{folder}`, written by this run (`zoo.data.digit_photos."
+                   f"write_digit_folder(kind={kind!r}, train_images={int(count or 6000)})`: "
+                   + ("MNIST training digits under their English names, `zero` ... `nine`; "
+                      if kind == "words" else
+                      "MNIST digits turned a quarter turn, classes `turned_0` ... `turned_9`, "
+                      "none of them a class of the MNIST presets; ")
+                   + "valid: the first 1,000 MNIST test digits, likewise):")
   else:  # Built here, exactly as scripts/make_image_folder.py builds it.
     digit_photos.write_photo_folder(flags.manual_dir, folder)
     folder_note = (f"`{folder}`, written by this run as `python scripts/make_image_folder.py "

@@ -141,6 +141,9 @@ def test_malformed_json_names_the_file_and_position(tmp_path):
     (lambda d: d["annotations"][0].update(image_id=77),
      r"annotation id 0 refers to image id 77, which is not in `images`"),
     (lambda d: d.pop("categories"), r"missing \['categories'\]"),
+    (lambda d: d["categories"][-1].update(name=d["categories"][-2]["name"].upper() + " "),
+     r"categories 'square' and 'SQUARE ' are one class when names are compared \(case and "
+     r"surrounding spaces ignored, as fine-tuning matches classes by name\); rename or merge"),
 ])
 def test_bad_annotations_get_a_message_naming_file_and_entry(tmp_path, change, message):
   error, path = _expect_error(tmp_path, change, message)

@@ -139,6 +139,13 @@ def test_a_corrupt_image_names_its_file_and_leaves_nothing(tmp_path):
   _expect(root, tmp_path, "square_1.png", "not a readable image")
 
 
+def test_class_folders_that_differ_only_in_case_are_refused(tmp_path):
+  root = image_folders.write_classes(tmp_path / "shapes", per_class=2)
+  image_folders.write_classes(root, 2, classes=("Circle ",))
+  _expect(root, tmp_path, "class folders 'Circle ' and 'circle', one class when names are "
+                          "compared (case and surrounding spaces ignored")
+
+
 def test_splits_with_different_classes(tmp_path):
   root = image_folders.write_splits(tmp_path / "shapes")
   image_folders.write_classes(root / "val", 1, classes=("star",))

@@ -40,6 +40,11 @@ class RunCard:
   measured_in: str
 
 
+# Fields added after runs and exports were written without them, each with the value that
+# reproduces those (a config.json without `ema_warmup` ran Keras's fixed-momentum average).
+LEGACY_VALUES = {"ema_warmup": False}
+
+
 @dataclasses.dataclass
 class TrainConfig:
   """Everything that decides what a training run computes.
@@ -84,6 +89,10 @@ class TrainConfig:
     ema_momentum: keep an exponential moving average of the weights (Polyak averaging)
       with this momentum per step, and validate, checkpoint and export the averaged
       weights; 0 turns it off. 0.99 averages over roughly the last 100 steps.
+    ema_warmup: the average's momentum at step n is `min(ema_momentum, (1 + n) / (10 + n))`
+      (TensorFlow's `ExponentialMovingAverage(num_updates=)`), so a run of a few hundred
+      steps ends averaging its last steps, not its first weights (`zoo.schedules`). Off in
+      configs written before it existed, which resume as they ran.
     augment: random translations of training images by up to `max_shift_pixels`.
     max_shift_pixels: largest translation, in pixels, along each axis.
     shuffle_buffer_examples: shuffle buffer size in examples (>= split size = full shuffle).
@@ -105,12 +114,13 @@ class TrainConfig:
     init_from: where the first weights come from (`zoo.finetune`): `none` (random),
       `imagenet` (EfficientNet-Lite0's ImageNet weights, the photo recipes' default), a
       preset's name (`mnist_cnn`, `mnist_cnn:4`), an exported model directory, or a run
-      directory. Weights whose path and shape match are loaded, the others (a head for
-      other classes) start anew. A resumed run continues from its own checkpoint.
+      directory. Weights whose path and shape match are loaded, the others start anew;
+      a head's classes are carried by name (`zoo.finetune`). A resumed run continues
+      from its own checkpoint.
     freeze_epochs: epochs at the start of the run during which the layers loaded from
-      `init_from` are frozen, so only the new ones train (0: none frozen; nothing is
-      frozen with init_from `none`). With it, the loaded BatchNorm layers stay in
-      inference mode for the whole run.
+      `init_from` are frozen, but the head's class layers, so only the head and the new
+      layers train (0: none frozen; nothing is frozen with init_from `none`). With it,
+      the loaded BatchNorm layers stay in inference mode for the whole run.
     unfrozen_learning_rate_scale: after `freeze_epochs`, the learning rate (and its
       schedule) times this: fine-tuning the loaded layers at a lower rate.
     model_kwargs: the builder's own knobs (widths, dropout, ...).
@@ -137,6 +147,7 @@ class TrainConfig:
   max_warmup_fraction: float = 0.1
   weight_decay: float = 0.0
   ema_momentum: float = 0.0
+  ema_warmup: bool = True
   augment: bool = False
   max_shift_pixels: int = 2
   shuffle_buffer_examples: int = 60_000
@@ -230,7 +241,7 @@ class TrainConfig:
     if unknown:
       raise errors.InvalidValueError(
           f"Unknown config field(s) {unknown}; valid fields: {sorted(names)}")
-    return cls(**d)
+    return cls(**{**{k: v for k, v in LEGACY_VALUES.items() if k not in d}, **d})
 
   def replace(self, **changes) -> "TrainConfig":
     return dataclasses.replace(self, **changes)

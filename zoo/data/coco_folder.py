@@ -41,7 +41,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from zoo import boxes as zboxes
-from zoo import errors
+from zoo import class_names, errors
 from zoo.data.quiet import quiet_tfds, shown_path
 
 PREFIX = "coco:"
@@ -126,7 +126,14 @@ def _classes(categories: list, path: str) -> list[tuple[int, str]]:
     raise AnnotationError(f"{path}: every category needs an integer `id` and a `name` "
                           f"({e!r}).") from e
   supers = {s for _, _, s in cats}
-  return [(i, n) for i, n, s in cats if not (s == "none" and n in supers and len(cats) > 1)]
+  kept = [(i, n) for i, n, s in cats if not (s == "none" and n in supers and len(cats) > 1)]
+  pairs = class_names.collisions([n for _, n in kept])
+  if pairs:
+    (a, b), = pairs[:1]
+    raise AnnotationError(f"{path}: categories {a!r} and {b!r} are one class when names are "
+                          "compared (case and surrounding spaces ignored, as fine-tuning "
+                          "matches classes by name); rename or merge one.")
+  return kept
 
 
 def load_split(name: str, annotation_file: str, image_dir: str) -> Split:

@@ -97,3 +97,47 @@ def write_photo_folder(manual_dir: str, output_dir: str, *, num_images=None, see
       with open(os.path.join(folder, f"{split}_{j:05d}.jpg"), "wb") as f:
         f.write(jpeg)
   return output_dir
+
+
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+
+def write_digit_folder(manual_dir: str, output_dir: str, *, kind: str = "words",
+                       train_images: int = 6000, valid_images: int = 1000) -> str:
+  """Writes MNIST's own digits (28x28 gray PNGs) as a folder of classes a preset trained on
+  MNIST does not know by name, for measuring fine-tuning (`--dataset=folder:DIR`):
+  `output_dir/{train,valid}/<class>/NNNNN.png`, train from MNIST's training digits and
+  valid from its test digits.
+
+  Args:
+    manual_dir: folder holding the four original MNIST files.
+    kind: `words`: the digits under their English names (`zero` ... `nine`; sorted, the
+      folder's class 0 is `eight`), the same classes as the preset's `0` ... `9` under other
+      names; `turned`: each digit turned a quarter turn clockwise, classes `turned_0` ...
+      `turned_9`: ten classes the preset never saw.
+    train_images: `words`: the first N training digits; `turned`: the first N / 10 of each
+      digit (a small, balanced folder).
+    valid_images: the first N test digits.
+  """
+  if kind not in ("words", "turned"):
+    raise ValueError(f"Invalid value for `kind`: expected 'words' or 'turned'. "
+                     f"Received: kind={kind!r}")
+  mnist_detection.check_new_folder(output_dir)
+  for split, source, count in (("train", "train", train_images),
+                               ("valid", "test", valid_images)):
+    digits, labels = mnist_detection.read_mnist(manual_dir, source)
+    digits, labels = digits.reshape(-1, 28, 28), np.asarray(labels)
+    if kind == "turned" and split == "train":
+      chosen = np.sort(np.concatenate([np.flatnonzero(labels == d)[:count // 10]
+                                       for d in range(10)]))
+    else:
+      chosen = np.arange(count)
+    for j in chosen:
+      digit, label = digits[j], int(labels[j])
+      name = DIGIT_WORDS[label] if kind == "words" else f"turned_{label}"
+      picture = np.rot90(digit, k=-1) if kind == "turned" else digit
+      folder = os.path.join(output_dir, split, name)
+      os.makedirs(folder, exist_ok=True)
+      Image.fromarray(np.ascontiguousarray(picture)).save(
+          os.path.join(folder, f"{split}_{j:05d}.png"))
+  return output_dir

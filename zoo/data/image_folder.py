@@ -27,7 +27,8 @@ unchanged one is read as it is. A classifier's exports prepare a photo the same 
 
 Bad input:
   errors (one line naming the folder or file; nothing is left in `--data_dir`): the folder
-    is missing or holds no images; a class folder holds no images; a split folder has loose
+    is missing or holds no images; a class folder holds no images; two class folders whose
+    names differ only in case or surrounding spaces (`Cat/`, `cat/`); a split folder has loose
     images instead of class folders; the splits' classes differ; a file with an image
     extension does not decode (corrupt or truncated).
   counted warnings: files without an image extension (`README.txt`, `labels.csv`,
@@ -50,6 +51,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from zoo import class_names as class_names_lib
 from zoo import errors
 from zoo.configs.base import FOLDER_RESIZE
 from zoo.data import images as images_lib
@@ -209,6 +211,13 @@ def scan(directory: str, validation_fraction: float = 0.2) -> Folder:
           f"valid/ or val/, test/) or images ({', '.join(IMAGE_EXTENSIONS)}).")
     layout, class_names = "images", sorted(files)
     splits = dict(zip(("train", "valid"), _split(files, validation_fraction)))
+  pairs = class_names_lib.collisions(class_names)
+  if pairs:
+    (a, b), = pairs[:1]
+    raise FolderError(
+        f"Invalid value for `dataset`: {what} has class folders {a!r} and {b!r}, one class "
+        "when names are compared (case and surrounding spaces ignored, as fine-tuning "
+        "matches classes by name); rename or merge one.")
   if skipped:
     named = ", ".join(os.path.relpath(p, directory) for p in skipped[:_NAMED_SKIPPED])
     more = f" and {len(skipped) - _NAMED_SKIPPED} more" if len(skipped) > _NAMED_SKIPPED else ""

@@ -90,6 +90,9 @@ class Task:
     writes_labels: write `labels.txt` (one class name per line) beside the SavedModel.
     export_options: the task's export options and their defaults (`export_run`'s
       `**task_options`; unknown ones fail).
+    class_layers: `{layer name: axis}` of the model's layers that hold one slice per class
+      along that axis: fine-tuning carries them class by class, by name, and keeps them
+      training while the loaded layers are frozen (`zoo.finetune`).
   """
 
   name = ""
@@ -99,6 +102,7 @@ class Task:
   count_key = "num_examples"
   writes_labels = False
   export_options: dict = {}
+  class_layers: dict = {}
 
   def __init__(self):
     self._keras_fronts = weakref.WeakKeyDictionary()

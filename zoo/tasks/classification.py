@@ -210,6 +210,7 @@ class Classification(base.Task):
   tflite_variants = ("float32", "float16", "dynamic_int8", "int8")
   front = Classifier
   writes_labels = True
+  class_layers = {"logits": -1}  # Dense (features, classes): kernel and bias, last axis.
   export_options = {
       "calibration_examples": 500,  # training images calibrating the int8 variant
       "min_agreement": None,  # per file; None: MIN_AGREEMENT

@@ -250,6 +250,8 @@ class Detection(base.Task):
   front = Detector
   count_key = "num_images"
   writes_labels = True
+  # The class subnet's last conv: channels anchor by anchor, each a run of the classes.
+  class_layers = {"class_out": -1}
   export_options = {
       "calibration_examples": 300,  # training images calibrating the int8 variant
       "max_map50_gap": MAX_MAP50_GAP,

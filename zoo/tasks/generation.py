@@ -197,6 +197,8 @@ class Generation(base.Task):
   tflite_variants = ("float32", "float16")
   front = Generator
   count_key = "num_samples"
+  # A conditional GAN's class embeddings (generator, discriminator): a row per class.
+  class_layers = {"label_embedding": 0, "label_projection": 0}
   export_options = {"eval_samples": None}  # None: the run's task_kwargs.eval_samples
 
   def check_data(self, config, info):
