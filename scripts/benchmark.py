@@ -107,6 +107,8 @@ flags.DEFINE_list("precision_recipes", ["mnist_mlp", "mnist_cnn"], "Recipes for 
 flags.DEFINE_list("seeds", [], "Instead of the foundation benchmark: train --seed_recipes "
                   "once per seed and report accuracy over seeds.")
 flags.DEFINE_list("seed_recipes", ["mnist_cnn", "mnist_mlp"], "Recipes for --seeds.")
+flags.DEFINE_string("seeds_section", "Accuracy over seeds (seeds)", "BENCHMARKS.md section "
+                    "the --seeds tables go to.")
 flags.DEFINE_list("gan", [], "Instead of the foundation benchmark: train these GAN recipes "
                   "(reference first, contender second) for --gan_minutes each, side by side.")
 flags.DEFINE_float("gan_minutes", 10.0, "Wall-clock training budget of each --gan recipe.")
@@ -145,6 +147,9 @@ flags.DEFINE_string("folder_make", None, "With --folder that does not exist: wri
                     "--manual_dir's MNIST as `words[:N]` (the first N training digits under "
                     "their English names) or `turned[:N]` (N/10 of each digit turned a quarter "
                     "turn, ten new classes) instead of photo-like digits.")
+flags.DEFINE_bool("folder_holdout", False, "With --folder in the split layout: train on "
+                  "80 % of its train/ and measure on the other 20 % (stratified), never "
+                  "reading its valid split: where schedules are chosen.")
 flags.DEFINE_string("folder_section", "Your own images (folder)", "BENCHMARKS.md section "
                     "the --folder table goes to (e.g. 'Starting from trained weights: ants "
                     "and bees' for a fine-tuned recipe beside its --init_from=none twin).")

@@ -50,14 +50,15 @@ SHRINK = {
 def mnist_mlp_tiny():
   """`mnist_mlp` with one hidden layer of 16, one epoch of batches of 8."""
   config = registry.get_config("mnist_mlp")
-  return config.replace(train_epochs=1, batch_size=8, eval_batch_size=8, warmup_epochs=0.0,
+  return config.replace(train_epochs=1, min_train_steps=0, batch_size=8, eval_batch_size=8,
+                        warmup_epochs=0.0,
                         model_kwargs={**config.model_kwargs, "hidden_units": (16,)})
 
 
 def mnist_cnn_tiny():
   config = registry.get_config("mnist_cnn")
-  return config.replace(train_epochs=1, batch_size=8, eval_batch_size=8, warmup_epochs=0.0,
-                        model_kwargs={**config.model_kwargs, "filters": (4, 8)})
+  return config.replace(train_epochs=1, min_train_steps=0, batch_size=8, eval_batch_size=8,
+                        warmup_epochs=0.0, model_kwargs={**config.model_kwargs, "filters": (4, 8)})
 
 
 def dcgan_tiny(conditional=False):

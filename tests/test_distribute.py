@@ -76,7 +76,7 @@ def test_mirrored_fit_trains_what_the_same_run_without_a_strategy_trains(
   device on the whole batch. (Without BatchNorm and dropout, whose statistics and masks are
   per replica.)"""
   config = registry.get_config("mnist_mlp").replace(
-      train_epochs=2, batch_size=16, eval_batch_size=16, warmup_epochs=0.0,
+      train_epochs=2, min_train_steps=0, batch_size=16, eval_batch_size=16, warmup_epochs=0.0,
       model_kwargs={"hidden_units": (32,), "batch_norm": False, "dropout": 0.0})
   kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
   weights = {}

@@ -27,7 +27,8 @@ def small_run(real_mnist_data_dir, tmp_path_factory):
   Without its weight averaging: an average over ~100 steps is still mostly the random
   initialization after the 78 steps of this run."""
   config = registry.get_config("mnist_cnn").replace(
-      train_split="train[:10000]", eval_split=PARITY_SPLIT, train_epochs=1, warmup_epochs=0.0,
+      train_split="train[:10000]", eval_split=PARITY_SPLIT, train_epochs=1, min_train_steps=0,
+      warmup_epochs=0.0,
       ema_momentum=0.0)
   model_dir = tmp_path_factory.mktemp("cnn_run")
   train.train_and_evaluate(config, str(model_dir), data_dir=real_mnist_data_dir)
@@ -399,7 +400,7 @@ def test_a_run_trained_under_mixed_precision_exports_and_passes_parity(
   """float16 models fail TFLite conversion ('tf.Conv2D' op is neither a custom op nor a
   flex op); the exporter's float32 twin must make every file work, parity checks included."""
   config = registry.get_config("mnist_cnn").replace(
-      train_split="train[:10000]", eval_split="test[:2000]", train_epochs=1,
+      train_split="train[:10000]", eval_split="test[:2000]", train_epochs=1, min_train_steps=0,
       warmup_epochs=0.0, ema_momentum=0.0, mixed_precision=policy)
   run = tmp_path / "run"
   train.train_and_evaluate(config, str(run), data_dir=real_mnist_data_dir)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def _one_epoch_run(recipe, data_dir, tmp_path_factory):
   """The real recipe with only its epochs changed, exactly what `--epochs=1` does."""
-  config = registry.get_config(recipe).replace(train_epochs=1)
+  config = registry.get_config(recipe).replace(train_epochs=1, min_train_steps=0)
   model_dir = tmp_path_factory.mktemp(f"{recipe}_run")
   metrics = train.train_and_evaluate(config, str(model_dir), data_dir=data_dir)
   return model_dir, metrics

@@ -3,6 +3,7 @@ writes its run directory, resumes, and refuses bad input."""
 
 import importlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from tests import recipes
 from tests.data import image_folders
 from tests.conftest import REPO
 from zoo import callbacks as zoo_callbacks
+from zoo import flags as zoo_flags
 from zoo import registry, rundir, train
 from zoo.configs import TrainConfig
 
@@ -147,6 +149,41 @@ def test_rerun_resumes_instead_of_starting_over(mock_mnist, mock_manual_dir, tmp
   again = train.train_and_evaluate(config, model_dir, **kwargs)
   assert again == metrics  # Complete: nothing trained or evaluated again...
   assert (tmp_path / "run" / "metrics.json").read_bytes() == written  # ...or overwritten.
+
+
+def test_a_small_dataset_trains_at_least_min_train_steps_and_resumes_there(
+    mock_mnist, mock_manual_dir, tmp_path, caplog):
+  """64 mocked images in batches of 8 are 8 steps an epoch: min_train_steps=20 makes the one
+  epoch asked for three (24 steps), said once, recorded in the run card, schedule included;
+  config.json keeps the config as given, so the same command resumes past train_epochs."""
+  config = recipes.mnist_mlp_tiny().replace(min_train_steps=20, lr_schedule="cosine")
+  assert [train.epochs_to_train(config, n) for n in (8, 20, 21, 1000)] == [3, 1, 1, 1]
+  assert train.epochs_to_train(config.replace(min_train_steps=0), 8) == 1
+  kwargs = dict(data_dir=str(tmp_path / "tfds"), manual_dir=mock_manual_dir)
+  run = tmp_path / "run"
+  with caplog.at_level(logging.INFO, logger="zoo"), pytest.raises(train.TrainingInterrupted):
+    train.train_and_evaluate(config, str(run), extra_callbacks=[recipes.Interrupt(2)], **kwargs)
+  assert caplog.text.count("Training 3 epochs, not train_epochs=1: 8 steps an epoch, and the "
+                           "recipe trains at least min_train_steps=20") == 1
+  assert rundir.completed_epochs(str(run)) == 2
+  metrics = train.train_and_evaluate(config, str(run), **kwargs)
+  assert metrics["epochs_run_this_invocation"] == 1 and rundir.completed_epochs(str(run)) == 3
+  card = rundir.read_json(str(run), rundir.RUN_CARD)
+  assert card["train_epochs"] == 3 and card["config"]["train_epochs"] == 1
+  assert rundir.read_json(str(run), rundir.CONFIG) == json.loads(config.to_json())
+  optimizer = keras.saving.load_model(str(run / rundir.CHECKPOINT)).optimizer
+  decay = optimizer.get_config()["learning_rate"]["config"]
+  assert decay["decay_steps"] == 24  # The cosine decays over the 24 steps trained.
+
+
+def test_epochs_on_the_command_line_are_exactly_those():
+  values = type("Flags", (), {"model": "mnist_cnn", "set": [], **{
+      flag: None for flag in zoo_flags.FLAG_FIELDS}})()
+  assert zoo_flags.config_from_flags(values).min_train_steps > 0  # The recipe's floor.
+  values.epochs = 2
+  assert zoo_flags.config_from_flags(values).min_train_steps == 0
+  values.set = ["min_train_steps=100"]
+  assert zoo_flags.config_from_flags(values).min_train_steps == 100
 
 
 def test_steps_per_execution_trains_the_same_weights_epoch_by_epoch(

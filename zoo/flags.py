@@ -31,7 +31,8 @@ def define_train_flags():
   flags.DEFINE_string("model_dir", None, "Run directory: config, TensorBoard logs, "
                       "checkpoints, metrics.json. Rerunning on it resumes the run.")
   flags.DEFINE_string("dataset", None, "TFDS dataset name (mnist, fashion_mnist, ...).")
-  flags.DEFINE_integer("epochs", None, "Number of training epochs (config `train_epochs`).")
+  flags.DEFINE_integer("epochs", None, "Number of training epochs (config `train_epochs`; "
+                       "exactly these: sets `min_train_steps` to 0).")
   flags.DEFINE_integer("batch_size", None, "Global batch size in examples, summed over "
                        "all replicas.")
   flags.DEFINE_float("learning_rate", None, "Peak learning rate.")
@@ -82,6 +83,8 @@ def config_from_flags(values) -> TrainConfig:
     raise errors.UsageError(str(e)) from None
   named = {field: getattr(values, flag) for flag, field in FLAG_FIELDS.items()
            if getattr(values, flag) is not None}
+  if "train_epochs" in named:  # --epochs=N: N epochs, as asked, whatever the data's size.
+    named["min_train_steps"] = 0
   overridden = {item.partition("=")[0].strip() for item in values.set}
   try:
     config = apply_overrides(config.replace(**named), values.set)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -125,6 +126,20 @@ def _op_determinism_enabled() -> Optional[bool]:
     return None
 
 
+def epochs_to_train(config: TrainConfig, steps_per_epoch: int) -> int:
+  """`train_epochs`, or more when they would give fewer than `min_train_steps` optimizer
+  steps: a recipe made for 60,000 images still trains enough on a folder of 400."""
+  if config.min_train_steps <= 0:
+    return config.train_epochs
+  return max(config.train_epochs, math.ceil(config.min_train_steps / steps_per_epoch))
+
+
+def _datasets(task, builder, config: TrainConfig, epochs) -> tuple:
+  """The task's `(train, validation)` datasets for `epochs`, sharded for the strategy."""
+  return tuple(distribute.shard_inputs(ds) if ds is not None else None
+               for ds in task.datasets(builder, config, epochs))
+
+
 def _steps_per_epoch(ds: tf.data.Dataset) -> int:
   """Batches in `ds`, which holds one epoch (`zoo.data.EpochRange`)."""
   n = int(ds.cardinality())
@@ -201,22 +216,33 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   # was cut short gets its last epoch, which fit() then skips). Each fit() epoch reads a new
   # iterator of train_ds, which holds that epoch alone (the one `epochs.current` names, set
   # by `zoo.callbacks.CurrentEpoch`).
+  recipe_config = config  # As given: config.json and the run card keep it.
   epochs = data.EpochRange(min(done, config.train_epochs - 1), config.train_epochs)
-  train_ds, eval_ds = (distribute.shard_inputs(ds) if ds is not None else None
-                       for ds in task.datasets(builder, config, epochs))
+  train_ds, eval_ds = _datasets(task, builder, config, epochs)
   steps_per_epoch = _steps_per_epoch(train_ds)
   if steps_per_epoch == 0:
     raise errors.InvalidValueError(
         f"Invalid value for `batch_size`: split {config.train_split!r} has fewer "
         f"examples than one batch. Received: batch_size={config.batch_size}")
+  total_epochs = epochs_to_train(config, steps_per_epoch)
+  if total_epochs != config.train_epochs:
+    if not done:
+      log.info("Training %d epochs, not train_epochs=%d: %d steps an epoch, and the recipe "
+               "trains at least min_train_steps=%d (--set=min_train_steps=0 trains %d).",
+               total_epochs, config.train_epochs, steps_per_epoch, config.min_train_steps,
+               config.train_epochs)
+    config = config.replace(train_epochs=total_epochs)
+    epochs = data.EpochRange(min(done, total_epochs - 1), total_epochs)
+    train_ds, eval_ds = _datasets(task, builder, config, epochs)
 
   # A config asks for XLA; the strategy says whether it can have it (see zoo.distribute).
   jit_compile = config.jit_compile and distribute.xla_supported(strategy)
   steps_per_execution = distribute.steps_per_execution(strategy, config.steps_per_execution)
 
-  provenance.write_json(rundir.path(model_dir, rundir.CONFIG), config.to_dict())
+  provenance.write_json(rundir.path(model_dir, rundir.CONFIG), recipe_config.to_dict())
   run_card = {
-      "config": config.to_dict(),
+      "config": recipe_config.to_dict(),
+      "train_epochs": config.train_epochs,  # With the min_train_steps floor applied.
       # Where the data was actually read from (TFDS's default when --data_dir was not given).
       "data_dir": os.fspath(builder.data_dir_root), "dataset_dir": os.fspath(builder.data_dir),
       "manual_dir": manual_dir,

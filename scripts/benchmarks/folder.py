@@ -13,7 +13,7 @@ import keras
 
 from benchmarks import report
 from zoo import callbacks as zoo_callbacks
-from zoo import data, precision, registry, train
+from zoo import data, precision, registry, rundir, train
 from zoo.configs import apply_overrides
 from zoo.data import digit_photos
 
@@ -32,12 +32,30 @@ def run_folder_recipe(entry: str, folder: str, workdir: str, *, data_dir, overri
   precision.set_policy("float32")
   accuracies = recorder.values["val_accuracy"]
   best = max(range(len(accuracies)), key=accuracies.__getitem__)
-  return {"recipe": name, "entry": entry, "overrides": list(overrides), "epochs": config.train_epochs,
+  # The epochs trained: more than train_epochs where min_train_steps asked for more.
+  epochs = rundir.read_json(run_dir, rundir.RUN_CARD).get("train_epochs", config.train_epochs)
+  return {"recipe": name, "entry": entry, "overrides": list(overrides), "epochs": epochs,
           "init_from": config.init_from, "freeze_epochs": config.freeze_epochs,
           "image_shape": list(config.folder_image_shape), "resize": config.folder_resize,
           "final_accuracy": metrics["accuracy"], "best_accuracy": accuracies[best],
           "best_epoch": best + 1, "train_seconds": sum(recorder.train_seconds),
           "per_epoch_accuracy": accuracies, "per_epoch_seconds": recorder.train_seconds}
+
+
+def selection_folder(folder: str, workdir: str) -> str:
+  """A folder of `folder`'s `train/` class folders alone (links, in `workdir`), so that the
+  zoo holds out part of train as `valid` (`zoo.data.image_folder`'s class layout): what
+  schedules are chosen on, leaving the folder's own valid split for the final figure."""
+  train = os.path.join(folder, "train")
+  if not os.path.isdir(train):
+    raise ValueError(f"--folder_holdout needs {folder}/train/<class>/ (the split layout).")
+  target = os.path.join(workdir, "selection_" + os.path.basename(os.path.normpath(folder)))
+  os.makedirs(target, exist_ok=True)
+  for name in sorted(os.listdir(train)):
+    link = os.path.join(target, name)
+    if os.path.isdir(os.path.join(train, name)) and not os.path.exists(link):
+      os.symlink(os.path.abspath(os.path.join(train, name)), link)
+  return target
 
 
 def folder_report(rows: list[dict], info, *, command: str, folder_note: str) -> str:
@@ -87,6 +105,11 @@ def main(flags, workdir: str, command: str) -> tuple[str, str]:
     folder_note = (f"`{folder}`, written by this run as `python scripts/make_image_folder.py "
                    f"--manual_dir={flags.manual_dir} --output_dir={folder}` would write it "
                    "(photo-like MNIST digits, RGB JPEG, 64-192 px):")
+  if flags.folder_holdout:
+    folder, folder_note = selection_folder(folder, workdir), (
+        f"the training photos of `{folder}` alone (its valid split unread), of which the "
+        "zoo holds out a stratified 20 % (`folder_validation_fraction`, fixed seed) as "
+        "`valid`: the split schedules are chosen on:")
   overrides: dict[str, list[str]] = {}
   for item in flags.folder_set:
     entry, _, override = item.partition(":")

@@ -44,7 +44,7 @@ def run_recipe(name: str, workdir: str, *, data_dir, manual_dir, target: float,
     config = config.replace(deterministic=True)
     label += " --deterministic"
   if train_epochs is not None:
-    config = config.replace(train_epochs=train_epochs)
+    config = config.replace(train_epochs=train_epochs, min_train_steps=0)  # As --epochs.
     label += f" --epochs={train_epochs}"
   if mixed_precision is not None:
     config = config.replace(mixed_precision=mixed_precision)

@@ -73,4 +73,4 @@ def main(flags, workdir: str, command: str) -> tuple[str, str]:
                                deterministic=True, **common)]
   report.save_json(workdir, "seeds.json", {"rows": rows, "short": short, "deterministic": det})
   body = seeds_report(rows, short, det, command=command, floors=ACCURACY_FLOORS)
-  return "Accuracy over seeds (seeds)", body
+  return flags.seeds_section, body

@@ -74,7 +74,12 @@ class TrainConfig:
       metrics in `metrics.json`.
     batch_size: global batch size in examples per step, summed over all replicas.
     eval_batch_size: global batch size in examples for evaluation.
-    train_epochs: number of passes over `train_split`.
+    train_epochs: number of passes over `train_split` (at least; see `min_train_steps`).
+    min_train_steps: the fewest optimizer steps a run trains: when `train_epochs` would
+      give fewer (a small folder), the run trains `ceil(min_train_steps / steps an
+      epoch)` epochs instead, says so in one line and records it in the run card's
+      `train_epochs`; the schedule (warm-up, decay) stretches with it. 0: exactly
+      `train_epochs`. `--epochs=N` on the command line sets it to 0 (N epochs, as asked).
     optimizer: `adam`, `adamw` or `sgd` (SGD uses Nesterov momentum 0.9). A task with
       several networks (a GAN) gets one such optimizer per network.
     beta_1: Adam/AdamW decay rate of the first-moment estimates (DCGAN: 0.5).
@@ -139,6 +144,7 @@ class TrainConfig:
   batch_size: int = 128
   eval_batch_size: int = 1000
   train_epochs: int = 10
+  min_train_steps: int = 0
   optimizer: str = "adam"
   learning_rate: float = 1e-3
   beta_1: float = 0.9
@@ -172,6 +178,11 @@ class TrainConfig:
       raise errors.InvalidValueError(
                         "Invalid value for `train_epochs`: expected an integer >= 0. "
                         f"Received: train_epochs={self.train_epochs!r}")
+    if (isinstance(self.min_train_steps, bool) or not isinstance(self.min_train_steps, int)
+        or self.min_train_steps < 0):
+      raise errors.InvalidValueError(
+          "Invalid value for `min_train_steps`: expected an integer >= 0 (0: exactly "
+          f"train_epochs). Received: min_train_steps={self.min_train_steps!r}")
     if not self.learning_rate > 0:
       raise errors.InvalidValueError("Invalid value for `learning_rate`: expected a number > 0. "
                                      f"Received: learning_rate={self.learning_rate!r}")
