@@ -102,12 +102,6 @@ class Plan:
   def any_shared(self) -> bool:
     return any(i is not None for i in self.rows)
 
-  @property
-  def identity(self) -> bool:
-    """The same classes in the same order: the head is the source's as it is."""
-    return len(self.names) == len(self.source_names) and all(
-        i == j for j, i in enumerate(self.rows))
-
   def describe(self) -> dict:
     """The run card's `init_from.classes`."""
     return {"carried": self.carried, "reordered": self.reordered, "new": self.new,
