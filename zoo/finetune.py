@@ -1,7 +1,8 @@
 """Starting a run from trained weights (`TrainConfig.init_from`), as Keras teaches it.
 
   init_from="none"          random weights (the builder's initializers)
-  init_from="imagenet"      EfficientNet-Lite0's ImageNet weights (photo recipes' default)
+  init_from="imagenet"      the backbone's ImageNet weights (photo recipes' default;
+                            `zoo.models.backbones`)
   init_from="mnist_cnn:4"   a shipped model (a preset, `zoo.presets`), its newest or a version
   init_from="exports/x/3"   an exported version or model directory (its SavedModel's weights)
   init_from="runs/cnn"      a run directory (its last checkpoint)
@@ -43,7 +44,7 @@ import numpy as np
 
 from zoo import artifacts, errors, presets, rundir, runtime
 from zoo import class_names as class_names_lib
-from zoo.converters import efficientnet_lite as efficientnet_convert
+from zoo.models import backbones
 
 NONE, IMAGENET = "none", "imagenet"
 
@@ -63,6 +64,7 @@ class Source:
     labels: the source's class names as its card or run card gives them, unchecked (None:
       it gives none); `zoo.class_names.check`ed when a head is carried by name.
     labels_from: where `labels` were read, for errors.
+    backbone: for `imagenet`, whose weights (`zoo.models.backbones`).
   """
   spec: str
   kind: str
@@ -73,6 +75,7 @@ class Source:
   recipe: Optional[str]
   labels: Optional[object] = None
   labels_from: str = ""
+  backbone: Optional[str] = None
 
   values: Optional[dict] = dataclasses.field(default=None, repr=False)
 
@@ -85,8 +88,9 @@ def _error(spec: str, message: str) -> errors.InvalidValueError:
   return errors.InvalidValueError(f"Invalid value for `init_from`: {spec!r} {message}")
 
 
-def resolve(spec: Optional[str]) -> Optional[Source]:
-  """The source `spec` names; None for `none`.
+def resolve(spec: Optional[str], backbone: Optional[str] = None) -> Optional[Source]:
+  """The source `spec` names; None for `none`. `imagenet` is `backbone`'s ImageNet weights
+  (`zoo.models.backbones`; `zoo.registry.backbone_of(config)` names a run's).
 
   Raises:
     zoo.errors.NotFoundError: an unknown preset (with the list), or a run directory that has
@@ -96,9 +100,18 @@ def resolve(spec: Optional[str]) -> Optional[Source]:
   if spec in (None, "", NONE):
     return None
   if spec == IMAGENET:
-    path = efficientnet_convert.weights_path()
-    return Source(spec, IMAGENET, path, path, efficientnet_convert.SHA256, None,
-                  "efficientnet_lite0 (ImageNet)")
+    if backbone is None:
+      raise _error(spec, "loads a photo backbone's weights, and this model has none "
+                         f"(backbones: {', '.join(backbones.names())}; recipes "
+                         "image_classifier and retinanet_efficientnet have one).")
+    net = backbones.get(backbone)
+    if net.imagenet is None:
+      raise _error(spec, f"has no weights for backbone {backbone!r}: it trains from "
+                         "scratch (--init_from=none). Backbones with ImageNet weights: "
+                         f"{', '.join(n for n in backbones.names() if backbones.get(n).imagenet)}.")
+    path = net.imagenet.path()
+    return Source(spec, IMAGENET, path, path, net.imagenet.sha256, None,
+                  f"{backbone} (ImageNet)", backbone=backbone)
   kind = "export"
   if not os.path.exists(spec) and presets.looks_like_spec(spec):
     path, kind = presets.resolve(spec), "preset"
@@ -140,23 +153,17 @@ def _input_shape(model: keras.Model) -> Optional[tuple]:
 
 
 def source_weights(source: Source, model: keras.Model) -> dict:
-  """The source's weights by Keras path (for `imagenet`: those of `model`'s
-  EfficientNet-Lite0 layers, its classifier excluded)."""
+  """The source's weights by Keras path (for `imagenet`: those of `model`'s backbone
+  layers that its checkpoint's table names, its ImageNet classifier excluded)."""
   if source.kind == IMAGENET:
-    names = {layer.name for layer in _leaf_layers(model)}
-    rows = [row for row in efficientnet_convert.table(include_top=False) if row[0] in names]
-    if not rows:
-      raise _error(source.spec, f"weights are EfficientNet-Lite0's; model {model.name!r} has "
-                                "no EfficientNet-Lite0 layer (recipes image_classifier and "
-                                "retinanet_efficientnet have).")
-    tensors = efficientnet_convert.read_checkpoint(source.path)
-    values = {}
-    for layer_name, kind, prefix in rows:
-      layer = model.get_layer(layer_name)
-      for weight, value in zip(layer.weights,
-                               efficientnet_convert.keras_weights(tensors, kind, prefix)):
-        values[weight.path] = value
-    return values
+    checkpoint = backbones.get(source.backbone).imagenet
+    weights = checkpoint.layer_weights(model, include_top=False, path=source.path,
+                                       only_present=True)
+    if not weights:
+      raise _error(source.spec, f"weights are {checkpoint.title}'s; model {model.name!r} has "
+                                f"none of its layers (built with backbone={source.backbone!r}?).")
+    return {weight.path: value for name, values in weights.items()
+            for weight, value in zip(model.get_layer(name).weights, values)}
   if source.values is not None:
     return source.values
   values = artifacts.saved_model_weights(source.path)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Callable
+from typing import Callable, Optional
 
 import keras
 
 from zoo import errors, models
+from zoo.models import backbones
 from zoo.configs import (RunCard, TrainConfig, cdcgan_mnist, dcgan_mnist, detector_mnist,
                          image_classifier, keras_example_cnn, mnist_cnn, mnist_mlp,
                          retinanet_efficientnet, retinanet_mobilenet, tf_tutorial_dcgan)
@@ -60,5 +61,22 @@ def build_model(config: TrainConfig, *, input_shape, num_classes: int) -> keras.
   if config.model not in models.MODELS:
     raise errors.InvalidValueError(
         f"Unknown model {config.model!r}. Valid models: {sorted(models.MODELS)}")
+  kwargs = dict(config.model_kwargs)
+  if config.backbone:
+    kwargs["backbone"] = config.backbone
   return models.MODELS[config.model](input_shape=tuple(input_shape), num_classes=num_classes,
-                                     **config.model_kwargs)
+                                     **kwargs)
+
+
+def backbone_of(config: TrainConfig) -> Optional[str]:
+  """The photo backbone `config`'s model is built on (`zoo.models.backbones`), or None: its
+  `backbone`, a `model_kwargs.backbone` of the family (runs made before the field), or the
+  model's own name (`efficientnet_lite0`, image_classifier's model before the family).
+
+  Raises:
+    zoo.errors.InvalidValueError: `backbone` names no backbone (the list in one line).
+  """
+  if config.backbone:
+    return backbones.get(config.backbone).name
+  name = config.model_kwargs.get("backbone", config.model)
+  return name if name in backbones.REGISTRY else None

@@ -183,6 +183,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   config.validate()
   task = tasks.get(config.task)
   task.knobs(config)  # Unknown task knobs fail now, not after data preparation.
+  registry.backbone_of(config)  # So does an unknown backbone.
   if config.deterministic:
     # Process-wide and cannot be undone: every op then picks a deterministic kernel
     # (or fails if it has none), so the same command gives bit-identical weights.
@@ -260,7 +261,8 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
               if resuming and os.path.exists(rundir.path(model_dir, rundir.RUN_CARD)) else {})
   # A new run reads its source now; a resumed one restores its own checkpoint and needs
   # only which layers came from the source (they are frozen again the same way).
-  source = finetune.resolve(config.init_from) if not resuming else None
+  source = (finetune.resolve(config.init_from, backbone=registry.backbone_of(config))
+            if not resuming else None)
 
   with strategy.scope():
     model = registry.build_model(config, input_shape=info.image_shape,

@@ -83,3 +83,23 @@ def test_validation_errors(changes, message):
 def test_from_dict_rejects_unknown_fields():
   with pytest.raises(ValueError, match=r"Unknown config field\(s\) \['colour'\]"):
     TrainConfig.from_dict({"model": "mlp", "colour": "red"})
+
+
+@pytest.mark.parametrize("name", ["image_classifier", "retinanet_efficientnet",
+                                  "retinanet_mobilenet"])
+def test_a_photo_run_written_before_the_backbone_field_reads_as_todays_recipe(name):
+  """Its config.json named the backbone in model_kwargs (the detectors) or as the model
+  (image_classifier's `efficientnet_lite0`, weights from init_from): the same network, so
+  it resumes under today's recipe instead of being refused as another config."""
+  today = registry.get_config(name)
+  old = today.to_dict()
+  del old["backbone"], old["min_train_steps"]
+  if name == "image_classifier":
+    old["model"] = "efficientnet_lite0"
+    old["model_kwargs"] = {"weights": None, **old["model_kwargs"]}
+  else:
+    old["model_kwargs"] = {"backbone": today.backbone, **old["model_kwargs"]}
+  assert TrainConfig.from_dict(old) == today.replace(min_train_steps=0)
+  # A hand-written config whose builder loaded ImageNet itself stays as it was.
+  own = {**old, "model": "efficientnet_lite0", "model_kwargs": {"weights": "imagenet"}}
+  assert TrainConfig.from_dict(own).model == "efficientnet_lite0"

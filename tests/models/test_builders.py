@@ -9,12 +9,12 @@ import pytest
 
 from tests.models.builder_contract import check_builder_contract, check_export_contract
 from tests.recipes import TINY_BUILDERS
-from zoo import models
+from zoo import errors, models
 
 # MNIST-sized classifiers; `mobilenet_v2` (photos, 32 px or more) has its own test below.
 CLASSIFIERS = {name: b for name, b in {**models.MODELS, **TINY_BUILDERS}.items()
                if name not in ("dcgan", "tf_tutorial_dcgan", "retinanet", "mobilenet_v2",
-                               "efficientnet_lite0")}
+                               "efficientnet_lite0", "photo_classifier")}
 
 # Exact weight counts, MNIST-shaped input (28, 28, 1), 10 classes. A changed count is a
 # changed architecture: update it knowingly.
@@ -30,7 +30,8 @@ EXPECTED_PARAMS = {
 def test_every_builder_is_covered():
   assert set(EXPECTED_PARAMS) == set(CLASSIFIERS)
   assert set(models.MODELS) - set(CLASSIFIERS) == {"dcgan", "tf_tutorial_dcgan", "retinanet",
-                                                    "mobilenet_v2", "efficientnet_lite0"}
+                                                    "mobilenet_v2", "efficientnet_lite0",
+                                                    "photo_classifier"}
 
 
 def test_contract_mobilenet_v2_and_imagenet_fails_offline_at_once(tmp_path, monkeypatch):
@@ -52,19 +53,48 @@ def test_contract_mobilenet_v2_and_imagenet_fails_offline_at_once(tmp_path, monk
   assert time.perf_counter() - start < 5
 
 
-def test_contract_efficientnet_lite0(tmp_path):
-  """The photo recipes' builder under mixed_float16 (float16 compute in every layer but
-  the float32 head); random weights here, ImageNet's are tested in test_efficientnet_lite."""
-  check_builder_contract(functools.partial(models.efficientnet_lite0_classifier,
-                                           weights=None),
-                         input_shape=(32, 32, 3), num_classes=3,
+def test_contract_photo_classifier(tmp_path):
+  """The photo recipes' builder (EfficientNet-Lite0, image_classifier's default) under
+  mixed_float16 (float16 compute in every layer but the float32 head); random weights
+  here, ImageNet's are tested in test_efficientnet_lite."""
+  check_builder_contract(models.photo_classifier, input_shape=(32, 32, 3), num_classes=3,
                          expected_params=3_413_024 + 1280 * 3 + 3, tmp_path=tmp_path,
                          policy="mixed_float16")
   # 3,413,024: EfficientNet-Lite0 without its 1000-class classifier, BatchNorm statistics
   # included (4,694,024 with it, as the conversion test builds it).
-  gray = models.efficientnet_lite0_classifier(input_shape=(32, 32, 1), num_classes=2,
-                                              weights=None)
+  gray = models.photo_classifier(input_shape=(32, 32, 1), num_classes=2)
   assert tuple(gray.output.shape) == (None, 2)
+  # image_classifier's model before the family, which its older runs resume with: the
+  # same network, weight by weight.
+  legacy = models.efficientnet_lite0_classifier(input_shape=(32, 32, 3), num_classes=3,
+                                                weights=None)
+  new = models.photo_classifier(input_shape=(32, 32, 3), num_classes=3)
+  assert [(w.path, w.shape) for w in legacy.weights] == [(w.path, w.shape) for w in new.weights]
+
+
+@pytest.mark.parametrize("backbone, params", [
+    # Without the 1000-class classifier: 5,470,344 and 6,150,168 with it (the papers' 5.4 M
+    # and 6.1 M).
+    ("efficientnet_lite1", 5_470_344 - 1281 * 1000),
+    ("efficientnet_lite2", 6_150_168 - 1281 * 1000),
+    ("mobilenet_v2", 2_257_984),
+])
+def test_every_backbone_builds_a_photo_classifier(backbone, params):
+  model = models.photo_classifier(input_shape=(64, 64, 3), num_classes=3, backbone=backbone)
+  assert model.count_params() == params + 1280 * 3 + 3
+  assert tuple(model.output.shape) == (None, 3) and model.name == backbone
+
+
+def test_a_backbone_that_does_not_exist_or_an_input_too_small_is_one_line():
+  with pytest.raises(errors.InvalidValueError,
+                     match=r"expected one of \['efficientnet_lite0', 'efficientnet_lite1', "
+                           r"'efficientnet_lite2', 'mobilenet_v2'\]\. Received: "
+                           r"backbone='efficientnet_lite9'\. Did you mean"):
+    models.photo_classifier(backbone="efficientnet_lite9")
+  with pytest.raises(errors.InvalidValueError,
+                     match=r"backbone 'efficientnet_lite2': 16x16 pixels; it takes sides of "
+                           r"at least 32 .*folder_image_shape=260,260,3"):
+    models.photo_classifier(input_shape=(16, 16, 3), backbone="efficientnet_lite2")
 
 
 @pytest.mark.parametrize("name", sorted(CLASSIFIERS))

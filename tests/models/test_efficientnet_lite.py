@@ -10,6 +10,7 @@ import shutil
 import struct
 import zipfile
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -25,12 +26,12 @@ HYMENOPTERA = REPO.parent / "shared" / "data" / "hymenoptera"
 IMAGENET_ANT, IMAGENET_BEE = 310, 309
 
 
-def _reference_images():
+def _reference_images(size=224):
   spec = importlib.util.spec_from_file_location(
       "make_efficientnet_reference", REPO / "scripts" / "make_efficientnet_reference.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
-  return module.reference_images()
+  return module.reference_images(size=size)
 
 
 @pytest.fixture(scope="module")
@@ -59,14 +60,40 @@ def test_the_reader_gives_the_tensors_pytorch_read():
 
 
 def test_every_weighted_layer_is_in_the_table(imagenet_model):
-  table = {row[0] for row in convert.table()}
+  table = {row[0] for row in convert.LITE0.table()}
   weighted = {layer.name for layer in imagenet_model.layers if layer.weights}
   assert weighted == table
-  assert len(convert.table()) == 2 + 15 * 6 + 4 + 2 + 1  # Block 0 has no expansion conv.
+  assert len(convert.LITE0.table()) == 2 + 15 * 6 + 4 + 2 + 1  # Block 0 has no expansion conv.
+
+
+@pytest.mark.parametrize("variant, blocks, levels", [
+    ("efficientnet_lite1", 21, {3: 40, 4: 112, 5: 320}),
+    ("efficientnet_lite2", 21, {3: 48, 4: 120, 5: 352}),
+])
+def test_lite1_and_lite2_match_their_reference_pytorch_models(variant, blocks, levels):
+  """Each file through the implementation its package names (ml-illustrated's
+  EfficientNet-Lite-PyTorch), at its ImageNet size (240, 260)."""
+  reference = np.load(REPO / "tests" / "models" / f"{variant}_family_reference.npz")
+  model = efficientnet_lite.efficientnet_lite(variant, weights="imagenet")
+  size = int(reference["image_size"])
+  assert model.input_shape[1:] == (size, size, 3)
+  images = _reference_images(size)
+  logits = model.predict(images.astype(np.float32) / 255.0, verbose=0)
+  np.testing.assert_allclose(logits, reference["logits"], atol=1e-4, rtol=0)
+  # Not a constant: the four images' logits differ.
+  assert np.ptp(reference["logits"], axis=0).max() > 1.0
+  weighted = {layer.name for layer in model.layers if layer.weights}
+  assert weighted == {row[0] for row in convert.CHECKPOINTS[variant].table()}
+  assert efficientnet_lite.level_blocks(variant) == {3: 6, 4: 14, 5: 20}
+  tensors = convert.CHECKPOINTS[variant].read()
+  assert list(tensors) == list(reference["tensor_names"])
+  assert len({k.split(".")[1] for k in tensors if k.startswith("_blocks.")}) == blocks
+  inputs = keras.Input((64, 64, 3))
+  maps = efficientnet_lite.features(inputs, variant)
+  assert {level: m.shape[-1] for level, m in maps.items()} == levels
 
 
 def test_the_backbone_gives_strides_8_16_32_with_imagenet_weights(imagenet_model):
-  import keras
   inputs = keras.Input((160, 160, 3))
   levels = efficientnet_lite.efficientnet_lite0_backbone(inputs)
   model = keras.Model(inputs, [levels[3], levels[4], levels[5]])

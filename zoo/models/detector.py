@@ -10,11 +10,10 @@ anchors from the same knobs, for the data pipeline (targets), evaluation and exp
 focal loss for classes, Huber for boxes, float32), passed to `compile`, so `fit()`,
 callbacks, strategies and loss scaling work unchanged.
 
-Backbones: `small` (a plain strided convnet for MNIST-scale canvases), `mobilenet_v2`
-(Keras Applications, `weights=None` by default; `backbone_weights="imagenet"` uses the
-weights in Keras's cache and fails at once, never downloading, when they are not there) and
-`efficientnet_lite0` (`zoo.models.efficientnet_lite`: its stride-8/16/32 blocks; ImageNet
-weights come through the recipe's `init_from="imagenet"`, `zoo.finetune`).
+Backbones: `small` (a plain strided convnet for MNIST-scale canvases, the detector's own),
+or any of the photo family's (`zoo.models.backbones`: EfficientNet-Lite0/1/2, MobileNetV2),
+whose ImageNet weights come through the recipe's `init_from="imagenet"` (`zoo.finetune`).
+MobileNetV2 also takes `backbone_weights="imagenet"` from Keras's cache (never downloaded).
 """
 
 from __future__ import annotations
@@ -28,15 +27,13 @@ import tensorflow as tf
 
 from zoo import boxes as zboxes
 from zoo import errors
-from zoo.models import common, efficientnet_lite
+from zoo.models import backbones, common
 
 # Knobs of the anchors, shared by the builder and `anchors_yxyx` (their defaults).
 ANCHOR_DEFAULTS = {"min_level": 3, "max_level": 4, "anchor_size_in_strides": 2.0,
                    "anchor_scales": (1.0, 2 ** (1 / 3), 2 ** (2 / 3)),
                    "aspect_ratios": (1.0, 2.0, 3.0)}
-BACKBONES = ("small", "mobilenet_v2", "efficientnet_lite0")
-# MobileNetV2 layers at strides 8, 16 and 32.
-_MOBILENET_LEVELS = {3: "block_6_expand_relu", 4: "block_13_expand_relu", 5: "out_relu"}
+SMALL = "small"  # The MNIST canvases' backbone; photo backbones: `zoo.models.backbones`.
 
 
 OfflineWeightsError = common.OfflineWeightsError  # Where the detector tests look for it.
@@ -94,20 +91,6 @@ def small_backbone(inputs, widths: Sequence[int], max_level: int) -> dict:
   return features
 
 
-def mobilenet_v2_backbone(inputs, weights: Optional[str]) -> dict:
-  """Keras Applications' MobileNetV2 (alpha 1.0) on `inputs` in [0, 1]; `{level: map}` for
-  levels 3-5. `weights="imagenet"` needs the file in Keras's cache (`~/.keras/models/`)."""
-  size = inputs.shape[1]
-  weights = common.mobilenet_v2_weights(weights, size, knob="backbone_weights")
-  x = inputs
-  if inputs.shape[-1] == 1:
-    x = keras.layers.Concatenate(name="gray_to_rgb")([x, x, x])
-  x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(x)  # MobileNetV2's range.
-  net = keras.applications.MobileNetV2(input_tensor=x, include_top=False, weights=weights,
-                                       input_shape=(size, size, 3))
-  return {level: net.get_layer(name).output for level, name in _MOBILENET_LEVELS.items()}
-
-
 def _head(num_levels_inputs, width, depth, outputs, bias_init, name):
   """A subnet applied to every level with shared weights: `depth` 3x3 conv + ReLU, then a
   3x3 conv to `outputs` channels."""
@@ -141,10 +124,11 @@ def retinanet(*, input_shape=(128, 128, 1), num_classes=10, name="retinanet",
       (sizes vary) when `image_size` is given.
     num_classes: number of object classes (no background class: sigmoid scores).
     name: model name.
-    backbone: `small`, `mobilenet_v2` or `efficientnet_lite0`.
-    backbone_weights: `mobilenet_v2` only: None (from scratch) or `imagenet` (cached only).
-      EfficientNet-Lite0 is built with random weights here; a recipe's
-      `init_from="imagenet"` loads ImageNet's (`zoo.finetune`).
+    backbone: `small`, or a name of `zoo.models.backbones` (`efficientnet_lite0/1/2`,
+      `mobilenet_v2`), built with random weights: a recipe's `init_from="imagenet"` loads
+      ImageNet's (`zoo.finetune`).
+    backbone_weights: `mobilenet_v2` only: None (from scratch) or `imagenet` from Keras's
+      cache (never downloaded).
     widths: `small` only: channels of its stages 1, 2, ... (stage l has stride 2**l).
     image_size: side of the square input in pixels (images are letterboxed to it); default
       the dataset's square image size.
@@ -175,10 +159,12 @@ def retinanet(*, input_shape=(128, 128, 1), num_classes=10, name="retinanet",
   if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
     raise errors.InvalidValueError("Invalid value for `num_classes`: expected an integer >= 1. "
                                    f"Received: num_classes={num_classes!r}")
-  if backbone not in BACKBONES:
+  net = None if backbone == SMALL else backbones.get(backbone)
+  if backbone_weights is not None and backbone != "mobilenet_v2":
     raise errors.InvalidValueError(
-        f"Invalid value for `backbone`: expected one of {list(BACKBONES)}. "
-        f"Received: backbone={backbone!r}")
+        "Invalid value for `backbone_weights`: only backbone 'mobilenet_v2' takes it "
+        "(ImageNet weights otherwise come with init_from=imagenet). Received: "
+        f"backbone_weights={backbone_weights!r}, backbone={backbone!r}")
   if not 0 < prior_probability < 1:
     raise errors.InvalidValueError("Invalid value for `prior_probability`: expected 0 < p < 1. "
                                    f"Received: prior_probability={prior_probability!r}")
@@ -193,17 +179,16 @@ def retinanet(*, input_shape=(128, 128, 1), num_classes=10, name="retinanet",
                       aspect_ratios=aspect_ratios)
 
   inputs = keras.Input(shape=(size, size, channels), name="images")
-  if backbone == "small":
+  if net is None:
     features = small_backbone(inputs, widths, max_level)
   else:
-    if not 3 <= min_level <= max_level <= 5:
+    if not min(net.levels) <= min_level <= max_level <= max(net.levels):
       raise errors.InvalidValueError(
-          f"Invalid value for `min_level`/`max_level`: the {backbone} backbone "
-          f"has levels 3-5. Received: {min_level}-{max_level}")
-    if backbone == "mobilenet_v2":
-      features = mobilenet_v2_backbone(inputs, backbone_weights)
-    else:
-      features = efficientnet_lite.efficientnet_lite0_backbone(inputs, weights=None)
+          f"Invalid value for `min_level`/`max_level`: the {backbone} backbone has levels "
+          f"{min(net.levels)}-{max(net.levels)}. Received: {min_level}-{max_level}")
+    net.check_input_size(size, size)
+    extra = {"weights": backbone_weights} if backbone_weights is not None else {}
+    features = net.build(inputs, **extra)
   if bn_momentum is not None:
     if not 0 <= bn_momentum < 1:
       raise errors.InvalidValueError(

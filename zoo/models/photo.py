@@ -1,8 +1,40 @@
-"""A classifier for photos: Keras Applications' MobileNetV2 with the zoo's classifier head."""
+"""Classifiers for photos: any backbone of the family (`zoo.models.backbones`) with the
+zoo's classifier head, and Keras Applications' MobileNetV2 at any width."""
 
 import keras
 
-from zoo.models import common
+from zoo.models import backbones, common
+
+
+def photo_classifier(*, input_shape=(224, 224, 3), num_classes=10, name=None,
+                     backbone="efficientnet_lite0", dropout=0.2, bn_momentum=None):
+  """A backbone's pooled head map, dropout and the zoo's classifier head.
+
+  Args:
+    input_shape: (height, width, channels) float in [0, 1]; one channel is repeated to
+      three. Any size from the backbone's `min_input_size` (fully convolutional); its
+      ImageNet weights read photos best at its `input_size`.
+    num_classes: number of output classes.
+    name: model name (default the backbone's).
+    backbone: a name of `zoo.models.backbones` (`efficientnet_lite0/1/2`, `mobilenet_v2`).
+    dropout: dropout rate before the classifier.
+    bn_momentum: the backbone's BatchNorm moving-statistics momentum (None: its own).
+
+  Returns:
+    A `keras.Model` mapping images to float32 class probabilities; its `logits` layer's
+    input is the pooled feature (the `features` signature). Weights are random:
+    `init_from=imagenet` loads the backbone's (`zoo.finetune`).
+  """
+  common.check_builder_args(input_shape, num_classes)
+  common.check_rate("dropout", dropout)
+  net = backbones.get(backbone)
+  net.check_input_size(input_shape[0], input_shape[1])
+  inputs = keras.Input(shape=tuple(input_shape), name="image")
+  x = net.build(inputs, bn_momentum=bn_momentum, head=True)["head"]
+  x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+  if dropout:
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+  return keras.Model(inputs, common.classifier_head(x, num_classes), name=name or backbone)
 
 
 def mobilenet_v2(*, input_shape=(96, 96, 3), num_classes=10, name="mobilenet_v2",
