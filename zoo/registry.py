@@ -5,6 +5,7 @@ Scripts resolve everything through here; unknown names fail with the list of val
 
 from __future__ import annotations
 
+import inspect
 import re
 import sys
 from typing import Callable, Optional
@@ -62,10 +63,15 @@ def build_model(config: TrainConfig, *, input_shape, num_classes: int) -> keras.
     raise errors.InvalidValueError(
         f"Unknown model {config.model!r}. Valid models: {sorted(models.MODELS)}")
   kwargs = dict(config.model_kwargs)
+  builder = models.MODELS[config.model]
   if config.backbone:
+    if "backbone" not in inspect.signature(builder).parameters:
+      raise errors.InvalidValueError(
+          f"Invalid value for `backbone`: model {config.model!r} takes none (models that do: "
+          f"{sorted(n for n, b in models.MODELS.items() if 'backbone' in inspect.signature(b).parameters)}"
+          f"); --set=backbone= clears it. Received: backbone={config.backbone!r}")
     kwargs["backbone"] = config.backbone
-  return models.MODELS[config.model](input_shape=tuple(input_shape), num_classes=num_classes,
-                                     **kwargs)
+  return builder(input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
 
 
 def backbone_of(config: TrainConfig) -> Optional[str]:

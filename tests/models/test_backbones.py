@@ -118,3 +118,12 @@ def test_a_backbone_is_named_once_and_unknown_names_fail_before_any_data(tmp_pat
   with pytest.raises(errors.InvalidValueError, match=r"`backbone` and `model_kwargs.backbone` "
                                                      r"are both set"):
     both.validate()
+  # A model that takes no backbone, asked for one: one line saying how to clear it.
+  mobilenet = registry.get_config("image_classifier").replace(model="mobilenet_v2")
+  with pytest.raises(errors.InvalidValueError, match=r"model 'mobilenet_v2' takes none \(models "
+                                                     r"that do: \['photo_classifier', "
+                                                     r"'retinanet'\]\); --set=backbone= clears"):
+    registry.build_model(mobilenet, input_shape=(96, 96, 3), num_classes=2)
+  built = registry.build_model(mobilenet.replace(backbone=""), input_shape=(96, 96, 3),
+                               num_classes=2)
+  assert built.name == "mobilenet_v2"
