@@ -77,4 +77,15 @@ def load_run(model_dir: str) -> tuple[TrainConfig, keras.Model]:
   """
   check_trained(model_dir)
   config = TrainConfig.from_dict(read_json(model_dir, CONFIG))
+  if os.path.exists(path(model_dir, RUN_CARD)):
+    card = read_json(model_dir, RUN_CARD)
+    config = with_derived(config, card.get("resolved", {}) if isinstance(card, dict) else {})
   return config, keras.saving.load_model(path(model_dir, CHECKPOINT))
+
+
+def with_derived(config: TrainConfig, derived: dict) -> TrainConfig:
+  """`config` with the knobs its run derived from the data (`zoo.tasks.base.Task.
+  data_derived`, the run card's `resolved`) in place of the ones it left to the data."""
+  if not derived:
+    return config
+  return config.replace(model_kwargs={**config.model_kwargs, **derived.get("model_kwargs", {})})

@@ -208,6 +208,18 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
                              allow_download=allow_download)
   info = data.dataset_info(builder)
   task.check_data(config, info)
+  recipe_config = config  # As given: config.json and the run card keep it.
+  resuming = done > 0
+  previous = (rundir.read_json(model_dir, rundir.RUN_CARD)
+              if resuming and os.path.exists(rundir.path(model_dir, rundir.RUN_CARD)) else {})
+  # Knobs the recipe leaves to the data (a detector's image_size="auto"); a resumed run
+  # takes what its run card recorded, so it builds the network its checkpoint holds.
+  derived = previous["resolved"] if "resolved" in previous else task.data_derived(config, builder)
+  config = rundir.with_derived(config, derived)
+  if derived and not resuming:
+    log.info("Derived from the training data: %s (%s).", derived["model_kwargs"],
+             ", ".join(f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}"
+                       for k, v in derived["why"].items() if k != "rule"))
   # Seeded only now: preparing a dataset (the first run on a new --data_dir) draws random
   # numbers, and seeding before it gave that first run other initial weights than reruns.
   keras.utils.set_random_seed(config.seed)
@@ -217,7 +229,6 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   # was cut short gets its last epoch, which fit() then skips). Each fit() epoch reads a new
   # iterator of train_ds, which holds that epoch alone (the one `epochs.current` names, set
   # by `zoo.callbacks.CurrentEpoch`).
-  recipe_config = config  # As given: config.json and the run card keep it.
   epochs = data.EpochRange(min(done, config.train_epochs - 1), config.train_epochs)
   train_ds, eval_ds = _datasets(task, builder, config, epochs)
   steps_per_epoch = _steps_per_epoch(train_ds)
@@ -254,11 +265,9 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
       "warmup_epochs": warmup_epochs(config), "jit_compile": jit_compile,
       "steps_per_execution": steps_per_execution,
       "op_determinism": _op_determinism_enabled(),
+      **({"resolved": derived} if derived else {}),
       **provenance.describe(),
   }
-  resuming = done > 0
-  previous = (rundir.read_json(model_dir, rundir.RUN_CARD)
-              if resuming and os.path.exists(rundir.path(model_dir, rundir.RUN_CARD)) else {})
   # A new run reads its source now; a resumed one restores its own checkpoint and needs
   # only which layers came from the source (they are frozen again the same way).
   source = (finetune.resolve(config.init_from, backbone=registry.backbone_of(config))

@@ -14,7 +14,7 @@ import zoo
 from tests import recipes
 from tests.data import coco_folders
 from tests.conftest import REPO
-from zoo import data, errors, evaluate, export, rundir, runtime, train
+from zoo import data, errors, evaluate, export, registry, rundir, runtime, train
 from zoo.data import detection_input
 from zoo.models import detector
 from zoo.tasks import detection
@@ -280,3 +280,47 @@ def test_detector_trains_under_mirrored_strategy(real_mnist_detection_data_dir, 
   card = json.loads((tmp_path / "run" / "run_card.json").read_text())
   assert card["num_replicas"] == 2 and card["strategy"] == "MirroredStrategy"
   assert metrics["num_images"] == 32 and 0 <= metrics["map_50"] <= 1
+
+
+@pytest.mark.parametrize("fraction, photo_side, size", [
+    (0.0664, 640, 512),   # pears: 32 px / 0.0664 = 482 -> 512
+    (0.587, 500, 320),    # raccoons: any box is larger than the anchors; the floor
+    (0.01, 640, 640),     # tiny boxes: never above the photos' own size
+    (0.15, 118, 128),     # photos smaller than the floor stay their size
+])
+def test_auto_input_size_makes_the_median_box_as_large_as_the_smallest_anchor(
+    fraction, photo_side, size):
+  kwargs = {"min_level": 3, "max_level": 5, "anchor_size_in_strides": 4.0}
+  assert detector.smallest_anchor(kwargs) == 32
+  assert detector.input_size_for(fraction, photo_side, kwargs) == size
+
+
+def test_auto_input_size_is_chosen_once_recorded_and_used_by_evaluation(tmp_path):
+  """`image_size="auto"` on a COCO folder of ~70x120 photos with 20 px objects: the run
+  trains at the size the rule gives, its run card says so and why, and evaluating the run
+  (which rebuilds the anchors from its config) reads that size."""
+  root = coco_folders.write(str(tmp_path / "photos"))
+  builder = data.builder_for(recipes.detector_tiny().replace(dataset=f"coco:{root}"),
+                             data_dir=str(tmp_path / "tfds"))
+  stats = detection_input.box_statistics(builder, "train")
+  assert stats["images"] == 8 and stats["boxes"] == 16 and 100 <= stats["photo_side"] < 140
+  assert 0.1 < stats["box_side_fraction"] < 0.2
+  config = registry.get_config("retinanet_mobilenet").replace(
+      dataset=f"coco:{root}", train_epochs=1, batch_size=4, eval_batch_size=4,
+      warmup_epochs=0.0, log_images=0,
+      model_kwargs={**registry.get_config("retinanet_mobilenet").model_kwargs,
+                    "image_size": "auto", "fpn_width": 8, "head_width": 8, "head_depth": 1},
+      task_kwargs={"flip": True, "map_images": 4})
+  run = tmp_path / "run"
+  train.train_and_evaluate(config, str(run), data_dir=str(tmp_path / "tfds"), verbose=0)
+  card = rundir.read_json(str(run), rundir.RUN_CARD)
+  assert card["config"]["model_kwargs"]["image_size"] == "auto"  # As given...
+  assert card["resolved"]["model_kwargs"] == {"image_size": 128}  # ...and as derived.
+  assert card["resolved"]["why"]["smallest_anchor_px"] == 32
+  loaded, model = rundir.load_run(str(run))
+  assert loaded.model_kwargs["image_size"] == 128 and model.input_shape == (None, 128, 128, 3)
+  metrics = evaluate.evaluate_run(str(run), data_dir=str(tmp_path / "tfds"))
+  assert 0 <= metrics["map_50"] <= 1 and metrics["num_images"] == 8
+  with pytest.raises(errors.InvalidValueError, match=r"'auto' is chosen from the training "
+                                                     r"boxes when a run starts"):
+    detector.retinanet(input_shape=(None, None, 3), num_classes=2, image_size="auto")

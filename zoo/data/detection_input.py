@@ -19,9 +19,11 @@ label lists of different lengths): real datasets pass through it unchanged.
 
 from __future__ import annotations
 
+import io
 from typing import Optional, Sequence
 
 import numpy as np
+from PIL import Image
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
@@ -164,3 +166,32 @@ def ground_truth(builder, split: str, limit: Optional[int] = None) -> list[dict]
             "image": ex["image"]}
 
   return list(tfds.as_numpy(ds.map(summarize, num_parallel_calls=tf.data.AUTOTUNE)))
+
+
+def box_statistics(builder: tfds.core.DatasetBuilder, split: str, *,
+                   max_images: int = 2000) -> dict:
+  """How large the objects of `split` are, for choosing a detector's input size: the
+  median box side (the square root of width x height) as a fraction of its photo's longer
+  side, and the median longer side in pixels, over its first `max_images` images. Images
+  are not decoded (their headers give their sizes).
+
+  Raises:
+    zoo.errors.InvalidValueError: the split has no box.
+  """
+  ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+  fractions, sides = [], []
+  for example in ds.take(max_images).as_numpy_iterator():
+    with Image.open(io.BytesIO(example["image"])) as image:
+      width, height = image.size
+    side = max(width, height)
+    sides.append(side)
+    b = np.asarray(example["objects"]["bbox"], np.float64).reshape(-1, 4)
+    areas = np.clip(b[:, 2] - b[:, 0], 0, 1) * height * np.clip(b[:, 3] - b[:, 1], 0, 1) * width
+    fractions.extend(np.sqrt(areas[areas > 0]) / side)
+  if not fractions:
+    raise errors.InvalidValueError(
+        f"Invalid value for `model_kwargs.image_size`: 'auto' sizes the input from the "
+        f"boxes of split {split!r}, which has none; set a size, e.g. "
+        "--set=model_kwargs.image_size=320.")
+  return {"box_side_fraction": float(np.median(fractions)),
+          "photo_side": int(np.median(sides)), "images": len(sides), "boxes": len(fractions)}

@@ -44,10 +44,50 @@ def anchor_knobs(model_kwargs: dict) -> dict:
   return {k: model_kwargs.get(k, v) for k, v in ANCHOR_DEFAULTS.items()}
 
 
+# `model_kwargs.image_size` that `zoo.train` derives from the training boxes
+# (`input_size_for`); the run records the number it chose.
+AUTO = "auto"
+# `auto` never goes below this side: the photo recipes' size before it (raccoons: 0.958).
+MIN_AUTO_SIZE = 320
+
+
+def smallest_anchor(model_kwargs: dict) -> float:
+  """Side in pixels of the detector's smallest anchor: its base side (`anchor_size_in_strides`
+  strides of the finest level) times its smallest scale."""
+  k = anchor_knobs(model_kwargs)
+  return k["anchor_size_in_strides"] * 2 ** k["min_level"] * min(k["anchor_scales"])
+
+
+def input_size_for(box_side_fraction: float, photo_side: int, model_kwargs: dict) -> int:
+  """The input side `image_size="auto"` chooses: the smallest multiple of the coarsest
+  stride (`2**max_level`) at which the data's median box is as large as the smallest
+  anchor (a box smaller than every anchor matches none well), at least `MIN_AUTO_SIZE`,
+  but never more than the photos' median longer side (rounded up): enlarging a photo adds
+  no detail.
+
+  Args:
+    box_side_fraction: the training boxes' median side (square root of width x height) as
+      a fraction of their photo's longer side (`zoo.data.detection_input.box_statistics`).
+    photo_side: the photos' median longer side, in pixels.
+    model_kwargs: the detector's knobs (anchors and levels).
+  """
+  multiple = 2 ** anchor_knobs(model_kwargs)["max_level"]
+
+  def up(x):
+    return int(math.ceil(x / multiple) * multiple)
+
+  wanted = up(smallest_anchor(model_kwargs) / max(box_side_fraction, 1e-6))
+  return min(max(up(MIN_AUTO_SIZE), wanted), up(photo_side))
+
+
 def model_input_size(input_shape, model_kwargs: dict) -> int:
   """Side of the detector's square input: `model_kwargs['image_size']`, else the dataset's
   (square) image size."""
   size = model_kwargs.get("image_size")
+  if size == AUTO:
+    raise errors.InvalidValueError(
+        "Invalid value for `model_kwargs.image_size`: 'auto' is chosen from the training "
+        "boxes when a run starts (zoo.train); the builder needs a number of pixels.")
   if size is None:
     height, width = input_shape[0], input_shape[1]
     if height is None or height != width:

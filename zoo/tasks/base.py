@@ -122,6 +122,13 @@ class Task:
     """Raises `zoo.errors.InvalidValueError` when the dataset (`zoo.data.DatasetInfo`) cannot
     train this task, before anything is built (e.g. one class for a classifier)."""
 
+  def data_derived(self, config, builder) -> dict:
+    """Knobs this run derives from its training data when the config leaves them to it
+    (e.g. a detector's `image_size="auto"`): `{"model_kwargs": {...}, "why": {...}}`, or
+    {} for none. The run card records it (`resolved`) and `zoo.rundir.load_run` applies it,
+    so export and evaluation build what was trained."""
+    return {}
+
   def datasets(self, builder, config, epochs: Sequence[int] = (0,)
                ) -> tuple[tf.data.Dataset, Optional[tf.data.Dataset]]:
     """`(train, validation)` datasets for `fit()`; validation None: no validation pass.

@@ -259,6 +259,21 @@ class Detection(base.Task):
       "max_int8_map_gap": MAX_INT8_MAP_GAP,
   }
 
+  def data_derived(self, config, builder) -> dict:
+    """`image_size="auto"`: the input side at which the training boxes' median is as large
+    as the smallest anchor (`zoo.models.detector.input_size_for`)."""
+    if config.model_kwargs.get("image_size") != detector.AUTO:
+      return {}
+    stats = detection_input.box_statistics(builder, config.train_split)
+    size = detector.input_size_for(stats["box_side_fraction"], stats["photo_side"],
+                                   config.model_kwargs)
+    return {"model_kwargs": {"image_size": size},
+            "why": {**stats, "smallest_anchor_px": detector.smallest_anchor(config.model_kwargs),
+                    "rule": "image_size=auto: the smallest multiple of the coarsest stride "
+                            "at which the median training box is as large as the smallest "
+                            f"anchor, from {detector.MIN_AUTO_SIZE} to the photos' median "
+                            "longer side"}}
+
   def __init__(self):
     super().__init__()
     self._inference_models = weakref.WeakKeyDictionary()
