@@ -374,3 +374,41 @@ def test_init_from_flag_on_the_command_line(tmp_path):
   assert re.search(r"^error: Invalid value for preset: 'mnist_cn' is not a file, a directory "
                    r"or a preset of this zoo; presets: .*Did you mean 'mnist_cnn'\?$",
                    proc.stderr, re.M), proc.stderr[-2000:]
+
+
+def test_an_export_is_read_for_its_weights_without_running_its_graph(tmp_path):
+  """A crafted SavedModel whose resource initializer writes a file when the SavedModel is
+  loaded: fine-tuning from it reads its variables and writes nothing (#39 item 4)."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from zoo import artifacts  # pylint: disable=import-outside-toplevel
+  marker = tmp_path / "ran"
+
+  class Writes(tf.saved_model.experimental.TrackableResource):
+    def _create_resource(self):
+      return tf.raw_ops.VarHandleOp(dtype=tf.float32, shape=[], shared_name="writes")
+
+    def _initialize(self):
+      tf.io.write_file(str(marker), "ran")
+      return tf.raw_ops.AssignVariableOp(resource=self.resource_handle, value=1.0)
+
+  module = tf.Module()
+  module.kernel = tf.Variable([[1.0, 2.0]], name="logits/kernel")
+  module.writes = Writes()
+  module.serve = tf.function(lambda x: tf.matmul(x, module.kernel),
+                             input_signature=[tf.TensorSpec([None, 1])])
+  export = str(tmp_path / "crafted")
+  tf.saved_model.save(module, export, signatures={"serving_default": module.serve})
+  source = finetune.Source("crafted", "export", export,
+                           os.path.join(export, "variables", "variables.data-00000-of-00001"),
+                           "0" * 64, None, None)
+  with open(os.path.join(export, "model_card.json"), "w") as f:
+    json.dump({"task": "classification"}, f)
+  values = finetune.source_weights(source, None)
+  assert list(values) == ["logits/kernel"]
+  np.testing.assert_array_equal(values["logits/kernel"], [[1.0, 2.0]])
+  assert not marker.exists()
+  tf.saved_model.load(export)  # What reading it by loading did: the file is written.
+  assert marker.read_text() == "ran"
+  (tmp_path / "crafted" / "saved_model.pb").write_bytes(b"\x08garbage")
+  with pytest.raises(errors.InvalidValueError, match=r"Cannot read the SavedModel in .*crafted"):
+    artifacts.saved_model_weights(export)

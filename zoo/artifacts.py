@@ -67,23 +67,45 @@ def allowed_count(n: int, rate: float, confidence: float = GATE_CONFIDENCE) -> i
 
 
 def saved_model_weights(version_dir: str) -> dict:
-  """Every variable an exported SavedModel's signatures use, by name: the Keras weight
-  paths of the model it was exported from (`dense/kernel`), as numpy arrays.
+  """Every variable of an exported SavedModel, by name: the Keras weight paths of the model
+  it was exported from (`dense/kernel`), as numpy arrays.
+
+  Read from its files, never run: `saved_model.pb`'s object graph (a protobuf) names each
+  variable, and the checkpoint in `variables/` holds its value under the key its node has
+  in the checkpoint's own object graph (the two graphs number their nodes alike). Loading
+  the SavedModel instead would run its resources' initializers, which a crafted export
+  can make do anything (write a file); `tf.train.load_checkpoint` only reads tensors.
 
   Raises:
-    zoo.errors.InvalidValueError: the SavedModel cannot be read (a damaged file), naming it.
+    zoo.errors.InvalidValueError: the files cannot be read (damaged, or not a SavedModel),
+      naming the folder.
   """
+  from google.protobuf import message  # pylint: disable=import-outside-toplevel
+  from tensorflow.core.protobuf import (  # pylint: disable=import-outside-toplevel
+      saved_model_pb2, trackable_object_graph_pb2)
   try:
-    loaded = tf.saved_model.load(version_dir)
-  # A damaged variables file surfaces as any of these (IndexError: "Read less bytes than
-  # requested" from TensorFlow's checkpoint reader).
-  except (tf.errors.OpError, OSError, ValueError, IndexError, KeyError) as e:
+    saved = saved_model_pb2.SavedModel()
+    with open(os.path.join(version_dir, "saved_model.pb"), "rb") as f:
+      saved.ParseFromString(f.read())
+    nodes = saved.meta_graphs[0].object_graph_def.nodes
+    reader = tf.train.load_checkpoint(os.path.join(version_dir, "variables", "variables"))
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    values = {}
+    for index, node in enumerate(nodes):
+      if node.WhichOneof("kind") != "variable" or index >= len(graph.nodes):
+        continue
+      keys = [a.checkpoint_key for a in graph.nodes[index].attributes
+              if a.name == "VARIABLE_VALUE"]
+      if keys:
+        values[node.variable.name.split(":")[0]] = np.asarray(reader.get_tensor(keys[0]))
+  # A damaged file surfaces as any of these (IndexError: "Read less bytes than requested"
+  # from TensorFlow's checkpoint reader; DecodeError from a damaged saved_model.pb).
+  except (tf.errors.OpError, OSError, ValueError, IndexError, KeyError,
+          message.DecodeError) as e:
     first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     raise errors.InvalidValueError(f"Cannot read the SavedModel in {version_dir!r} "
                                    f"(damaged or incomplete?): {first}") from e
-  values = {}
-  for function in loaded.signatures.values():
-    values.update({v.name.split(":")[0]: v.numpy() for v in function.variables})
   return values
 
 
