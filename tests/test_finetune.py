@@ -15,11 +15,12 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tests import recipes
 from tests.conftest import REPO
 from tests.data import image_folders
-from zoo import data, errors, finetune, presets, registry, rundir, tasks, train
+from zoo import artifacts, data, errors, finetune, presets, registry, rundir, tasks, train
 from zoo.models import backbones
 
 pytestmark = pytest.mark.slow
@@ -379,8 +380,6 @@ def test_init_from_flag_on_the_command_line(tmp_path):
 def test_an_export_is_read_for_its_weights_without_running_its_graph(tmp_path):
   """A crafted SavedModel whose resource initializer writes a file when the SavedModel is
   loaded: fine-tuning from it reads its variables and writes nothing (#39 item 4)."""
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
-  from zoo import artifacts  # pylint: disable=import-outside-toplevel
   marker = tmp_path / "ran"
 
   class Writes(tf.saved_model.experimental.TrackableResource):

@@ -19,6 +19,8 @@ from typing import Callable, Optional, Sequence
 import keras
 import numpy as np
 import tensorflow as tf
+from google.protobuf import message
+from tensorflow.core.protobuf import saved_model_pb2, trackable_object_graph_pb2
 
 from zoo import errors, provenance, runtime
 
@@ -80,9 +82,6 @@ def saved_model_weights(version_dir: str) -> dict:
     zoo.errors.InvalidValueError: the files cannot be read (damaged, or not a SavedModel),
       naming the folder.
   """
-  from google.protobuf import message  # pylint: disable=import-outside-toplevel
-  from tensorflow.core.protobuf import (  # pylint: disable=import-outside-toplevel
-      saved_model_pb2, trackable_object_graph_pb2)
   try:
     saved = saved_model_pb2.SavedModel()
     with open(os.path.join(version_dir, "saved_model.pb"), "rb") as f:

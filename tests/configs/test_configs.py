@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from zoo import registry
+from zoo import registry, rundir
 from zoo.configs import TrainConfig, apply_overrides
 
 
@@ -29,6 +29,8 @@ def test_recipes_are_valid_and_round_trip_through_json(name):
   # (`image_classifier`), MNIST digits.
   shape = ((128, 128, 1) if again.task == "detection" else tuple(again.folder_image_shape)
            if again.dataset.startswith("folder:") else (28, 28, 1))
+  if again.model_kwargs.get("image_size") == "auto":  # Sized from the data when a run starts.
+    again = rundir.with_derived(again, {"model_kwargs": {"image_size": 128}})
   model = registry.build_model(again, input_shape=shape, num_classes=10)
   assert model.count_params() > 0
 

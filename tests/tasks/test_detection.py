@@ -305,18 +305,19 @@ def test_auto_input_size_is_chosen_once_recorded_and_used_by_evaluation(tmp_path
   stats = detection_input.box_statistics(builder, "train")
   assert stats["images"] == 8 and stats["boxes"] == 16 and 100 <= stats["photo_side"] < 140
   assert 0.1 < stats["box_side_fraction"] < 0.2
-  config = registry.get_config("retinanet_mobilenet").replace(
-      dataset=f"coco:{root}", train_epochs=1, batch_size=4, eval_batch_size=4,
-      warmup_epochs=0.0, log_images=0,
-      model_kwargs={**registry.get_config("retinanet_mobilenet").model_kwargs,
-                    "image_size": "auto", "fpn_width": 8, "head_width": 8, "head_depth": 1},
-      task_kwargs={"flip": True, "map_images": 4})
+  tiny = recipes.detector_tiny()  # The small backbone: its smallest anchor is 16 px.
+  config = tiny.replace(dataset=f"coco:{root}", train_split="train", eval_split="valid",
+                        train_epochs=1, batch_size=4, eval_batch_size=4, log_images=0,
+                        model_kwargs={**tiny.model_kwargs, "image_size": "auto"},
+                        task_kwargs={"map_images": 4})
   run = tmp_path / "run"
   train.train_and_evaluate(config, str(run), data_dir=str(tmp_path / "tfds"), verbose=0)
   card = rundir.read_json(str(run), rundir.RUN_CARD)
   assert card["config"]["model_kwargs"]["image_size"] == "auto"  # As given...
   assert card["resolved"]["model_kwargs"] == {"image_size": 128}  # ...and as derived.
-  assert card["resolved"]["why"]["smallest_anchor_px"] == 32
+  # 16 px / ~0.15 of the side wants ~112 px; the floor, 320, is more than the photos' own
+  # ~118 px, so their size rounded up: 128.
+  assert card["resolved"]["why"]["smallest_anchor_px"] == 16
   loaded, model = rundir.load_run(str(run))
   assert loaded.model_kwargs["image_size"] == 128 and model.input_shape == (None, 128, 128, 3)
   metrics = evaluate.evaluate_run(str(run), data_dir=str(tmp_path / "tfds"))
