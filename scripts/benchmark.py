@@ -118,6 +118,9 @@ flags.DEFINE_string("detection", None, "Instead of the foundation benchmark: tra
                     "and time this detector recipe.")
 flags.DEFINE_multi_string("detection_set", [], "Config overrides of the --detection recipe, "
                           "as scripts/train.py's --set (e.g. dataset=coco:DIR).")
+flags.DEFINE_string("detection_report_split", "", "With --detection: after training (per-epoch "
+                    "validation and final metrics on the recipe's eval_split, where choices "
+                    "are made), score the run once on this split too, e.g. `test`.")
 flags.DEFINE_string("detection_section", None, "BENCHMARKS.md section of the --detection "
                     "table (default: 'Detection, <recipe> (detection_<recipe>)'), e.g. a "
                     "second one for the recipe with --detection_set=init_from=none.")
