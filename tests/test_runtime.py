@@ -76,7 +76,7 @@ def test_reading_files_reports_each_bad_file_and_keeps_the_good_ones(tmp_path):
   results = runtime.read_image_files([str(good), str(bad), str(tmp_path / "c.png")], decode)
   assert results[0][1].shape == (4, 4, 1)
   assert results[1][1] == {"file": str(bad),
-                           "error": "not a decodable image (expected PNG, JPEG, GIF or BMP)"}
+                           "error": "not a decodable image (expected PNG, JPEG, GIF, BMP or WebP)"}
   assert results[2][1]["error"].startswith("cannot read file: ")
 
 

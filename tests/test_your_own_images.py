@@ -16,6 +16,7 @@ import zoo
 from tests import recipes
 from tests.conftest import REPO
 from tests.data import image_folders
+from tests.data.test_hostile_images import png_bomb
 from tests.serving.conftest import start_server, stop_server
 from zoo import errors, evaluate, export, runtime, train
 
@@ -137,3 +138,46 @@ def test_a_run_whose_folder_is_gone_still_exports_and_evaluates(folder_model, tm
     assert evaluate.evaluate_run(run, data_dir=data_dir)["num_examples"] == 9
   finally:
     os.rename(moved, root)
+
+
+def test_hostile_files_get_one_line_each_within_a_memory_bound(folder_model, tmp_path):
+  """A 20000x20000 PNG bomb (~400 KB; decoding it as before took ~19 bytes a pixel, 7.6
+  GB), a FIFO without writer and a folder, beside a good file: `predict_files` answers the
+  good one and gives each bad one its line; the export's `serve_image_bytes` (what
+  TensorFlow Serving runs) refuses the bomb from its header. The child process's peak
+  memory stays under 1.5 GB."""
+  root, path = folder_model
+  bomb = tmp_path / "bomb.png"
+  bomb.write_bytes(png_bomb(20000, 20000))
+  fifo = tmp_path / "pipe.png"
+  os.mkfifo(fifo)
+  good = sorted(p for p in (root / "val").rglob("*") if p.is_file())[0]
+  script = f"""
+import json, resource
+import numpy as np
+import zoo
+from zoo import runtime
+model = zoo.load({path!r})
+results = model.predict_files([{str(bomb)!r}, {str(fifo)!r}, {str(tmp_path)!r}, {str(good)!r}])
+try:
+  model.backend.run("serve_image_bytes",
+                    image_bytes=np.array([open({str(bomb)!r}, "rb").read()], object))
+  served = "answered"
+except Exception as e:
+  served = runtime.budget_line(e) or repr(e)[:300]
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({{"results": results, "served": served, "peak_bytes": peak}}))
+"""
+  proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                        cwd=REPO, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  bomb_line = ("image of 20000x20000 pixels (width x height, from its header) is over the "
+               "budget of 50000000 pixels (MAX_IMAGE_PIXELS); downscale it first")
+  bad_bomb, bad_fifo, bad_dir, ok = out["results"]
+  assert bad_bomb == {"file": str(bomb), "error": bomb_line}
+  assert bad_fifo["error"].startswith("not a regular file")
+  assert bad_dir["error"].startswith("not a regular file")
+  assert ok["file"] == str(good) and ok["label"] in image_folders.CLASSES
+  assert out["served"] == bomb_line
+  assert out["peak_bytes"] < 1.5e9, out["peak_bytes"]

@@ -78,15 +78,15 @@ def fit_square(image: np.ndarray, side: int) -> np.ndarray:
   return np.asarray(square)
 
 
-def save_detections(result: dict, class_names: Sequence[str], output_dir: str) -> dict:
+def save_detections(result: dict, image: np.ndarray, class_names: Sequence[str],
+                    output_dir: str) -> dict:
   """Writes one `zoo.tasks.detection.Detector.detect_files` result as `<stem>_detections.png`
-  (the input image with its detections' boxes, names and scores drawn) and
-  `<stem>_detections.json` into `output_dir`; returns `{"png": path, "json": path}`."""
+  (`image`, the file's decoded uint8 pixels, with its detections' boxes, names and scores
+  drawn) and `<stem>_detections.json` into `output_dir`; returns `{"png": path, "json":
+  path}`."""
   os.makedirs(output_dir, exist_ok=True)
   stem = os.path.join(output_dir, os.path.splitext(os.path.basename(result["file"]))[0]
                       + "_detections")
-  with Image.open(result["file"]) as source:
-    image = np.asarray(source.convert("RGB"))
   found = result["detections"]
   picture = draw_detections(
       image, np.asarray([d["box_yxyx"] for d in found]).reshape(-1, 4),

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
+import stat
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
@@ -243,20 +245,65 @@ def check_array(name, value, dtype, shape_tail) -> np.ndarray:
   return value
 
 
+# The largest encoded image (one file or one request item) read, in bytes: a 50-megapixel
+# PNG photo is 60-100 MB. `zoo.data.images` holds exported graphs to it too.
+MAX_IMAGE_BYTES = 128 * 2**20
+# The line a budget check in zoo.data.images fails with, inside TensorFlow's error text.
+_BUDGET_LINE = re.compile(r"image of [^\]\n']* is over the budget [^\]\n']*")
+
+
+def budget_line(error: Exception):
+  """The one line of an image over a budget of zoo.data.images, found in a TensorFlow
+  error's text, or None."""
+  found = _BUDGET_LINE.search(str(error))
+  return found.group(0) if found else None
+
+
+def read_image_file(path: str, max_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+  """The bytes of one regular file of at most `max_bytes`: a FIFO, device or folder is
+  refused without reading (opened non-blocking, so a FIFO without writer does not hang).
+
+  Raises:
+    OSError: missing or unreadable.
+    errors.InvalidValueError: not a regular file, or too large.
+  """
+  fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+  try:
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+      raise errors.InvalidValueError("not a regular file (a FIFO, device or folder is not "
+                                     "read)")
+    if info.st_size > max_bytes:
+      raise errors.InvalidValueError(f"file of {info.st_size:,} bytes is over the budget of "
+                                     f"{max_bytes:,} bytes for an image")
+  except BaseException:
+    os.close(fd)
+    raise
+  with os.fdopen(fd, "rb") as f:
+    raw = f.read(max_bytes + 1)
+  if len(raw) > max_bytes:  # Grew while read.
+    raise errors.InvalidValueError(f"file is over the budget of {max_bytes:,} bytes for an "
+                                   "image")
+  return raw
+
+
 def read_image_files(paths: Sequence[str], decode: Callable[[bytes], object]) -> list:
   """Reads and decodes image files one by one: a list, per path, of `(path, decoded)` or
-  `(path, {"file", "error"})` for a missing, unreadable or non-image file, so that one bad
-  file does not stop the others."""
+  `(path, {"file", "error"})` for a missing, unreadable, non-regular, over-budget or
+  non-image file, so that one bad file does not stop the others (`read_image_file`; the
+  pixel budget is `decode`'s, zoo.data.images.MAX_IMAGE_PIXELS)."""
   import tensorflow as tf  # Lazy, as in SavedModelBackend: only image files need it.
   results = []
   for path in paths:
     try:
-      with open(path, "rb") as f:
-        raw = f.read()
-      results.append((path, decode(raw)))
+      results.append((path, decode(read_image_file(path))))
     except OSError as e:
       results.append((path, {"file": path, "error": f"cannot read file: {e.strerror or e}"}))
-    except (tf.errors.InvalidArgumentError, ValueError):
-      results.append((path, {"file": path, "error": "not a decodable image (expected PNG, "
-                                                    "JPEG, GIF or BMP)"}))
+    except errors.InvalidValueError as e:
+      results.append((path, {"file": path, "error": str(e)}))
+    except tf.errors.ResourceExhaustedError:
+      results.append((path, {"file": path, "error": "out of memory decoding it"}))
+    except (tf.errors.InvalidArgumentError, ValueError) as e:
+      results.append((path, {"file": path, "error": budget_line(e) or (
+          "not a decodable image (expected PNG, JPEG, GIF, BMP or WebP)")}))
   return results

@@ -11,6 +11,7 @@ import tensorflow as tf
 from PIL import Image
 
 import zoo
+from tests.data.test_hostile_images import png_bomb
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -150,6 +151,10 @@ BAD_REQUESTS = [
      {"signature_name": "serve_image_bytes",
       "instances": [{"b64": base64.b64encode(b"not an image").decode()}]}, 400,
      "Unknown image file format. One of JPEG"),  # TensorFlow's reason, not its header.
+    ("image over the pixel budget", "/v1/models/mnist_cnn:predict",
+     {"signature_name": "serve_image_bytes",
+      "instances": [{"b64": base64.b64encode(png_bomb(12000, 12000)).decode()}]}, 400,
+     "image of 12000x12000 pixels (width x height, from its header) is over the budget"),
     ("unknown signature", "/v1/models/mnist_cnn:predict",
      {"signature_name": "nope", "instances": [1]}, 400, 'signature name: "nope" not found'),
     ("signature not a string", "/v1/models/mnist_cnn:predict",

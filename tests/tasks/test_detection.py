@@ -218,6 +218,41 @@ def test_predict_script_draws_boxes_and_writes_json(detector_run, exported, tmp_
   assert json.load(open(ok["written"]["json"]))["file"] == str(png)
 
 
+def test_boxes_come_back_as_a_photo_is_shown_and_a_bomb_is_one_files_error(
+    detector_run, exported, tmp_path):
+  """A canvas stored turned a quarter (EXIF Orientation 6, as phones store photos) gives
+  the boxes of the canvas shown upright; a PNG bomb beside it is that file's error, in
+  `detect_files` and through the export's `serve_image_bytes`."""
+  import io
+  import tensorflow as tf
+  from PIL import Image
+  from tests.data.test_hostile_images import png_bomb
+  from zoo import runtime as zoo_runtime
+  canvas = _canvases(detector_run["kwargs"]["data_dir"], 1)[0]["image"][:, 16:, 0]  # 128x112
+  upright = tmp_path / "upright.png"
+  Image.fromarray(canvas).save(upright)
+  exif = Image.Exif()
+  exif[0x0112] = 6  # Shown turned 90 degrees clockwise from how it is stored.
+  sideways = tmp_path / "sideways.jpg"
+  Image.fromarray(np.rot90(canvas)).save(sideways, quality=100, exif=exif.tobytes())
+  bomb = tmp_path / "bomb.png"
+  bomb.write_bytes(png_bomb(16000, 16000))
+  saved = zoo.load(exported["path"])
+  a, b, bad = saved.detect_files([str(upright), str(sideways), str(bomb)], min_score=0.5)
+  assert (a["width"], a["height"]) == (b["width"], b["height"]) == (112, 128)
+  assert a["detections"], "the canvas's digits are found"
+  assert len(a["detections"]) == len(b["detections"])
+  for x, y in zip(a["detections"], b["detections"]):
+    assert x["label"] == y["label"]
+    np.testing.assert_allclose(x["box_xyxy_pixels"], y["box_xyxy_pixels"], atol=4)
+  assert bad["error"].startswith("image of 16000x16000 pixels (width x height, from its "
+                                 "header) is over the budget")
+  with pytest.raises(tf.errors.InvalidArgumentError) as refused:
+    saved.backend.run("serve_image_bytes",
+                      image_bytes=np.array([bomb.read_bytes()], dtype=object))
+  assert zoo_runtime.budget_line(refused.value) == bad["error"]
+
+
 def test_evaluate_export_scores_the_file_with_pycocotools(detector_run, exported):
   path = os.path.join(exported["path"], "model_float16.tflite")
   metrics = evaluate.evaluate_export(path, **detector_run["kwargs"])

@@ -52,7 +52,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from zoo import class_names as class_names_lib
-from zoo import errors
+from zoo import errors, runtime
 from zoo.configs.base import FOLDER_RESIZE
 from zoo.data import images as images_lib
 from zoo.data.quiet import quiet_tfds, shown_path
@@ -285,11 +285,15 @@ def prepare(directory: str, *, image_shape: Sequence[int], resize: str = "pad",
 
   def examples(files):
     for i, (path, label) in enumerate(files):
-      with open(path, "rb") as f:
-        raw = f.read()
+      try:
+        raw = runtime.read_image_file(path)
+      except errors.InvalidValueError as e:
+        raise FolderError(f"{path}: {e}") from None
       try:
         image = load(tf.constant(raw)).numpy()
       except tf.errors.InvalidArgumentError as e:
+        if runtime.budget_line(e):
+          raise FolderError(f"{path}: {runtime.budget_line(e)}") from None
         reason = (e.message or "undecodable").strip().splitlines()[0][:160]
         raise FolderError(f"{path}: not a readable image ({len(raw)} bytes; corrupt or "
                           f"truncated?): {reason}") from None

@@ -8,6 +8,14 @@ in 28x28), so that a digit photographed or scanned anywhere on a page of any siz
 like the digits the model was trained on. All are TensorFlow ops, so the exported
 `serve_image_bytes` signature and `zoo.tasks.classification.Classifier.predict_files` share
 them (`prepare_image_bytes`).
+
+Hostile files are refused before anything is decoded: `decode_image` reads the width and
+height a PNG, JPEG, GIF, BMP or WebP declares in its header (`declared_size`) and stops
+past `MAX_IMAGE_PIXELS`, and past `MAX_IMAGE_BYTES` of encoded bytes, with one line (an
+`InvalidArgumentError` whose message says what was found and the budget). A JPEG's EXIF
+orientation is applied (`exif_orientation`), so a phone photo stored sideways is read as it
+is shown. Both are TensorFlow ops, so TensorFlow Serving running an exported
+`serve_image_bytes` gets them too.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from zoo.configs.base import RESIZE_MODES
+from zoo.runtime import MAX_IMAGE_BYTES
 
 # A border whose mean pixel is above this (0-255) is paper, not MNIST's black background.
 LIGHT_BORDER_THRESHOLD = 127.5
@@ -39,16 +48,146 @@ BLACK_POINT = 0.2
 # images went through when it was prepared, nothing more).
 PHOTO_PREPROCESSING = ("mnist_digit", "resize", *RESIZE_MODES)
 
+# The largest image decoded, width x height in pixels, read from the header first: a
+# 50-megapixel phone photo (8160x6120) fits. Decoding one at the budget and fitting it to the
+# model took 0.75 GB (`pad`, `stretch`) to 1.2 GB (`crop`) above the process's own (uint8,
+# then float32 for the antialiased resize; 2-core CPU, 2026-12-07). TensorFlow's own decoders
+# stop at 2^29 pixels, 10x more.
+MAX_IMAGE_PIXELS = 50_000_000
+# How far into a JPEG its EXIF orientation is looked for (the APP1 segment is at most 64 KiB
+# and comes first, after at most a JFIF APP0).
+EXIF_SCAN_BYTES = 65536 + 64
+# Tag 0x0112 (Orientation), type SHORT, count 1, in an Intel (`II`) and a Motorola (`MM`)
+# TIFF IFD; the value follows (II: value byte, then 0; MM: 0, then value byte).
+_ORIENTATION_II = (0x12, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00)
+_ORIENTATION_MM = (0x01, 0x12, 0x00, 0x03, 0x00, 0x00, 0x00, 0x01)
 
-def decode_image(image_bytes: tf.Tensor) -> tf.Tensor:
-  """One encoded PNG/JPEG/GIF/BMP -> uint8 [H, W, 3] at its own size: gray and palette
-  images become RGB, an alpha channel is dropped, an animated GIF gives its first frame
-  (what `keras.utils.image_dataset_from_directory` decodes too, with the same op).
+
+def _head(image_bytes: tf.Tensor, length: int) -> tf.Tensor:
+  """The first `length` bytes as int32 [length] (zeros past the end)."""
+  padded = tf.strings.join([tf.strings.substr(image_bytes, 0, length),
+                            tf.constant(b"\0" * length)])
+  return tf.cast(tf.io.decode_raw(tf.strings.substr(padded, 0, length), tf.uint8), tf.int32)
+
+
+def _number(head, start: int, size: int, big_endian: bool) -> tf.Tensor:
+  """An unsigned integer of `size` bytes at `start` of `head`, as int64."""
+  order = range(size) if big_endian else reversed(range(size))
+  value = tf.constant(0, tf.int64)
+  for i in order:
+    value = value * 256 + tf.cast(head[start + i], tf.int64)
+  return value
+
+
+def _is(head, start: int, magic: bytes) -> tf.Tensor:
+  return tf.reduce_all(tf.equal(head[start:start + len(magic)], list(magic)))
+
+
+def declared_size(image_bytes: tf.Tensor) -> tf.Tensor:
+  """The `[height, width]` (int64) an encoded PNG, JPEG, GIF, BMP or WebP declares in its
+  header, read without decoding it; `[-1, -1]` for bytes in no such format (which
+  `decode_image` then refuses).
 
   Raises:
-    tf.errors.InvalidArgumentError: the bytes are not a decodable image.
+    tf.errors.InvalidArgumentError: a JPEG whose header cannot be parsed.
   """
-  return tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+  head = _head(image_bytes, 32)
+  unknown = tf.constant([-1, -1], tf.int64)
+
+  def le(start, size):
+    return _number(head, start, size, big_endian=False)
+
+  def bmp():  # BITMAPINFOHEADER: signed 32-bit width and height (negative: top-down).
+    signed = [tf.where(v >= 2**31, v - 2**32, v) for v in (le(22, 4), le(18, 4))]
+    return tf.abs(tf.stack(signed))
+
+  def webp():  # RIFF "WEBP", then a VP8 (lossy), VP8L (lossless) or VP8X (extended) chunk.
+    b = [tf.cast(head[i], tf.int64) for i in range(21, 25)]
+    vp8l = tf.stack([1 + ((b[1] // 64) + b[2] * 4 + (b[3] % 16) * 1024),
+                     1 + (b[0] + (b[1] % 64) * 256)])
+    return tf.case([
+        (_is(head, 12, b"VP8 "), lambda: tf.stack([le(28, 2) % 16384, le(26, 2) % 16384])),
+        (_is(head, 12, b"VP8L"), lambda: vp8l),
+        (_is(head, 12, b"VP8X"), lambda: tf.stack([1 + le(27, 3), 1 + le(24, 3)]))],
+        default=lambda: unknown)
+
+  return tf.case([
+      (_is(head, 0, b"\x89PNG\r\n\x1a\n"),
+       lambda: tf.stack([_number(head, 20, 4, True), _number(head, 16, 4, True)])),
+      (_is(head, 0, b"\xff\xd8\xff"),
+       lambda: tf.cast(tf.image.extract_jpeg_shape(image_bytes)[:2], tf.int64)),
+      (_is(head, 0, b"GIF8"), lambda: tf.stack([le(8, 2), le(6, 2)])),
+      (_is(head, 0, b"BM"), bmp),
+      (tf.logical_and(_is(head, 0, b"RIFF"), _is(head, 8, b"WEBP")), webp)],
+      default=lambda: unknown)
+
+
+def check_image_bytes(image_bytes: tf.Tensor, max_pixels: int = MAX_IMAGE_PIXELS,
+                      max_bytes: int = MAX_IMAGE_BYTES) -> list:
+  """Assertions (to run before decoding) that one encoded image is within `max_bytes` and
+  declares at most `max_pixels`; each fails with one line saying what was found."""
+  size = declared_size(image_bytes)
+  pixels = size[0] * size[1]
+  length = tf.strings.length(image_bytes)
+  return [
+      tf.debugging.Assert(length <= max_bytes, [tf.strings.format(
+          "image of {} bytes is over the budget of {} bytes (MAX_IMAGE_BYTES)",
+          (length, max_bytes))]),
+      tf.debugging.Assert(pixels <= max_pixels, [tf.strings.format(
+          "image of {}x{} pixels (width x height, from its header) is over the budget of {} "
+          "pixels (MAX_IMAGE_PIXELS); downscale it first", (size[1], size[0], max_pixels))]),
+  ]
+
+
+def exif_orientation(image_bytes: tf.Tensor) -> tf.Tensor:
+  """A JPEG's EXIF Orientation (1-8: how the stored pixels are turned to be shown), or 1
+  (none, not a JPEG, or a value outside 1-8). Found as the first Orientation entry of a
+  TIFF IFD in the first `EXIF_SCAN_BYTES` (where IFD0 sits in the APP1 segment)."""
+  head = _head(image_bytes, EXIF_SCAN_BYTES)
+  n = EXIF_SCAN_BYTES - 10
+
+  def first(pattern, value_at, zero_at):
+    hits = tf.reduce_all(tf.stack([tf.equal(head[k:k + n], byte)
+                                   for k, byte in enumerate(pattern)]), axis=0)
+    hits = tf.logical_and(hits, tf.equal(head[zero_at:zero_at + n], 0))
+    where = tf.where(tf.reduce_any(hits), tf.argmax(tf.cast(hits, tf.int32), output_type=tf.int32),
+                     n)
+    return where, head[tf.minimum(where, n - 1) + value_at]
+
+  ii, ii_value = first(_ORIENTATION_II, 8, 9)
+  mm, mm_value = first(_ORIENTATION_MM, 9, 8)
+  value = tf.where(ii <= mm, ii_value, mm_value)
+  found = tf.logical_and(_is(head, 0, b"\xff\xd8"), tf.minimum(ii, mm) < n)
+  return tf.where(tf.logical_and(found, (value >= 1) & (value <= 8)), value, 1)
+
+
+def apply_orientation(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
+  """Decoded pixels `[H, W, C]` as shown, by EXIF `orientation` (1-8; what Pillow's
+  `ImageOps.exif_transpose` does: 2 mirror, 3 turn 180, 4 flip, 5 transpose, 6 turn 90
+  clockwise, 7 transverse, 8 turn 90 counter-clockwise)."""
+  def t(x):
+    return tf.transpose(x, [1, 0, 2])
+  branches = [lambda: image, lambda: image, lambda: image[:, ::-1], lambda: image[::-1, ::-1],
+              lambda: image[::-1], lambda: t(image), lambda: t(image)[:, ::-1],
+              lambda: t(image[::-1, ::-1]), lambda: t(image)[::-1]]
+  out = tf.switch_case(tf.cast(orientation, tf.int32), branches)
+  out.set_shape([None, None, image.shape[-1]])
+  return out
+
+
+def decode_image(image_bytes: tf.Tensor, channels: int = 3) -> tf.Tensor:
+  """One encoded PNG/JPEG/GIF/BMP/WebP -> uint8 [H, W, channels] at its own size, as shown:
+  gray and palette images become RGB (for `channels=3`), an alpha channel is dropped, an
+  animated GIF gives its first frame (what `keras.utils.image_dataset_from_directory` decodes
+  too, with the same op), a JPEG's EXIF orientation is applied. Nothing is decoded past the
+  budgets (`check_image_bytes`).
+
+  Raises:
+    tf.errors.InvalidArgumentError: the bytes are not a decodable image, or are over budget.
+  """
+  with tf.control_dependencies(check_image_bytes(image_bytes)):
+    image = tf.io.decode_image(image_bytes, channels=channels, expand_animations=False)
+  return apply_orientation(image, exif_orientation(image_bytes))
 
 
 def fit_image(image: tf.Tensor, image_shape, resize: str = "stretch") -> tf.Tensor:

@@ -34,7 +34,7 @@ from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
-from zoo import errors
+from zoo import errors, runtime
 from zoo.serving.json_tensor import DTYPES, RequestError, TensorSpec
 
 log = logging.getLogger("zoo")
@@ -81,8 +81,13 @@ class Servable:
     """Calls the signature on numpy inputs; numpy outputs by name. TensorFlow's
     InvalidArgumentError (e.g. undecodable image bytes) becomes a `RequestError`."""
     import tensorflow as tf
+    from zoo.data import images  # With TensorFlow: the server starts without it.
     fn = self.signature(signature).function
     try:
+      # The pixel and byte budgets, from each image's header, before the model's graph
+      # decodes it: exports made before the graph checked them are protected too.
+      for item in np.ravel(inputs.get("image_bytes", [])):
+        images.check_image_bytes(tf.constant(item))
       outputs = fn(**{k: tf.constant(v) for k, v in inputs.items()})
     except tf.errors.InvalidArgumentError as e:
       raise RequestError(_first_line(e.message)) from None
@@ -93,6 +98,9 @@ def _first_line(message: str) -> str:
   """The line of a TensorFlow error saying what was wrong (e.g. "Unknown image file
   format. One of JPEG, PNG, ... required."), not its "Graph execution error:" header,
   node names or stack-trace placeholders."""
+  budget = runtime.budget_line(message)  # An image over zoo.data.images' budgets.
+  if budget:
+    return budget
   noise = ("Graph execution error", "Detected at node", "<stack traces unavailable>")
   lines = [line.strip() for line in str(message).splitlines() if line.strip()]
   reasons = [line for line in lines

@@ -281,9 +281,10 @@ class Classification(base.Task):
       return outputs(model(data.normalize_images(images), training=False))
 
     def serve_image_bytes(image_bytes):
+      # One image decoded at a time: a request's memory is one full-size image at most.
       images, inverted, centered = tf.map_fn(
           lambda b: images_lib.prepare_image_bytes(b, image_shape, preprocessing),
-          image_bytes, fn_output_signature=(tf.TensorSpec(image_shape, tf.uint8),
+          image_bytes, parallel_iterations=1, fn_output_signature=(tf.TensorSpec(image_shape, tf.uint8),
                                             tf.TensorSpec([], tf.bool),
                                             tf.TensorSpec([], tf.bool)))
       out = serve_images(images)

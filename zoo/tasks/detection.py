@@ -40,7 +40,7 @@ import tensorflow as tf
 from zoo import boxes as zboxes
 from zoo import callbacks as zoo_callbacks
 from zoo import coco_eval, data, drawing, errors, runtime
-from zoo.data import detection_input
+from zoo.data import detection_input, images as images_lib
 from zoo.models import detector
 from zoo.tasks import base
 
@@ -84,19 +84,24 @@ class Detector(runtime.Predictor):
     return {k: out[k] for k in self.OUTPUTS}
 
   def detect_files(self, paths: Sequence[str], min_score: float = 0.3) -> list[dict]:
-    """Detects objects in image files (PNG/JPEG/GIF/BMP, any size, gray or RGB).
+    """Detects objects in image files (PNG/JPEG/GIF/BMP/WebP, any size up to
+    `zoo.data.images.MAX_IMAGE_PIXELS`, gray or RGB; a JPEG turned by its EXIF orientation,
+    so boxes are in the coordinates the photo is shown in).
 
     Returns one dict per path, in order: `{"file", "width", "height", "detections":
     [{"label", "class", "score", "box_yxyx" (normalized), "box_xyxy_pixels"}]}` with the
     detections scoring at least `min_score`, or `{"file", "error"}` for a missing,
-    unreadable or non-image file (the other files are still processed)."""
-    def decode(raw):
-      return tf.io.decode_image(raw, channels=self.channels, expand_animations=False).numpy()
+    unreadable, over-budget or non-image file (the other files are still processed)."""
+    return [result for result, _ in self._detect_each(paths, min_score)]
 
-    results = []
+  def _detect_each(self, paths, min_score):
+    """`(result, decoded image or None)` per path, one file decoded at a time."""
+    def decode(raw):
+      return images_lib.decode_image(tf.constant(raw), self.channels).numpy()
+
     for path, image in runtime.read_image_files(paths, decode):
       if isinstance(image, dict):
-        results.append(image)
+        yield image, None
         continue
       out = self.detect(image[None])
       h, w = image.shape[:2]
@@ -110,16 +115,17 @@ class Detector(runtime.Predictor):
         found.append({"label": self.class_names[c], "class": c, "score": score,
                       "box_yxyx": [y0, x0, y1, x1],
                       "box_xyxy_pixels": [x0 * w, y0 * h, x1 * w, y1 * h]})
-      results.append({"file": path, "width": int(w), "height": int(h), "detections": found})
-    return results
+      yield {"file": path, "width": int(w), "height": int(h), "detections": found}, image
 
   def run_files(self, paths, options):
-    """`detect_files`, and each file's boxes drawn into `options["output_dir"]`."""
-    results = self.detect_files(paths, min_score=options.get("min_score", 0.3))
-    for r in results:
-      if "error" not in r:
-        r["written"] = drawing.save_detections(r, self.class_names,
-                                               options.get("output_dir", "predictions"))
+    """`detect_files`, and each file's boxes drawn (on the pixels already decoded) into
+    `options["output_dir"]`."""
+    results = []
+    for result, image in self._detect_each(paths, options.get("min_score", 0.3)):
+      if image is not None:
+        result["written"] = drawing.save_detections(
+            result, image, self.class_names, options.get("output_dir", "predictions"))
+      results.append(result)
     return results
 
 
@@ -164,9 +170,9 @@ class InferenceModel:
     size, channels = self.image_size, self.channels
 
     def one(encoded):
-      image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
-      return zboxes.letterbox(image, size)
-    squares, valid = tf.map_fn(one, image_bytes, fn_output_signature=(
+      return zboxes.letterbox(images_lib.decode_image(encoded, channels), size)
+    # One image decoded at a time: a request's memory is one full-size image at most.
+    squares, valid = tf.map_fn(one, image_bytes, parallel_iterations=1, fn_output_signature=(
         tf.TensorSpec([size, size, channels], tf.float32), tf.TensorSpec([2], tf.float32)))
     return self.detect_squares(data.normalize_images(squares), valid[:, None, :])
 
