@@ -90,8 +90,8 @@ def test_a_corrupted_source_is_named_in_one_line_and_nothing_is_cached(home, tmp
                                                                          monkeypatch):
   source = tmp_path / "source"
   shutil.copytree(REPO / "saved_models" / "mnist_cnn" / "2", source / "mnist_cnn" / "2")
-  with open(source / "mnist_cnn" / "2" / "labels.txt", "a") as f:
-    f.write("x")
+  labels = source / "mnist_cnn" / "2" / "labels.txt"
+  labels.write_text("x" + labels.read_text()[1:])  # Same size, another sha256.
   monkeypatch.setattr(presets, "CHECKOUT", str(source))
   with pytest.raises(errors.NotFoundError) as raised:
     presets.resolve(SMALL)
@@ -149,7 +149,8 @@ def test_download_source_over_http(home, tmp_path, monkeypatch, http_source):
       presets.entry(SMALL)[2]["files"]["variables/variables.index"]["sha256"])
   # A file the server changes is refused, and the cached copy is still the good one.
   shutil.rmtree(path)
-  (folder / "mnist_cnn" / "2" / "model_int8.tflite").write_bytes(b"not a model")
+  served = folder / "mnist_cnn" / "2" / "model_int8.tflite"
+  served.write_bytes(b"\0" * served.stat().st_size)  # Same size, another sha256.
   with pytest.raises(errors.NotFoundError) as raised:
     presets.resolve(SMALL)
   assert re.search(r"model_int8\.tflite from http://127\.0\.0\.1:\d+ has sha256 .*\(corrupted\)",
@@ -215,3 +216,100 @@ def test_zoo_load_by_name_and_version(home):
   assert older.predict(digits)["probabilities"].shape == (2, 10)
   with pytest.raises(errors.NotFoundError, match="Did you mean 'mnist_cnn'"):
     zoo.load("mnist_cn")
+
+
+class _Hostile(http.server.BaseHTTPRequestHandler):
+  """A download source that misbehaves as `mode` says (set by each test)."""
+  mode = "endless"
+
+  def log_message(self, *args):
+    pass
+
+  def do_GET(self):
+    import time
+    if self.mode == "reason":  # A reason phrase carrying a terminal escape.
+      self.send_response(500, "Oops\x1b[2J\x1b[31m wiped")
+      self.end_headers()
+      return
+    self.send_response(200)
+    if self.mode == "broken":
+      self.send_header("Content-Length", "100000")
+      self.end_headers()
+      self.wfile.write(b"\0" * 10)  # Then the connection closes.
+      return
+    self.end_headers()
+    try:
+      if self.mode == "endless":
+        while True:
+          self.wfile.write(b"\0" * 65536)
+      while True:  # "trickle": a byte every 0.2 s, forever.
+        self.wfile.write(b"\0")
+        self.wfile.flush()
+        time.sleep(0.2)
+    except OSError:
+      pass  # The client gave up: what it should do.
+
+
+@pytest.fixture
+def hostile_source(home, tmp_path, monkeypatch):
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+  server.daemon_threads = True
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  monkeypatch.setattr(presets, "CHECKOUT", str(tmp_path / "no-checkout"))
+  monkeypatch.setenv(presets.URL_VARIABLE, f"http://127.0.0.1:{server.server_address[1]}")
+  yield
+  server.shutdown()
+  server.server_close()
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("endless", r"from http://127\.0\.0\.1:\d+ is longer than the manifest's [\d,]+ bytes"),
+    ("trickle", r"from http://127\.0\.0\.1:\d+ took over 1 s \(at least"),
+    ("reason", r": HTTP 500 Oops\?\[2J\?\[31m wiped"),
+    ("broken", r"from http://127\.0\.0\.1:\d+ ended after 10 of the manifest's"),
+])
+def test_a_hostile_download_source_is_one_line_in_bounded_bytes_and_time(
+    hostile_source, home, monkeypatch, mode, message):
+  import time
+  monkeypatch.setattr(_Hostile, "mode", mode)
+  monkeypatch.setattr(presets, "DOWNLOAD_DEADLINE_S", 1)
+  monkeypatch.setattr(presets, "MIN_RATE_BYTES_S", 10**12)
+  monkeypatch.setattr(presets, "DOWNLOAD_TIMEOUT_S", 5)
+  start = time.monotonic()
+  with pytest.raises(errors.NotFoundError) as raised:
+    presets.resolve(SMALL)
+  assert time.monotonic() - start < 10
+  line = _one_line(raised.value)
+  assert re.search(message, line), line
+  assert line.isprintable()
+  root = presets.model_root("mnist_cnn")
+  assert os.listdir(root) == []  # Nothing half-written stays.
+
+
+def test_a_partial_folder_left_by_a_killed_fetch_is_cleaned(home):
+  root = presets.model_root("mnist_cnn")
+  stale, live = os.path.join(root, ".tmp-2-stale"), os.path.join(root, ".tmp-2-live")
+  for folder in (stale, live):
+    os.makedirs(os.path.join(folder, "variables"))
+    open(os.path.join(folder, "variables", "part"), "wb").close()
+  old = os.path.getmtime(stale) - presets.STALE_TMP_S - 60
+  for path in (os.path.join(stale, "variables", "part"), os.path.join(stale, "variables"),
+               stale):
+    os.utime(path, (old, old))
+  presets.resolve(SMALL)
+  assert not os.path.exists(stale) and os.path.isdir(live)
+
+
+def test_the_server_serves_only_the_versions_the_manifest_lists(home):
+  from zoo.commands import serve
+  from zoo.serving import repository
+  presets.resolve_all("mnist_cnn")
+  planted = os.path.join(presets.model_root("mnist_cnn"), "99")
+  shutil.copytree(os.path.join(presets.model_root("mnist_cnn"), "2"), planted)
+  listed = sorted(int(v) for v in presets.manifest()["presets"]["mnist_cnn"]["versions"])
+  every = serve._preset_source("mnist_cnn", {}, every=True)
+  newest = serve._preset_source("mnist_cnn", {"old": 2}, every=False)
+  found = sorted(repository._version_folders(presets.model_root("mnist_cnn")))
+  assert 99 in found
+  assert sorted(every.policy.select(found)) == listed
+  assert sorted(newest.policy.select(found)) == sorted({2, max(listed)})

@@ -28,12 +28,14 @@ This module is on the apps' floor: no TensorFlow, no Keras.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import logging
 import os
 import re
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from typing import Optional
@@ -47,8 +49,15 @@ MANIFEST = os.path.join(_PACKAGE, "presets.json")
 PACKAGED = os.path.join(_PACKAGE, "_shipped")
 CHECKOUT = os.path.join(os.path.dirname(_PACKAGE), "saved_models")
 URL_VARIABLE = "ZOO_PRESETS_URL"
-# How long one download may wait for the server before it is given up (seconds).
+# How long one download may wait for the server before it is given up (seconds) ...
 DOWNLOAD_TIMEOUT_S = 30
+# ... and how long one file may take in all: this many seconds, plus one for every
+# MIN_RATE_BYTES_S bytes the manifest gives it (a server trickling bytes is given up).
+DOWNLOAD_DEADLINE_S = 60
+MIN_RATE_BYTES_S = 100_000
+# A `.tmp-*` folder beside the versions untouched this long is left from a killed fetch
+# and removed (a live fetch writes at least every DOWNLOAD_TIMEOUT_S seconds).
+STALE_TMP_S = 3600
 _SPEC = re.compile(r"^([a-z][a-z0-9_]*)(?::(\d+))?$")
 _CHUNK = 1 << 20
 
@@ -150,6 +159,13 @@ def _is_url(source: str) -> bool:
   return re.match(r"^[a-z][a-z0-9+.-]*://", source) is not None
 
 
+def _clean(text, limit: int = 120) -> str:
+  """A server's or library's text made safe to print on one line: control characters
+  (a reason phrase can carry terminal escapes) replaced, at most `limit` characters."""
+  text = "".join(c if c.isprintable() else "?" for c in str(text))
+  return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _open(source: str, name: str, version: int, relative: str):
   """A readable binary stream of one file of a version at `source`."""
   if not _is_url(source):
@@ -158,30 +174,74 @@ def _open(source: str, name: str, version: int, relative: str):
   try:
     return urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S)
   except urllib.error.HTTPError as e:
-    raise OSError(f"{url}: HTTP {e.code} {e.reason}") from e
+    raise OSError(f"{_clean(url)}: HTTP {e.code} {_clean(e.reason, 60)}") from None
   except (urllib.error.URLError, TimeoutError) as e:
-    raise OSError(f"{url}: {getattr(e, 'reason', e)} (offline?)") from e
+    raise OSError(f"{_clean(url)}: {_clean(getattr(e, 'reason', e), 80)} (offline?)") from None
+  except (http.client.HTTPException, OSError, ValueError) as e:
+    raise OSError(f"{_clean(url)}: {type(e).__name__} {_clean(e, 80)}") from None
 
 
 def _copy_from(source: str, name: str, version: int, files: dict, directory: str) -> None:
-  """Streams every file of the version from `source` into `directory`, checking each."""
+  """Streams every file of the version from `source` into `directory`, checking each: never
+  more than the manifest's byte count, never longer than the file's deadline."""
   for relative, expected in files.items():
     path = os.path.join(directory, relative)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    digest = hashlib.sha256()
-    with _open(source, name, version, relative) as stream, open(path, "wb") as out:
-      for chunk in iter(lambda: stream.read(_CHUNK), b""):
-        digest.update(chunk)
-        out.write(chunk)
+    digest, size = hashlib.sha256(), 0
+    allowed_s = DOWNLOAD_DEADLINE_S + expected["bytes"] / MIN_RATE_BYTES_S
+    deadline = time.monotonic() + allowed_s
+    try:
+      with _open(source, name, version, relative) as stream, open(path, "wb") as out:
+        # read1: what has arrived (at most a chunk), so the deadline is checked between
+        # the server's sends, not after a whole chunk a trickle would take hours to fill.
+        read = getattr(stream, "read1", stream.read)
+        while True:
+          chunk = read(min(_CHUNK, expected["bytes"] + 1 - size))
+          if not chunk:
+            break
+          size += len(chunk)
+          if size > expected["bytes"]:
+            raise OSError(f"{relative} from {_clean(source)} is longer than the manifest's "
+                          f"{expected['bytes']:,} bytes")
+          if time.monotonic() > deadline:
+            raise OSError(f"{relative} from {_clean(source)} took over {allowed_s:.0f} s "
+                          f"(at least {MIN_RATE_BYTES_S:,} bytes/s expected)")
+          digest.update(chunk)
+          out.write(chunk)
+    except (http.client.HTTPException, ValueError) as e:  # A broken response, mid-file.
+      raise OSError(f"{relative} from {_clean(source)}: {type(e).__name__}") from None
+    except TimeoutError:
+      raise OSError(f"{relative} from {_clean(source)}: no data for {DOWNLOAD_TIMEOUT_S} s "
+                    "(offline?)") from None
+    if size < expected["bytes"]:
+      raise OSError(f"{relative} from {_clean(source)} ended after {size:,} of the "
+                    f"manifest's {expected['bytes']:,} bytes")
     if digest.hexdigest() != expected["sha256"]:
-      raise OSError(f"{relative} from {source} has sha256 {digest.hexdigest()[:12]}..., "
+      raise OSError(f"{relative} from {_clean(source)} has sha256 {digest.hexdigest()[:12]}..., "
                     f"expected {expected['sha256'][:12]}... (corrupted)")
+
+
+def _remove_stale(parent: str) -> None:
+  """Removes `.tmp-*` folders in `parent` left by a fetch that was killed."""
+  now = time.time()
+  for entry_ in os.scandir(parent):
+    if not (entry_.name.startswith(".tmp-") and entry_.is_dir(follow_symlinks=False)):
+      continue
+    try:
+      newest = max([entry_.stat(follow_symlinks=False).st_mtime] + [
+          os.lstat(os.path.join(folder, f)).st_mtime
+          for folder, _, files in os.walk(entry_.path) for f in files])
+    except OSError:
+      continue
+    if now - newest > STALE_TMP_S:
+      shutil.rmtree(entry_.path, ignore_errors=True)
 
 
 def _fetch(name: str, version: int, files: dict, target: str) -> None:
   """Fills `target` (absent) with the version from the first source that has it whole."""
   parent = os.path.dirname(target)
   os.makedirs(parent, exist_ok=True)
+  _remove_stale(parent)
   tried = []
   for source in sources():
     tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=parent)
@@ -195,8 +255,9 @@ def _fetch(name: str, version: int, files: dict, target: str) -> None:
       return
     except OSError as e:
       shutil.rmtree(tmp, ignore_errors=True)
-      tried.append(str(e) if _is_url(source) or "corrupted" in str(e)
-                   else f"{source}: {os.strerror(e.errno) if e.errno else e}")
+      # Ours (no errno) name the file and the source; a system error gets the source.
+      tried.append(str(e) if _is_url(source) or not e.errno
+                   else f"{source}: {os.strerror(e.errno)}")
     except BaseException:
       shutil.rmtree(tmp, ignore_errors=True)
       raise

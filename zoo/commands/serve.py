@@ -32,7 +32,6 @@ from zoo import cli  # First: quiets TensorFlow's start-up.
 import asyncio
 import gc
 import logging
-import os
 import re
 import sys
 
@@ -109,6 +108,20 @@ def _labels(values):
   return labels
 
 
+def _preset_source(name, labels, every: bool):
+  """A preset served from the cache: only the versions its manifest lists (each fetched and
+  checked), never another folder found there; `every` version, or its newest and those a
+  label names."""
+  presets.resolve_all(name)
+  listed = presets.manifest()["presets"][name]
+  versions = sorted(int(v) for v in listed["versions"])
+  if not every:
+    versions = sorted({listed["latest"], *(v for v in (labels or {}).values() if v in versions)})
+  return serving_repository.ModelSource(
+      name, presets.model_root(name),
+      serving_repository.VersionPolicy("specific", versions=tuple(versions)), dict(labels or {}))
+
+
 def _sources():
   labels = _labels(FLAGS.version_label)
   if FLAGS.model_config_file:
@@ -120,12 +133,18 @@ def _sources():
     if FLAGS.models or set(labels) - {FLAGS.model_name}:
       raise errors.UsageError("With --model_name, --models is not used and --version_label "
                               f"can only name {FLAGS.model_name!r}.")
-    base = FLAGS.model_base_path or presets.resolve_all(FLAGS.model_name)
-    return [serving_config.single_model(FLAGS.model_name, base, labels.get(FLAGS.model_name))]
+    if FLAGS.model_base_path:
+      return [serving_config.single_model(FLAGS.model_name, FLAGS.model_base_path,
+                                          labels.get(FLAGS.model_name))]
+    return [_preset_source(FLAGS.model_name, labels.get(FLAGS.model_name), every=False)]
   base = FLAGS.model_base_path
   if base is None:  # The shipped models, copied into the cache and checked.
-    for name in FLAGS.models or presets.names():
-      base = os.path.dirname(presets.resolve_all(name))
+    unknown = sorted(set(labels) - set(FLAGS.models or presets.names()))
+    if unknown:
+      raise errors.InvalidValueError(f"Invalid value for `version_labels`: models {unknown} "
+                                     "are not served.")
+    return [_preset_source(name, labels.get(name), every=True)
+            for name in FLAGS.models or presets.names()]
   # A folder of models: every version (the shipped models keep older versions beside the
   # newest on purpose, to compare them).
   return serving_repository.sources_under(
