@@ -43,8 +43,9 @@ def test_bad_paths_name_the_path_and_what_was_expected(make, message, tmp_path):
 def test_a_directory_without_a_card_is_not_a_zoo_export(tmp_path):
   with pytest.raises(errors.NotFoundError, match=r"No model_card\.json in .*: not a zoo export"):
     runtime.read_card(str(tmp_path))
-  (tmp_path / "model_card.json").write_text(json.dumps({"name": "x"}))
-  assert runtime.read_card(str(tmp_path)) == {"name": "x"}
+  card = {"name": "x", "task": "classification", "files": {}}
+  (tmp_path / "model_card.json").write_text(json.dumps(card))
+  assert runtime.read_card(str(tmp_path)) == card
 
 
 def test_check_array_names_the_input_dtype_and_shape():

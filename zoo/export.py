@@ -189,8 +189,7 @@ def restore_from_export(version_dir: str, model_dir: str) -> None:
     raise errors.NotFoundError(
         f"Invalid value for `from_export`: {version_dir!r} is not an exported model version "
         "(expected model_card.json and saved_model.pb, e.g. saved_models/mnist_cnn/3).")
-  with open(card_path) as f:
-    card = json.load(f)
+  card = runtime.read_json_object(card_path, "model card", ("training",))
   config = TrainConfig.from_dict(card["training"]["config"])
   values = artifacts.saved_model_weights(version_dir)
   num_classes = len(card["labels"]) if "labels" in card else card.get("num_classes", 0)

@@ -48,7 +48,15 @@ def load(path: str, kind: str = "saved_model") -> runtime.Predictor:
         f"Invalid value for `path`: {path!r} is a training run, not an exported model; "
         f"export it first: python scripts/export.py --model_dir={path}")
   backend, card = runtime.open_model(path, kind)
-  front = tasks.for_card(card).front(backend, card)
+  try:
+    front = tasks.for_card(card).front(backend, card)
+  except errors.ZooError:
+    raise
+  except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+    reason = f"no {e.args[0]!r:.80}" if isinstance(e, KeyError) and e.args else type(e).__name__
+    raise errors.InvalidValueError(
+        f"Invalid model card in {backend.path!r}: it does not describe a "
+        f"{str(card.get('task'))[:40]!r} model ({reason}); damaged? Export it again.") from None
   log.info("Loaded %s version %s from %s (%s).", front.source["name"], front.version,
            front.path, front.kind)
   return front

@@ -23,7 +23,7 @@ import keras
 from zoo import models, schedules  # noqa: F401  pylint: disable=unused-import
 from zoo.configs import TrainConfig
 
-from zoo import errors
+from zoo import errors, runtime
 
 CONFIG = "config.json"
 RUN_CARD = "run_card.json"
@@ -53,8 +53,9 @@ def completed_epochs(model_dir: str) -> int:
 
 
 def read_json(model_dir: str, name: str) -> dict:
-  with open(os.path.join(model_dir, name)) as f:
-    return json.load(f)
+  """A run's JSON file (`config.json`, `run_card.json`, ...) as a dict, or one line naming
+  it if it is damaged (`zoo.runtime.read_json_object`)."""
+  return runtime.read_json_object(os.path.join(model_dir, name), "run file")
 
 
 def check_trained(model_dir: str) -> None:

@@ -29,13 +29,42 @@ CARD = "model_card.json"
 log = logging.getLogger("zoo")
 
 
+def read_json_object(path: str, what: str, required: Sequence[str] = ()) -> dict:
+  """A JSON file that must hold an object (with the `required` keys), or one line naming
+  the file, `what` it is and what was wrong.
+
+  Raises:
+    errors.InvalidValueError: unreadable, not JSON, not an object, or a key missing.
+  """
+  try:
+    with open(path, "rb") as f:
+      value = json.loads(f.read())
+  except OSError as e:
+    raise errors.InvalidValueError(f"Invalid {what} {path!r}: cannot read it "
+                                   f"({e.strerror or type(e).__name__}).") from None
+  except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError, ...
+    where = f" at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+    raise errors.InvalidValueError(f"Invalid {what} {path!r}: not valid JSON{where} "
+                                   "(damaged or truncated?).") from None
+  if not isinstance(value, dict):
+    raise errors.InvalidValueError(f"Invalid {what} {path!r}: expected a JSON object, found "
+                                   f"a JSON {type(value).__name__}.")
+  missing = [key for key in required if key not in value]
+  if missing:
+    raise errors.InvalidValueError(f"Invalid {what} {path!r}: no {', '.join(missing)}.")
+  return value
+
+
+# What every model card holds, whatever its task (zoo.export writes them).
+CARD_KEYS = ("task", "files")
+
+
 def read_card(version_dir: str) -> dict:
-  """The model card of an exported version directory."""
+  """The model card of an exported version directory (one line if it is damaged)."""
   card_path = os.path.join(version_dir, CARD)
   if not os.path.exists(card_path):
     raise errors.NotFoundError(f"No {CARD} in {version_dir!r}: not a zoo export.")
-  with open(card_path) as f:
-    return json.load(f)
+  return read_json_object(card_path, "model card", CARD_KEYS)
 
 
 def newest_version(model_dir: str) -> str:
@@ -190,7 +219,8 @@ def open_model(path: str, kind: str = "saved_model"):
   if suffix in FILE_BACKENDS:
     if not os.path.isfile(path):
       raise errors.NotFoundError(f"Invalid value for `path`: no such file {path!r}.")
-    return FILE_BACKENDS[suffix](path), read_card(os.path.dirname(os.path.abspath(path)))
+    card = read_card(os.path.dirname(os.path.abspath(path)))
+    return _open_backend(FILE_BACKENDS[suffix], path), card
   if not os.path.isdir(path):
     raise errors.NotFoundError(f"Invalid value for `path`: {path!r} is neither a .tflite "
                                "or .onnx file nor a directory.")
@@ -204,8 +234,22 @@ def open_model(path: str, kind: str = "saved_model"):
     if not os.path.exists(os.path.join(path, ONNX_FILE)):
       raise errors.NotFoundError(f"Invalid value for `kind`: {path!r} has no {ONNX_FILE} "
                                  "(exported before ONNX, or with --noonnx).")
-    return ONNXBackend(os.path.join(path, ONNX_FILE)), card
-  return SavedModelBackend(path), card
+    return _open_backend(ONNXBackend, os.path.join(path, ONNX_FILE)), card
+  return _open_backend(SavedModelBackend, path), card
+
+
+def _open_backend(backend, path: str):
+  """`backend(path)`, or one line naming the file when its runtime cannot load it."""
+  try:
+    return backend(path)
+  except errors.ZooError:
+    raise
+  except Exception as e:  # noqa: BLE001  Each runtime raises its own types for a bad file.
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    reason = "".join(c if c.isprintable() else "?" for c in (lines[0] if lines else ""))[:160]
+    raise errors.InvalidValueError(
+        f"Invalid model file {path!r}: {backend.kind} cannot load it ({type(e).__name__}: "
+        f"{reason}); damaged or truncated? Export it again.") from None
 
 
 class Predictor:

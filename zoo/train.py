@@ -101,8 +101,7 @@ def _resumed_config(model_dir: str, config: TrainConfig) -> TrainConfig:
   path = rundir.path(model_dir, rundir.CONFIG)
   if not os.path.exists(path):
     return config
-  with open(path) as f:
-    stored = json.load(f)
+  stored = rundir.read_json(model_dir, rundir.CONFIG)
   config = config.replace(**{k: v for k, v in LEGACY_VALUES.items() if k not in stored})
   # Through the dataclass: other fields added since the run started compare at their defaults.
   old = json.loads(TrainConfig.from_dict(stored).to_json())
@@ -201,8 +200,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
   if done >= config.train_epochs and os.path.exists(metrics_path):
     log.info("Run %s is complete (%d/%d epochs); its %s is kept. Pick a new --model_dir "
              "to train again.", model_dir, done, config.train_epochs, METRICS)
-    with open(metrics_path) as f:
-      return json.load(f)
+    return rundir.read_json(model_dir, rundir.METRICS)
 
   builder = data.builder_for(config, data_dir=data_dir, manual_dir=manual_dir,
                              allow_download=allow_download)
