@@ -98,3 +98,21 @@ def test_init_from_an_export_with_a_damaged_card_is_one_line(version):
 def test_read_json_object_names_an_unreadable_file(tmp_path):
   with pytest.raises(errors.InvalidValueError, match=r"Invalid run file '.*': cannot read"):
     runtime.read_json_object(str(tmp_path), "run file")  # A folder.
+
+
+def test_the_server_serves_the_good_version_and_names_the_damaged_one_in_one_line(tmp_path,
+                                                                                   caplog):
+  from zoo.serving import repository
+  base = tmp_path / "mnist_cnn"
+  shutil.copytree(SOURCE, base / "2")
+  shutil.copytree(SOURCE, base / "3")
+  data = base / "3" / "variables" / "variables.data-00000-of-00001"
+  data.write_bytes(data.read_bytes()[:1000])
+  served = repository.Repository.load([repository.ModelSource(
+      "mnist_cnn", str(base), repository.VersionPolicy("all"))])
+  states = served.models["mnist_cnn"]
+  assert states[2].servable is not None
+  assert states[3].servable is None and _one_line(states[3].error)
+  assert "Could not load mnist_cnn version 3" in caplog.text
+  line = next(r.getMessage() for r in caplog.records if "Could not load" in r.getMessage())
+  assert "\n" not in line

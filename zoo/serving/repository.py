@@ -341,8 +341,11 @@ class Repository:
       state = VersionState(version, load_servable(name, version, path))
       log.info("Loaded %s version %d from %s.", name, version, path)
     except Exception as e:  # A broken version must not stop the others serving.
-      log.error("Could not load %s version %d from %s: %s", name, version, path, e)
-      state = VersionState(version, state="END", error=f"{type(e).__name__}: {e}",
+      # One line (a damaged file's TensorFlow error is a page), printable, bounded.
+      reason = "".join(c if c.isprintable() else "?" for c in _first_line(str(e)))[:200]
+      log.error("Could not load %s version %d from %s: %s: %s", name, version, path,
+                type(e).__name__, reason)
+      state = VersionState(version, state="END", error=f"{type(e).__name__}: {reason}",
                            files=files)
     if self.on_load is not None:
       self.on_load(path, state.servable is not None, time.perf_counter() - started)
