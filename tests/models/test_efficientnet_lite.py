@@ -7,7 +7,6 @@ import importlib.util
 import os
 import pickle
 import shutil
-import struct
 import zipfile
 
 import keras
@@ -16,6 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO
+from tests.models.test_torch_legacy import legacy_file
 from zoo import errors
 from zoo.converters import efficientnet_lite as convert
 from zoo.converters import torch_legacy
@@ -107,17 +107,6 @@ def test_the_backbone_gives_strides_8_16_32_with_imagenet_weights(imagenet_model
       np.testing.assert_array_equal(mine, theirs)
 
 
-def _legacy_file(path, state_pickle: bytes, keys=(), storages=()):
-  with open(path, "wb") as f:
-    for header in (torch_legacy.MAGIC_NUMBER, torch_legacy.PROTOCOL_VERSION,
-                   {"protocol_version": 1001, "little_endian": True}):
-      pickle.dump(header, f, protocol=2)
-    f.write(state_pickle)
-    pickle.dump(list(keys), f, protocol=2)
-    for data in storages:
-      f.write(struct.pack("<q", len(data) // 4) + data)
-
-
 class _RunsCode:
   def __init__(self, marker):
     self.marker = marker
@@ -139,7 +128,7 @@ class _EvalsCode:
 def test_the_reader_refuses_a_pickle_naming_any_other_callable(tmp_path, payload, named):
   marker = tmp_path / "pwned"
   path = tmp_path / "evil.pth"
-  _legacy_file(path, pickle.dumps(payload(marker), protocol=2))
+  legacy_file(path, pickle.dumps(payload(marker), protocol=2), {})
   with pytest.raises(torch_legacy.UnsafePickleError, match=rf"Refused to unpickle ({named})"):
     torch_legacy.read_state_dict(str(path))
   assert not marker.exists()
@@ -154,7 +143,7 @@ def test_the_reader_reads_a_small_state_dict_it_was_given(tmp_path):
            b"K\x01K\x02K\x03\x86K\x01K\x02\x86\x89h\x00)Rtq\x04Rs.")
   values = np.arange(7, dtype="<f4")
   path = tmp_path / "small.pth"
-  _legacy_file(path, state, keys=["0"], storages=[values.tobytes()])
+  legacy_file(path, state, {"0": values})
   tensors = torch_legacy.read_state_dict(str(path))
   np.testing.assert_array_equal(tensors["w"], [[1, 3, 5], [2, 4, 6]])
 
