@@ -293,7 +293,7 @@ def check_array(name, value, dtype, shape_tail) -> np.ndarray:
 # PNG photo is 60-100 MB. `zoo.data.images` holds exported graphs to it too.
 MAX_IMAGE_BYTES = 128 * 2**20
 # The line a budget check in zoo.data.images fails with, inside TensorFlow's error text.
-_BUDGET_LINE = re.compile(r"image of [^\]\n']* is over the budget [^\]\n']*")
+_BUDGET_LINE = re.compile(r"(?:image|request) of [^\]\n']* is over the budget [^\]\n']*")
 
 
 def budget_line(error: Exception):

@@ -54,6 +54,12 @@ PHOTO_PREPROCESSING = ("mnist_digit", "resize", *RESIZE_MODES)
 # then float32 for the antialiased resize; 2-core CPU, 2026-12-07). TensorFlow's own decoders
 # stop at 2^29 pixels, 10x more.
 MAX_IMAGE_PIXELS = 50_000_000
+# The most pixels one request's images may add up to (`check_request`, zoo-serve): two
+# images at the budget. It bounds a request's decoding time, not only its memory (images
+# are decoded one at a time): a request of many small PNG files each declaring the budget
+# would otherwise keep a server busy for minutes. Not inside exported graphs: TensorFlow
+# Serving may batch several requests into one call.
+MAX_REQUEST_PIXELS = 2 * MAX_IMAGE_PIXELS
 # How far into a JPEG its EXIF orientation is looked for (the APP1 segment is at most 64 KiB
 # and comes first, after at most a JFIF APP0).
 EXIF_SCAN_BYTES = 65536 + 64
@@ -137,6 +143,17 @@ def check_image_bytes(image_bytes: tf.Tensor, max_pixels: int = MAX_IMAGE_PIXELS
           "image of {}x{} pixels (width x height, from its header) is over the budget of {} "
           "pixels (MAX_IMAGE_PIXELS); downscale it first", (size[1], size[0], max_pixels))]),
   ]
+
+
+def check_request(image_bytes: tf.Tensor, max_pixels: int = MAX_REQUEST_PIXELS) -> list:
+  """An assertion (to run before decoding) that the encoded images `[N]` of one request
+  declare at most `max_pixels` in all; it fails with one line."""
+  sizes = tf.map_fn(declared_size, image_bytes, fn_output_signature=tf.TensorSpec([2], tf.int64))
+  total = tf.reduce_sum(tf.maximum(sizes[:, 0] * sizes[:, 1], 0))
+  return [tf.debugging.Assert(total <= max_pixels, [tf.strings.format(
+      "request of {} images adding up to {} pixels is over the budget of {} pixels a "
+      "request (MAX_REQUEST_PIXELS); send fewer at a time",
+      (tf.size(image_bytes), total, max_pixels))])]
 
 
 def exif_orientation(image_bytes: tf.Tensor) -> tf.Tensor:

@@ -151,11 +151,12 @@ class Server:
       raise RequestError(f"Request has {rows} rows (examples); the server's limit "
                          f"is {self.options.max_request_rows} per request "
                          "(--max_request_rows). Split it into several requests.")
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(self.executor, servable.check_request, inputs)
     if self.options.enable_batching and signature.batchable and rows > 0:
       self.metrics.enqueued(servable.name, rows)
       return await self._batcher(servable, signature.name).submit(inputs)
-    return await asyncio.get_running_loop().run_in_executor(
-        self.executor, servable.run, signature.name, inputs)
+    return await loop.run_in_executor(self.executor, servable.run, signature.name, inputs)
 
   def record(self, call: Call, entrypoint: str, code: str, seconds: float) -> None:
     """Counts one answered request (`code`: its gRPC status name, "OK" if it succeeded)."""

@@ -77,17 +77,29 @@ class Servable:
                          f"{', '.join(sorted(self.signatures))})", code="FAILED_PRECONDITION")
     return self.signatures[name]
 
+  def check_request(self, inputs: Mapping[str, np.ndarray]) -> None:
+    """One request's images held to zoo.data.images' budgets from their headers, before
+    any is decoded (and before requests are batched together): each image's pixels and
+    bytes (exports made before their graphs checked them are protected too) and the
+    request's pixels in all (its decoding time). Raises a `RequestError` in one line."""
+    if "image_bytes" not in inputs:
+      return
+    import tensorflow as tf
+    from zoo.data import images  # With TensorFlow: the server starts without it.
+    try:
+      batch = tf.constant(np.ravel(inputs["image_bytes"]))
+      for item in batch:
+        images.check_image_bytes(item)
+      images.check_request(batch)
+    except tf.errors.InvalidArgumentError as e:
+      raise RequestError(_first_line(e.message)) from None
+
   def run(self, signature: str, inputs: Mapping[str, np.ndarray]) -> dict:
     """Calls the signature on numpy inputs; numpy outputs by name. TensorFlow's
     InvalidArgumentError (e.g. undecodable image bytes) becomes a `RequestError`."""
     import tensorflow as tf
-    from zoo.data import images  # With TensorFlow: the server starts without it.
     fn = self.signature(signature).function
     try:
-      # The pixel and byte budgets, from each image's header, before the model's graph
-      # decodes it: exports made before the graph checked them are protected too.
-      for item in np.ravel(inputs.get("image_bytes", [])):
-        images.check_image_bytes(tf.constant(item))
       outputs = fn(**{k: tf.constant(v) for k, v in inputs.items()})
     except tf.errors.InvalidArgumentError as e:
       raise RequestError(_first_line(e.message)) from None
