@@ -55,8 +55,8 @@ def read_json_object(path: str, what: str, required: Sequence[str] = ()) -> dict
   return value
 
 
-# What every model card holds, whatever its task (zoo.export writes them).
-CARD_KEYS = ("task", "files")
+# What every model card holds, whatever its task (each task's front checks the rest).
+CARD_KEYS = ("task",)
 
 
 def read_card(version_dir: str) -> dict:

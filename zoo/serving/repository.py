@@ -35,6 +35,7 @@ from typing import Callable, Mapping, Optional, Sequence
 import numpy as np
 
 from zoo import errors, runtime
+from zoo.data import images
 from zoo.serving.json_tensor import DTYPES, RequestError, TensorSpec
 
 log = logging.getLogger("zoo")
@@ -85,7 +86,6 @@ class Servable:
     if "image_bytes" not in inputs:
       return
     import tensorflow as tf
-    from zoo.data import images  # With TensorFlow: the server starts without it.
     try:
       batch = tf.constant(np.ravel(inputs["image_bytes"]))
       for item in batch:
