@@ -60,6 +60,9 @@ def real_mnist_data_dir(tmp_path_factory):
     pytest.fail(f"Real MNIST files not found in {MNIST_DIR}: the tests expect ../shared/data/mnist "
                 "beside the repo (or ZOO_MNIST_DIR).")
   data_dir = os.environ.get("ZOO_TEST_DATA_DIR") or str(tmp_path_factory.mktemp("tfds"))
+  # Under pytest-xdist (`-n 2`) each worker prepares its own copy: two processes writing one
+  # TFDS folder at once would race.
+  data_dir = os.path.join(data_dir, os.environ.get("PYTEST_XDIST_WORKER", ""))
   tfds_input.prepare_builder("mnist", data_dir=data_dir, manual_dir=str(MNIST_DIR))
   return data_dir
 

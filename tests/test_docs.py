@@ -156,7 +156,7 @@ def test_generated_pages_are_current():
 def test_readme_is_one_screen_and_ci_runs_its_test_command():
   readme = (REPO / "README.md").read_text()
   assert len(readme.splitlines()) <= 200
-  command = "pip install -e '.[serve,onnx,test]' && python -m pytest -q"
+  command = "pip install -e '.[serve,onnx,test]' && python -m pytest -q -n 2 --dist loadfile"
   assert command in readme
   assert command in (REPO / ".ci" / "run").read_text().splitlines()
 
