@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import os
 
-import keras
 import numpy as np
 
 from zoo.converters.checkpoint import Checkpoint
@@ -74,14 +73,3 @@ CHECKPOINTS = {
         2, "efficientnet-lite2-9656183e.pth",
         "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d", 21),
 }
-
-def load_imagenet_weights(model: keras.Model, include_top: bool = True,
-                          include_head: bool = True, path: str | None = None,
-                          variant: str = "efficientnet_lite0") -> list[str]:
-  """Sets `model`'s layers of `variant`'s table to its ImageNet weights; returns their names.
-
-  Raises:
-    zoo.errors.InvalidValueError: a layer's shapes differ from the checkpoint's, naming the
-      layer and both shapes.
-  """
-  return CHECKPOINTS[variant].load(model, include_top, include_head, path)

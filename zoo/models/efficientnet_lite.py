@@ -128,10 +128,10 @@ def _normalized(inputs):
   return keras.layers.Rescaling(255.0 / 128.0, offset=-127.5 / 128.0, name="normalize")(x)
 
 
-def _check_weights(weights, knob="weights"):
+def _check_weights(weights):
   if weights not in WEIGHTS:
-    raise errors.InvalidValueError(f"Invalid value for `{knob}`: expected None or "
-                                   f"'imagenet'. Received: {knob}={weights!r}")
+    raise errors.InvalidValueError(f"Invalid value for `weights`: expected None or "
+                                   f"'imagenet'. Received: weights={weights!r}")
 
 
 def efficientnet_lite(variant: str = "efficientnet_lite0", *, input_shape=None,
@@ -209,7 +209,7 @@ def efficientnet_lite0_classifier(*, input_shape=(224, 224, 3), num_classes=10,
     x = keras.layers.Dropout(dropout, name="dropout")(x)
   model = keras.Model(inputs, common.classifier_head(x, num_classes), name=name)
   if weights == "imagenet":
-    convert.load_imagenet_weights(model, include_top=False)
+    convert.CHECKPOINTS["efficientnet_lite0"].load(model, include_top=False)
   return model
 
 
