@@ -343,9 +343,11 @@ def _few(names, most: int = 4) -> str:
 
 
 def freeze_plan(model: keras.Model, loaded: list[str], class_layers: Sequence[str] = (), *,
-                freeze_epochs: int = 1) -> tuple[list, list]:
-  """`(layers frozen for the first epochs, BatchNorm layers frozen throughout)` among the
-  layers `initialize` loaded; the class layers (the head) are never frozen.
+                freeze_epochs: int = 1, throughout: Sequence = ()) -> tuple[list, list]:
+  """`(layers frozen for the first epochs, layers frozen throughout)` among the layers
+  `initialize` loaded: the BatchNorm layers and those of `throughout` (the early backbone,
+  `freeze_backbone_to_level`) for the whole run, the others for the first `freeze_epochs`;
+  the class layers (the head) are never frozen.
 
   Raises:
     zoo.errors.InvalidValueError: nothing would train in the frozen epochs (every layer
@@ -355,23 +357,24 @@ def freeze_plan(model: keras.Model, loaded: list[str], class_layers: Sequence[st
   layers = [layer for layer in _leaf_layers(model)
             if prefixes.get(id(layer), "") + layer.name in names
             and layer.name not in class_layers]
-  batch_norms = [l for l in layers if isinstance(l, keras.layers.BatchNormalization)]
-  if all(l in layers for l in _leaf_layers(model) if l.trainable_weights):
+  always = {id(l) for l in throughout}
+  kept = [l for l in layers if isinstance(l, keras.layers.BatchNormalization) or id(l) in always]
+  if freeze_epochs and all(l in layers for l in _leaf_layers(model) if l.trainable_weights):
     raise errors.InvalidValueError(
         f"Invalid value for `freeze_epochs`: every layer of {model.name!r} was loaded from "
         "`init_from` and none is new or a class layer, so nothing would train while they are "
         f"frozen; set freeze_epochs=0. Received: freeze_epochs={freeze_epochs}")
-  return [l for l in layers if l not in batch_norms], batch_norms
+  return [l for l in layers if l not in kept], kept
 
 
 class FreezeLoaded(keras.callbacks.Callback):
-  """Freezes `layers` for the epochs before `freeze_epochs` and `batch_norms` for the whole
-  run; retraces the train step when that changes (the optimizer must already be built on
+  """Freezes `layers` for the epochs before `freeze_epochs` and `batch_norms` (with the
+  early backbone of `freeze_backbone_to_level`) for the whole run; retraces the train step when that changes (the optimizer must already be built on
   every variable that will train: see `zoo.train`).
 
   Args:
     layers: layers frozen only for the first `freeze_epochs` epochs.
-    batch_norms: BatchNorm layers kept in inference mode for the whole run.
+    batch_norms: layers frozen (BatchNorm: in inference mode) for the whole run.
     freeze_epochs: epochs, from the start of the run, during which `layers` are frozen.
   """
 

@@ -81,12 +81,15 @@ def _freeze_plan(model: keras.Model, config: TrainConfig, task, init: Optional[d
   """`finetune.freeze_plan` for this run: what its run card says it froze when resuming (a
   run started before class layers were kept training froze nothing when every layer
   loaded, and resumes so)."""
-  if not init or not _freezes(config):
+  level = config.freeze_backbone_to_level
+  if not init or config.init_from == finetune.NONE or not (_freezes(config) or level):
     return [], []
-  if resuming and not init.get("freeze_epochs", config.freeze_epochs):
+  if resuming and not init.get("freeze_epochs", config.freeze_epochs) and not level:
     return [], []
-  return finetune.freeze_plan(model, init["loaded"], task.class_layers,
-                              freeze_epochs=config.freeze_epochs)
+  return finetune.freeze_plan(
+      model, init["loaded"], task.class_layers,
+      freeze_epochs=config.freeze_epochs if _freezes(config) else 0,
+      throughout=task.backbone_layers_to_level(model, level) if level else ())
 
 
 # Fields that change how training runs, not the weights it computes: a run may be resumed
@@ -277,8 +280,8 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
     init = (finetune.initialize(model, source, info.image_shape,
                                 class_names=info.class_names, class_layers=task.class_layers)
             if source else previous.get("init_from"))
-    frozen, batch_norms = _freeze_plan(model, config, task, init, resuming)
-    for layer in batch_norms:  # In inference mode for the whole run, from the first step.
+    frozen, throughout = _freeze_plan(model, config, task, init, resuming)
+    for layer in throughout:  # Frozen (BatchNorm: inference mode) from the first step.
       layer.trainable = False
     task.compile(model, config, lambda: make_optimizer(config, steps_per_epoch), jit_compile,
                  steps_per_execution=steps_per_execution)
@@ -294,7 +297,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
       model.optimizer.build(model.trainable_variables)
   if init:
     run_card["init_from"] = {**init, "freeze_epochs": config.freeze_epochs if frozen else 0,
-                             "frozen_throughout": [layer.name for layer in batch_norms]}
+                             "frozen_throughout": [layer.name for layer in throughout]}
   provenance.write_json(rundir.path(model_dir, rundir.RUN_CARD), run_card)
 
   log_dir = rundir.path(model_dir, rundir.TENSORBOARD)
@@ -306,7 +309,7 @@ def train_and_evaluate(config: TrainConfig, model_dir: str, *,
       # Before the savers: checkpoints and backups then hold the averaged weights.
       *([zoo_callbacks.ResumableSwapEMAWeights(resuming)] if config.ema_momentum else []),
       zoo_callbacks.CurrentEpoch(epochs.current),
-      *([finetune.FreezeLoaded(frozen, batch_norms, config.freeze_epochs)] if frozen else []),
+      *([finetune.FreezeLoaded(frozen, throughout, config.freeze_epochs)] if frozen else []),
       zoo_callbacks.EpochSeeds(config.seed),
       keras.callbacks.BackupAndRestore(backup_dir,
                                        double_checkpoint=True, delete_checkpoint=False),

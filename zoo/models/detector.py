@@ -283,6 +283,23 @@ def heads_model(model: keras.Model) -> keras.Model:
                      name=f"{model.name}_heads")
 
 
+def backbone_layers_to_level(model: keras.Model, level: int) -> list:
+  """The layers of a `retinanet`'s backbone up to and including its stride-`2**level` map
+  (the input of the FPN's `lateral<level>`): what `freeze_backbone_to_level` keeps frozen.
+
+  Raises:
+    zoo.errors.InvalidValueError: the model has no such level (the levels it has named).
+  """
+  names = {layer.name for layer in model.layers}
+  if f"lateral{level}" not in names:
+    levels = sorted(int(n[len("lateral"):]) for n in names if n.startswith("lateral"))
+    raise errors.InvalidValueError(
+        f"Invalid value for `freeze_backbone_to_level`: model {model.name!r} reads its "
+        f"backbone at levels {levels}. Received: freeze_backbone_to_level={level}")
+  upto = keras.Model(model.inputs, model.get_layer(f"lateral{level}").input)
+  return [layer for layer in upto.layers if not isinstance(layer, keras.layers.InputLayer)]
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class DetectionLoss(keras.losses.Loss):
   """RetinaNet's loss per image: sigmoid focal loss over all non-ignored anchors and

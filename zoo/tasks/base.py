@@ -107,6 +107,15 @@ class Task:
   def __init__(self):
     self._keras_fronts = weakref.WeakKeyDictionary()
 
+  def backbone_layers_to_level(self, model, level: int) -> list:
+    """The layers of `model`'s backbone up to its stride-`2**level` map
+    (`TrainConfig.freeze_backbone_to_level`); tasks whose models read a backbone's levels
+    say which."""
+    raise errors.InvalidValueError(
+        f"Invalid value for `freeze_backbone_to_level`: task {self.name!r} does not read a "
+        "backbone by levels (the detection task does); set it to 0. Received: "
+        f"freeze_backbone_to_level={level}")
+
   def knobs(self, config) -> dict:
     """The task's knobs: defaults overridden by `config.task_kwargs` (unknown ones fail)."""
     unknown = sorted(set(config.task_kwargs) - set(self.task_kwargs))

@@ -326,6 +326,9 @@ class Detection(base.Task):
           tag="validation_detections"))
     return cbs
 
+  def backbone_layers_to_level(self, model, level):
+    return detector.backbone_layers_to_level(model, level)
+
   def inference_model(self, model, config, info) -> InferenceModel:
     """The one `InferenceModel` of a trained model (built on first use)."""
     if model not in self._inference_models:
