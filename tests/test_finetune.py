@@ -235,6 +235,58 @@ def test_freezing_a_fully_loaded_model_with_no_head_is_one_line():
     finetune.freeze_plan(model, report["loaded"], freeze_epochs=3)
 
 
+def test_a_detector_keeps_its_backbone_frozen_to_a_level_for_the_whole_run():
+  """`freeze_backbone_to_level=3`: the loaded backbone up to its stride-8 map (the input of
+  `lateral3`) stays as loaded through the frozen and the unfrozen epochs; the backbone
+  above it trains once unfrozen; the class subnet trains from the first step."""
+  config = recipes.detector_tiny().replace(init_from="a-run", freeze_epochs=1,
+                                           freeze_backbone_to_level=3)
+  model = _build(config, (64, 64, 1), 2, seed=2)
+  init = finetune.initialize(model, _source(_build(config, (64, 64, 1), 2, seed=1)),
+                             (64, 64, 1))
+  task = tasks.get("detection")
+  frozen, throughout = train._freeze_plan(model, config, task, init, resuming=False)
+  early = {"stage1_down_conv", "stage2_conv_conv", "stage3_down_conv", "stage3_conv_conv",
+           "stage3_conv_bn"}
+  names = {l.name for l in throughout}
+  assert early <= names and not names & {"stage4_down_conv", "lateral3", "class_out"}
+  assert {"stage4_down_bn", "stage4_conv_bn"} <= names  # Loaded BatchNorm: all of it.
+  assert {"stage4_down_conv", "lateral3", "box_out"} <= {l.name for l in frozen}
+  for layer in throughout:
+    layer.trainable = False
+  model.compile(optimizer=keras.optimizers.Adam(1e-2),
+                loss=keras.losses.MeanSquaredError())
+  model.optimizer.build(model.trainable_variables)
+  before = {l.name: [w.numpy().copy() for w in l.weights] for l in model.layers}
+  after = []
+
+  class Weights(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+      after.append({l.name: [w.numpy().copy() for w in l.weights] for l in self.model.layers})
+
+  x = np.random.default_rng(0).random((8, 64, 64, 1), "float32")
+  y = np.random.default_rng(1).random((8, *model.output_shape[1:]), "float32")
+  model.fit(x, y, epochs=2, batch_size=4, verbose=0,
+            callbacks=[finetune.FreezeLoaded(frozen, throughout, 1), Weights()])
+
+  def moved(name, epoch):
+    return any(not np.array_equal(a, b) for a, b in zip(before[name], after[epoch][name]))
+
+  assert not any(moved(n, 1) for n in early)
+  assert not moved("stage4_down_conv", 0) and moved("stage4_down_conv", 1)
+  assert moved("class_out", 0)
+  with pytest.raises(errors.InvalidValueError, match=r"Invalid value for "
+                     r"`freeze_backbone_to_level`: model '\w+' reads its backbone at levels "
+                     r"\[3, 4\]\. Received: freeze_backbone_to_level=5"):
+    train._freeze_plan(model, config.replace(freeze_backbone_to_level=5), task, init, False)
+  with pytest.raises(errors.InvalidValueError, match=r"task 'classification' does not read a "
+                     r"backbone by levels"):
+    tasks.get("classification").backbone_layers_to_level(model, 3)
+  with pytest.raises(errors.InvalidValueError, match=r"`freeze_backbone_to_level`: expected "
+                     r"an integer >= 0"):
+    config.replace(freeze_backbone_to_level=-1).validate()
+
+
 def test_a_source_whose_input_does_not_fit_is_refused_with_what_would():
   config = recipes.mnist_cnn_tiny()
   trained = _build(config, (28, 28, 1), 10, seed=1)

@@ -8,8 +8,9 @@ which the median training box is as large as the smallest anchor, 32 px; from 32
 photos' own size), the backbone from ImageNet (`init_from="imagenet"`,
 `zoo.finetune`; `--init_from=none` for scratch), FPN on strides 8-32, RetinaNet's anchors (3
 scales, aspect ratios 0.5, 1, 2), horizontal flips. The FPN and both subnets train alone
-for the first `freeze_epochs` epochs, then every layer at a tenth of the rate, the
-backbone's BatchNorm in inference mode throughout. Another detector run
+for the first `freeze_epochs` epochs, then every layer at a tenth of the rate but the
+backbone up to its stride-8 map (`freeze_backbone_to_level=3`) and the backbone's
+BatchNorm, frozen throughout. 13 epochs, at least 600 steps (`min_train_steps`). Another detector run
 (`--init_from=runs/x`) gives its backbone, FPN and box subnet, and its class subnet too
 where the classes match. `--set=backbone=efficientnet_lite1` (`zoo.models.backbones`)
 swaps the network.
