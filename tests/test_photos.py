@@ -91,6 +91,17 @@ def test_an_unknown_photo_preprocessing_is_refused():
     tasks.get("classification").knobs(config)
 
 
+@pytest.mark.parametrize("knob, value, message", [
+    ("crop_scale", 0.0, r"`task_kwargs.crop_scale`: expected 0 < crop_scale <= 1 .*Received: 0.0"),
+    ("crop_scale", 1.5, r"`task_kwargs.crop_scale`: expected 0 < crop_scale <= 1 .*Received: 1.5"),
+    ("color_jitter", 1.0, r"`task_kwargs.color_jitter`: expected 0 <= color_jitter < 1"),
+])
+def test_photo_augmentation_knobs_out_of_range_are_refused(knob, value, message):
+  config = registry.get_config("image_classifier").replace(task_kwargs={knob: value})
+  with pytest.raises(errors.InvalidValueError, match=message):
+    tasks.get("classification").knobs(config)
+
+
 def test_a_run_restored_from_an_export_holds_its_weights(real_mnist_data_dir, tmp_path):
   version = REPO / "saved_models" / "mnist_mlp" / "2"
   export.restore_from_export(str(version), str(tmp_path / "run"))

@@ -115,6 +115,29 @@ def test_random_flip_and_color_per_image_stateless_and_in_range():
   assert tfds_input.random_flip_and_color(images, seed) is images  # Nothing asked: as is.
 
 
+def test_random_resized_crop_per_image_stateless_and_at_least_min_scale():
+  """Images whose channels are their own row and column coordinates: a crop resized back
+  spans, on each axis, the share of the side its box took, so the spans' product is the
+  crop's area: between `min_scale` and 1, different from image to image."""
+  rows, cols = np.meshgrid(np.linspace(0, 1, 33), np.linspace(0, 1, 33), indexing="ij")
+  images = tf.constant(np.tile(np.stack([rows, cols], -1)[None], (32, 1, 1, 1)), tf.float32)
+  seed = tf.constant([5, 6], tf.int64)
+  cropped = tfds_input.random_resized_crop(images, seed, min_scale=0.3).numpy()
+  assert cropped.shape == (32, 33, 33, 2)
+  height = cropped[..., 0].max(axis=(1, 2)) - cropped[..., 0].min(axis=(1, 2))
+  width = cropped[..., 1].max(axis=(1, 2)) - cropped[..., 1].min(axis=(1, 2))
+  area = height * width
+  assert area.min() >= 0.3 - 0.02 and area.max() <= 1.0 + 1e-6 and area.std() > 0.05
+  ratio = height / width
+  assert ratio.min() >= 3 / 4 - 0.05 and ratio.max() <= 4 / 3 + 0.05  # Where unclipped.
+  mapped = next(iter(tf.data.Dataset.from_tensors((images, seed)).map(
+      lambda im, s: tfds_input.random_resized_crop(im, s, min_scale=0.3)))).numpy()
+  np.testing.assert_allclose(mapped, cropped, atol=1e-6)
+  assert not np.allclose(tfds_input.random_resized_crop(
+      images, tf.constant([7, 8], tf.int64), min_scale=0.3).numpy(), cropped)
+  assert tfds_input.random_resized_crop(images, seed, min_scale=1.0) is images
+
+
 def test_random_translate_eager_and_in_dataset_map():
   images = tf.reshape(tf.range(1, 8 * 36 + 1, dtype=tf.float32), (8, 6, 6, 1))
   seed = tf.constant([3, 4], tf.int64)

@@ -10,7 +10,8 @@ from zoo.data.tfds_input import (DatasetInfo, DatasetNotAvailableError, EpochRan
                                  dataset_info, epoch_seed, make_classification_dataset,
                                  make_training_dataset,
                                  normalize_images, num_examples, prepare_builder,
-                                 random_flip_and_color, random_translate,
+                                 random_flip_and_color, random_resized_crop,
+                                 random_translate,
                                  sample_training_images,
                                  split_arrays)
 from zoo.data import mnist_detection  # noqa: F401  (registers the TFDS builder)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import os
 import time
 from typing import Optional, Sequence
@@ -205,6 +206,29 @@ def random_translate(images: tf.Tensor, max_shift: int, seed: tf.Tensor) -> tf.T
   return tf.ensure_shape(shifted, images.shape)
 
 
+def random_resized_crop(images: tf.Tensor, seed: tf.Tensor, *, min_scale: float) -> tf.Tensor:
+  """Inception-style crops of a batch [B, H, W, C] of float32 images, each image on its
+  own: a box of `min_scale` to all of the image's area (uniform) and aspect ratio 3/4 to 4/3
+  (log-uniform; sides clipped to the image), at a uniform position, resized back to H x W
+  (bilinear). What ImageNet training and Keras' `RandomResizedCrop`-style fine-tuning do:
+  the class stays, its scale and framing vary. Stateless: the same `seed` (shape [2], int)
+  gives the same batch. `min_scale` 1: the images unchanged."""
+  if min_scale >= 1.0:
+    return images
+  n = tf.shape(images)[0]
+  draws = tf.random.stateless_uniform([n, 4], seed=seed)
+  area = min_scale + (1.0 - min_scale) * draws[:, 0]
+  ratio = tf.exp(math.log(3 / 4) + (math.log(4 / 3) - math.log(3 / 4)) * draws[:, 1])
+  height = tf.minimum(tf.sqrt(area / ratio), 1.0)
+  width = tf.minimum(tf.sqrt(area * ratio), 1.0)
+  top = (1.0 - height) * draws[:, 2]
+  left = (1.0 - width) * draws[:, 3]
+  boxes = tf.stack([top, left, top + height, left + width], axis=1)
+  size = tf.shape(images)[1:3]
+  cropped = tf.image.crop_and_resize(images, boxes, tf.range(n), size)
+  return tf.ensure_shape(cropped, images.shape)
+
+
 def random_flip_and_color(images: tf.Tensor, seed: tf.Tensor, *, flip: bool = False,
                           color_jitter: float = 0.0) -> tf.Tensor:
   """Photo augmentation of a batch [B, H, W, C] of float32 images in [0, 1], each image
@@ -309,6 +333,7 @@ def make_classification_dataset(
     shuffle_buffer_examples: int = 60_000,
     flip: bool = False,
     color_jitter: float = 0.0,
+    crop_scale: float = 1.0,
     epochs: Sequence[int] = (0,),
     input_context: Optional[tf.distribute.InputContext] = None,
 ) -> tf.data.Dataset:
@@ -330,6 +355,8 @@ def make_classification_dataset(
     shuffle_buffer_examples: shuffle buffer, in examples.
     flip: with `augment`, mirror half the images left-right (photos, not digits).
     color_jitter: with `augment`, the largest brightness shift and contrast change (0: none).
+    crop_scale: with `augment`, the smallest area of a random resized crop
+      (`random_resized_crop`; 1: no crop).
     epochs: training: the epochs to produce, one full pass each, one after another; epoch
       `e` is shuffled and augmented from `epoch_seed(seed, e)` alone, so a run resumed at
       epoch `e` (`epochs=range(e, n)`) trains on exactly the batches an uninterrupted run
@@ -366,7 +393,7 @@ def make_classification_dataset(
     # Batched per epoch (drop_remainder: static shapes, every step the same size).
     batches = ds.shuffle(shuffle_buffer_examples, seed=this_seed,
                          reshuffle_each_iteration=False).batch(batch_size, drop_remainder=True)
-    if not (augment and (max_shift_pixels > 0 or flip or color_jitter)):
+    if not (augment and (max_shift_pixels > 0 or flip or color_jitter or crop_scale < 1)):
       return batches.map(normalize, num_parallel_calls=tf.data.AUTOTUNE)
     # One stateless seed per batch, from the epoch's stream: augmentation is reproducible
     # and independent of parallelism.
@@ -374,6 +401,8 @@ def make_classification_dataset(
 
     def _augment(batch, pair):
       images, labels = normalize(*batch)
+      images = random_resized_crop(images, tf.random.experimental.stateless_fold_in(pair, 2),
+                                   min_scale=crop_scale)
       images = random_translate(images, max_shift_pixels, pair)
       images = random_flip_and_color(images, tf.random.experimental.stateless_fold_in(pair, 1),
                                      flip=flip, color_jitter=color_jitter)
@@ -392,7 +421,7 @@ def make_training_dataset(builder: tfds.core.DatasetBuilder, config,
   """`make_classification_dataset` of a recipe's training split for `epochs`: the one place
   its batch size, seed, augmentation and shuffle buffer are read from a
   `zoo.configs.TrainConfig` (the classifiers' and the generators' training data).
-  `photo_augmentation`: `flip`, `color_jitter` (a classifier's task knobs)."""
+  `photo_augmentation`: `flip`, `color_jitter`, `crop_scale` (a classifier's task knobs)."""
   return make_classification_dataset(
       builder, config.train_split, batch_size=config.batch_size, training=True,
       seed=config.seed, augment=config.augment, max_shift_pixels=config.max_shift_pixels,

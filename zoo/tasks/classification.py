@@ -202,6 +202,9 @@ class Classification(base.Task):
       # the training images left-right; shift brightness and scale contrast by up to this.
       "flip": False,
       "color_jitter": 0.0,
+      # With `augment`: random resized crops (`zoo.data.random_resized_crop`) of at least
+      # this fraction of the image's area (1.0: none).
+      "crop_scale": 1.0,
       # The export's int8 check: accuracy within this of float (None: 0.002, the export
       # option `max_int8_accuracy_drop` wins). A recipe whose int8 file loses more after
       # post-training quantization (MobileNetV2's depthwise layers) says so here.
@@ -232,6 +235,10 @@ class Classification(base.Task):
       raise errors.InvalidValueError(
           "Invalid value for `task_kwargs.color_jitter`: expected 0 <= color_jitter < 1. "
           f"Received: {knobs['color_jitter']!r}")
+    if not 0.0 < float(knobs["crop_scale"]) <= 1.0:
+      raise errors.InvalidValueError(
+          "Invalid value for `task_kwargs.crop_scale`: expected 0 < crop_scale <= 1 (the "
+          f"smallest crop's share of the image; 1: no crop). Received: {knobs['crop_scale']!r}")
     return knobs
 
   def check_data(self, config, info):
@@ -244,7 +251,8 @@ class Classification(base.Task):
   def datasets(self, builder, config, epochs=(0,)):
     knobs = self.knobs(config)
     train = data.make_training_dataset(builder, config, epochs, flip=bool(knobs["flip"]),
-                                       color_jitter=float(knobs["color_jitter"]))
+                                       color_jitter=float(knobs["color_jitter"]),
+                                       crop_scale=float(knobs["crop_scale"]))
     return train, data.make_classification_dataset(
         builder, config.eval_split, batch_size=config.eval_batch_size, training=False)
 
