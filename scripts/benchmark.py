@@ -26,6 +26,12 @@ training time, every exported file's mAP and one-image latency. About 30 minutes
 --detection=retinanet_mobilenet --detection_set=dataset=coco:DIR ... measures the photo
 recipe on a COCO-format folder (e.g. one from scripts/make_coco_digits.py).
 
+  python scripts/benchmark.py --step_time=retinanet_efficientnet \
+      --step_time_set=model_kwargs.image_size=512
+
+seconds per training step of a detector recipe with its backbone frozen, frozen up to each
+level (`freeze_backbone_to_level`) and training whole, on random data. About 3 minutes.
+
   python scripts/benchmark.py --serving=saved_models/mnist_cnn --manual_dir=../shared/data/mnist
 
 load-tests scripts/serve.py on loopback: requests/s and p50/p99 latency of single-image
@@ -85,7 +91,7 @@ from absl import flags
 
 # One module per BENCHMARKS.md section, in scripts/benchmarks/ beside this script.
 from benchmarks import (detection, exported, folder, foundation, gan, precision, protocols,
-                        report, seeds, serving, shortrun)
+                        report, seeds, serving, shortrun, steptime)
 from zoo import flags as zoo_flags
 
 zoo_flags.define_data_flags()
@@ -124,6 +130,12 @@ flags.DEFINE_string("detection_report_split", "", "With --detection: after train
 flags.DEFINE_string("detection_section", None, "BENCHMARKS.md section of the --detection "
                     "table (default: 'Detection, <recipe> (detection_<recipe>)'), e.g. a "
                     "second one for the recipe with --detection_set=init_from=none.")
+flags.DEFINE_string("step_time", None, "Instead of the foundation benchmark: seconds per "
+                    "training step of this detector recipe by what is frozen.")
+flags.DEFINE_multi_string("step_time_set", [], "Config overrides of the --step_time recipe, "
+                          "as scripts/train.py's --set (e.g. model_kwargs.image_size=512).")
+flags.DEFINE_string("step_time_section", "Detector training steps by what is frozen",
+                    "BENCHMARKS.md section the --step_time table goes to.")
 flags.DEFINE_string("serving", None, "Instead of the foundation benchmark: load-test "
                     "scripts/serve.py serving this model directory (e.g. saved_models/mnist_cnn) "
                     "with batching off and on.")
@@ -165,7 +177,7 @@ FLAGS = flags.FLAGS
 # The flag that asks for each section (in this order of precedence); none: foundation.
 SECTIONS = (("exported", exported), ("serving", serving), ("protocols", protocols),
             ("folder", folder),
-            ("shortrun", shortrun), ("detection", detection),
+            ("shortrun", shortrun), ("detection", detection), ("step_time", steptime),
             ("gan", gan), ("seeds", seeds), ("precision", precision))
 
 

@@ -8,7 +8,7 @@ import sys
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-from benchmarks import foundation, precision, report, serving  # noqa: E402  (scripts/)
+from benchmarks import foundation, precision, report, serving, steptime  # noqa: E402
 
 
 def test_seconds_to_accuracy_counts_training_time_up_to_the_first_epoch_at_target():
@@ -54,6 +54,24 @@ def test_train_step_rates_cover_every_policy_with_and_without_xla(real_mnist_dat
   assert set(rates) == {"float32", "bfloat16"}
   assert all(set(r) == {"no_xla", "xla"} and min(r.values()) > 0 for r in rates.values())
   assert keras.mixed_precision.global_policy().name == "float32"  # Restored.
+
+
+def test_step_times_cover_the_frozen_backbone_each_level_and_the_whole(monkeypatch):
+  """The --step_time rows on a tiny detector: each row trains more weights than the one
+  before, from the heads alone to every layer (BatchNorm frozen in all)."""
+  monkeypatch.setattr(steptime, "WARMUP_STEPS", 1)
+  monkeypatch.setattr(steptime, "TIMED_STEPS", 1)
+  result = steptime.step_times("retinanet_efficientnet", [
+      "model_kwargs.image_size=64", "batch_size=2", "model_kwargs.fpn_width=8",
+      "model_kwargs.head_width=8", "model_kwargs.head_depth=1"])
+  rows = result["rows"]
+  assert [r["row"] for r in rows] == [
+      "backbone frozen (freeze_epochs): heads and FPN train", "freeze_backbone_to_level=4",
+      "freeze_backbone_to_level=3", "every layer trains (after freeze_epochs)"]
+  counts = [r["trainable"] for r in rows]
+  assert counts == sorted(set(counts)) and all(r["seconds"] > 0 for r in rows)
+  text = steptime.steptime_report(result, command="python scripts/benchmark.py --step_time=x")
+  assert "| freeze_backbone_to_level=3 | " in text and "64 px, batches of 2" in text
 
 
 def test_serving_benchmark_loads_the_server_with_wrk_and_reports_every_row():
