@@ -369,8 +369,9 @@ def freeze_plan(model: keras.Model, loaded: list[str], class_layers: Sequence[st
 
 class FreezeLoaded(keras.callbacks.Callback):
   """Freezes `layers` for the epochs before `freeze_epochs` and `batch_norms` (with the
-  early backbone of `freeze_backbone_to_level`) for the whole run; retraces the train step when that changes (the optimizer must already be built on
-  every variable that will train: see `zoo.train`).
+  early backbone of `freeze_backbone_to_level`) for the whole run; retraces the train step
+  when that changes (the optimizer must already be built on every variable that will
+  train: see `zoo.train`).
 
   Args:
     layers: layers frozen only for the first `freeze_epochs` epochs.

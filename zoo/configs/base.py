@@ -157,8 +157,8 @@ class TrainConfig:
       including its stride-`2**level` map stay frozen for the whole run (0: none; the
       detectors read levels 3-5). Detectron2's `FREEZE_AT`, torchvision's
       `trainable_backbone_layers`: the backward pass through the early, high-resolution
-      stages is much of a step at a large input (pears at 512 px: 3.2 s a step with
-      levels up to 3 frozen, 4.7 s with none). With it, or `freeze_epochs`, the loaded
+      stages is much of a step at a large input (pears at 512 px on a 2-core CPU: 3.15 s a
+      step with levels up to 3 frozen, 4.35 s with none; BENCHMARKS.md). With it, or `freeze_epochs`, the loaded
       BatchNorm layers stay in inference mode for the whole run.
     model_kwargs: the builder's own knobs (widths, dropout, ...).
     task_kwargs: the task's own knobs (see `task_kwargs` of `zoo/tasks/<task>.py`).

@@ -9,9 +9,9 @@ photos' own size), the backbone from ImageNet (`init_from="imagenet"`,
 `zoo.finetune`; `--init_from=none` for scratch), FPN on strides 8-32, RetinaNet's anchors (3
 scales, aspect ratios 0.5, 1, 2), horizontal flips. The FPN and both subnets train alone
 for the first `freeze_epochs` epochs, then every layer at a tenth of the rate, the
-backbone's BatchNorm in inference mode throughout (`--set=freeze_backbone_to_level=3` keeps
-the backbone up to its stride-8 map frozen too: a third cheaper a step at 512 px). Another detector run
-(`--init_from=runs/x`) gives its backbone, FPN and box subnet, and its class subnet too
+backbone's BatchNorm in inference mode throughout (`--set=freeze_backbone_to_level=3`
+keeps the backbone up to its stride-8 map frozen too: a step a quarter cheaper at 512 px).
+Another detector run (`--init_from=runs/x`) gives its backbone, FPN and box subnet, and its class subnet too
 where the classes match. `--set=backbone=efficientnet_lite1` (`zoo.models.backbones`)
 swaps the network.
 
@@ -45,7 +45,6 @@ def get_config() -> TrainConfig:
       init_from="imagenet",
       freeze_epochs=5,
       unfrozen_learning_rate_scale=0.1,
-
       # bn_momentum stays 0.9: it matters only from scratch (loaded BatchNorm is frozen).
       backbone="efficientnet_lite0",
       # The input side from the training boxes (zoo.models.detector.input_size_for): 320
