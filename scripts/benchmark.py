@@ -165,6 +165,9 @@ flags.DEFINE_string("folder_make", None, "With --folder that does not exist: wri
 flags.DEFINE_bool("folder_holdout", False, "With --folder in the split layout: train on "
                   "80 % of its train/ and measure on the other 20 % (stratified), never "
                   "reading its valid split: where schedules are chosen.")
+flags.DEFINE_integer("folder_shrink", None, "With --folder: first shrink a copy of every "
+                     "photo to this shorter side in pixels (in --workdir), to measure what "
+                     "recipes do with photos far smaller than their input.")
 flags.DEFINE_string("folder_section", "Your own images (folder)", "BENCHMARKS.md section "
                     "the --folder table goes to (e.g. 'Starting from trained weights: ants "
                     "and bees' for a fine-tuned recipe beside its --init_from=none twin).")

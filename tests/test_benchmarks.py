@@ -3,12 +3,13 @@
 import keras
 import pytest
 
+import os
 import sys
 
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-from benchmarks import foundation, precision, report, serving, steptime  # noqa: E402
+from benchmarks import folder, foundation, precision, report, serving, steptime  # noqa: E402
 
 
 def test_seconds_to_accuracy_counts_training_time_up_to_the_first_epoch_at_target():
@@ -32,6 +33,24 @@ def test_run_recipe_refuses_a_run_directory_that_would_resume(tmp_path):
   with pytest.raises(ValueError, match="already exists: benchmarks train from scratch"):
     foundation.run_recipe("mnist_mlp", str(tmp_path), data_dir=None, manual_dir=None,
                           target=0.99, train_epochs=1, mixed_precision="bfloat16")
+
+
+def test_shrunk_folder_keeps_the_layout_and_aspect_and_leaves_out_what_is_not_a_photo(
+    tmp_path):
+  from PIL import Image
+  source = tmp_path / "photos"
+  for split, name, size in [("train", "ant", (100, 60)), ("val", "bee", (40, 120))]:
+    (source / split / name).mkdir(parents=True)
+    Image.new("RGB", size, (200, 30, 30)).save(source / split / name / "a.jpg")
+  (source / "README.md").write_text("not a photo")
+  shrunk = folder.shrunk_folder(str(source), str(tmp_path / "work"), 20)
+  with Image.open(os.path.join(shrunk, "train", "ant", "a.png")) as image:
+    assert image.size == (33, 20)  # Shorter side 20, aspect 5:3 kept.
+  with Image.open(os.path.join(shrunk, "val", "bee", "a.png")) as image:
+    assert image.size == (20, 60)
+  assert sorted(os.listdir(shrunk)) == ["train", "val"]  # The README is not copied.
+  # A second call finds the copy and leaves it as it is.
+  assert folder.shrunk_folder(str(source), str(tmp_path / "work"), 20) == shrunk
 
 
 def test_precision_report_compares_each_policy_with_float32_and_says_there_is_no_gpu():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 import keras
+from PIL import Image
 
 from benchmarks import report
 from zoo import callbacks as zoo_callbacks
@@ -40,6 +41,30 @@ def run_folder_recipe(entry: str, folder: str, workdir: str, *, data_dir, overri
           "final_accuracy": metrics["accuracy"], "best_accuracy": accuracies[best],
           "best_epoch": best + 1, "train_seconds": sum(recorder.train_seconds),
           "per_epoch_accuracy": accuracies, "per_epoch_seconds": recorder.train_seconds}
+
+
+def shrunk_folder(folder: str, workdir: str, side: int) -> str:
+  """A copy of `folder` (in `workdir`) with every photo shrunk, aspect kept, to a shorter
+  side of `side` pixels (PNG, so nothing more is lost; a centre crop is then `side` x
+  `side`, as CIFAR's 32 px photos): photos far smaller than a backbone's input."""
+  target = os.path.join(workdir, f"shrunk{side}_" + os.path.basename(os.path.normpath(folder)))
+  for root, _, files in os.walk(folder, followlinks=True):
+    out_dir = os.path.join(target, os.path.relpath(root, folder))
+    os.makedirs(out_dir, exist_ok=True)
+    for name in sorted(files):
+      out = os.path.join(out_dir, os.path.splitext(name)[0] + ".png")
+      if os.path.exists(out):
+        continue
+      try:
+        with Image.open(os.path.join(root, name)) as image:
+          image = image.convert("RGB")
+          scale = side / min(image.size)
+          image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+                       Image.Resampling.LANCZOS).save(out + ".part", format="PNG")
+        os.replace(out + ".part", out)
+      except OSError:  # Not an image (a README): left out, as the folder reader would.
+        continue
+  return target
 
 
 def selection_folder(folder: str, workdir: str) -> str:
@@ -106,10 +131,16 @@ def main(flags, workdir: str, command: str) -> tuple[str, str]:
                    f"--manual_dir={flags.manual_dir} --output_dir={folder}` would write it "
                    "(photo-like MNIST digits, RGB JPEG, 64-192 px):")
   if flags.folder_holdout:
-    folder, folder_note = selection_folder(folder, workdir), (
-        f"the training photos of `{folder}` alone (its valid split unread), of which the "
+    folder_note = (
+        f"the training photos of `{flags.folder}` alone (its valid split unread), of which the "
         "zoo holds out a stratified 20 % (`folder_validation_fraction`, fixed seed) as "
         "`valid`: the split schedules are chosen on:")
+  if flags.folder_shrink:
+    folder_note = (f"{folder_note[:-1]}, every photo shrunk by this run (aspect kept, "
+                   f"Lanczos, `--folder_shrink`) to a shorter side of {flags.folder_shrink} px:")
+    folder = shrunk_folder(folder, workdir, flags.folder_shrink)
+  if flags.folder_holdout:
+    folder = selection_folder(folder, workdir)
   overrides: dict[str, list[str]] = {}
   for item in flags.folder_set:
     entry, _, override = item.partition(":")

@@ -19,10 +19,9 @@ from zoo.models import detector
 WARMUP_STEPS, TIMED_STEPS = 2, 5
 
 
-def _rows(model, config, task):
+def _rows(model, task):
   """`(label, layers frozen)` per row: the whole backbone, up to each lower level, none."""
-  levels = sorted(int(l.name[len("lateral"):]) for l in model.layers
-                  if l.name.startswith("lateral"))
+  levels = detector.backbone_levels(model)
   batch_norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
   rows = [("backbone frozen (freeze_epochs): heads and FPN train",
            task.backbone_layers_to_level(model, levels[-1]))]
@@ -44,7 +43,7 @@ def step_times(name: str, overrides=()) -> dict:
   targets[..., 4] = -1.0  # Background...
   targets[:, :: 500, 4] = 0.0  # ...and a few positive anchors an image.
   measured = []
-  for label, frozen in _rows(model, config, task):
+  for label, frozen in _rows(model, task):
     for layer in model.layers:
       layer.trainable = layer not in frozen
     task.compile(model, config, lambda: train.make_optimizer(config, 100), jit_compile=False)

@@ -283,6 +283,13 @@ def heads_model(model: keras.Model) -> keras.Model:
                      name=f"{model.name}_heads")
 
 
+def backbone_levels(model: keras.Model) -> list:
+  """The levels (log2 of the stride) at which a `retinanet` reads its backbone, ascending:
+  those of its FPN's `lateral<level>` layers."""
+  return sorted(int(layer.name[len("lateral"):]) for layer in model.layers
+                if layer.name.startswith("lateral"))
+
+
 def backbone_layers_to_level(model: keras.Model, level: int) -> list:
   """The layers of a `retinanet`'s backbone up to and including its stride-`2**level` map
   (the input of the FPN's `lateral<level>`): what `freeze_backbone_to_level` keeps frozen.
@@ -290,9 +297,8 @@ def backbone_layers_to_level(model: keras.Model, level: int) -> list:
   Raises:
     zoo.errors.InvalidValueError: the model has no such level (the levels it has named).
   """
-  names = {layer.name for layer in model.layers}
-  if f"lateral{level}" not in names:
-    levels = sorted(int(n[len("lateral"):]) for n in names if n.startswith("lateral"))
+  levels = backbone_levels(model)
+  if level not in levels:
     raise errors.InvalidValueError(
         f"Invalid value for `freeze_backbone_to_level`: model {model.name!r} reads its "
         f"backbone at levels {levels}. Received: freeze_backbone_to_level={level}")
