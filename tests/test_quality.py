@@ -45,3 +45,14 @@ def test_feature_model_without_features_signature_is_refused(tmp_path):
     quality.FeatureClassifier(str(tmp_path / "nope"))
   with pytest.raises(ValueError, match=r"has no `features` signature"):
     quality.FeatureClassifier(str(REPO / "saved_models" / "mnist_mlp" / "2"))
+
+
+@pytest.mark.parametrize("samples", [40, 200])  # Fewer, and more, samples than dimensions.
+def test_fid_of_few_samples_in_their_own_space_is_the_full_computation(samples):
+  rng = np.random.default_rng(0)
+  real = rng.normal(size=(500, 120)) @ rng.normal(size=(120, 120))
+  stats = quality.gaussian_statistics(real)
+  fake = rng.normal(size=(samples, 120)) * 3.0 + 0.5
+  full = quality.frechet_distance(quality.gaussian_statistics(fake), stats)
+  assert quality.frechet_distance_to(fake, stats) == pytest.approx(full, rel=1e-6)
+  assert quality.frechet_distance_to(real[:samples], stats) < full  # Real reads closer.

@@ -62,6 +62,30 @@ def frechet_distance(stats_a, stats_b) -> float:
   return float(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a) + np.trace(s_b) - 2 * trace_cross)
 
 
+def frechet_distance_to(features: np.ndarray, stats) -> float:
+  """FID between the Gaussian of `features` [N, D] and a (mean, covariance) pair: the same
+  number as `frechet_distance(gaussian_statistics(features), stats)`, found in N x N when
+  there are fewer samples than dimensions.
+
+  With A the centred features, S_a = A^T A / (N - 1) has rank below N, and the nonzero
+  eigenvalues of S_a S_b are those of A S_b A^T / (N - 1), an N x N symmetric PSD matrix:
+  2,000 samples of the MNIST classifier's 3,136 features cost one 2,000 x 2,000 `eigvalsh`
+  instead of two 3,136 x 3,136 eigendecompositions.
+  """
+  features = np.asarray(features, dtype=np.float64)
+  n, dims = features.shape if features.ndim == 2 else (0, 0)
+  if n < 2 or n > dims:
+    return frechet_distance(gaussian_statistics(features), stats)
+  mu_b, s_b = stats
+  mu_a = features.mean(axis=0)
+  centred = features - mu_a
+  inner = (centred @ s_b @ centred.T) / (n - 1)
+  cross = np.linalg.eigvalsh((inner + inner.T) / 2)
+  trace_cross = np.sum(np.sqrt(np.clip(cross, 0, None)))
+  trace_a = np.sum(centred ** 2) / (n - 1)
+  return float(np.sum((mu_a - mu_b) ** 2) + trace_a + np.trace(s_b) - 2 * trace_cross)
+
+
 def resolve_feature_model(path: str = DEFAULT_FEATURE_MODEL) -> str:
   """`path` as given if it exists, a preset by name (`mnist_cnn`, `mnist_cnn:4`), else
   relative to the zoo's checkout (a config naming `saved_models/mnist_cnn`)."""
@@ -131,7 +155,7 @@ def generator_quality(images: np.ndarray, classifier: FeatureClassifier, real_st
   coverage = np.bincount(predicted, minlength=num_classes) / len(predicted)
   result = {
       "num_samples": int(len(images)),
-      "fid": frechet_distance(gaussian_statistics(feats), real_stats),
+      "fid": frechet_distance_to(feats, real_stats),
       "class_coverage": [round(float(c), 4) for c in coverage],
       "coverage_min": float(coverage.min()), "coverage_max": float(coverage.max()),
       "mean_confidence": float(np.mean(np.max(probs, axis=-1))),
