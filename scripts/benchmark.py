@@ -68,6 +68,12 @@ as scripts/make_image_folder.py does). About 15 minutes.
 the photo classifier fine-tuned from ImageNet (its default start) beside the same recipe
 from scratch, on real photos, in one run. About 15 minutes.
 
+  python scripts/benchmark.py --family=../shared/data/hymenoptera
+
+trains `image_classifier` once per backbone of the family (`--set=backbone=NAME`; from
+scratch where it has no ImageNet weights), exports each (SavedModel, int8 TFLite, ONNX) and
+reports accuracy, training time, file sizes and one-photo latencies. About 40 minutes.
+
   python scripts/benchmark.py --seeds=0,1,2 --manual_dir=../shared/data/mnist
 
 trains `mnist_cnn` and `mnist_mlp` (--seed_recipes) once per seed, reports each recipe's test
@@ -90,8 +96,8 @@ import tempfile
 from absl import flags
 
 # One module per BENCHMARKS.md section, in scripts/benchmarks/ beside this script.
-from benchmarks import (detection, exported, folder, foundation, gan, precision, protocols,
-                        report, seeds, serving, shortrun, steptime)
+from benchmarks import (detection, exported, family, folder, foundation, gan, precision,
+                        protocols, report, seeds, serving, shortrun, steptime)
 from zoo import flags as zoo_flags
 
 zoo_flags.define_data_flags()
@@ -168,6 +174,14 @@ flags.DEFINE_bool("folder_holdout", False, "With --folder in the split layout: t
 flags.DEFINE_integer("folder_shrink", None, "With --folder: first shrink a copy of every "
                      "photo to this shorter side in pixels (in --workdir), to measure what "
                      "recipes do with photos far smaller than their input.")
+flags.DEFINE_string("family", None, "Instead of the foundation benchmark: train, export "
+                    "and time image_classifier on this folder once per backbone of the "
+                    "family (--family_backbones; --folder_holdout holds out part of train).")
+flags.DEFINE_list("family_backbones", None, "Backbones for --family (default: every one in "
+                  "zoo.models.backbones).")
+flags.DEFINE_multi_string("family_set", [], "field=value overrides of every --family run.")
+flags.DEFINE_string("family_section", "The backbone family: ants and bees", "BENCHMARKS.md "
+                    "section the --family table goes to.")
 flags.DEFINE_string("folder_section", "Your own images (folder)", "BENCHMARKS.md section "
                     "the --folder table goes to (e.g. 'Starting from trained weights: ants "
                     "and bees' for a fine-tuned recipe beside its --init_from=none twin).")
@@ -179,7 +193,7 @@ FLAGS = flags.FLAGS
 
 # The flag that asks for each section (in this order of precedence); none: foundation.
 SECTIONS = (("exported", exported), ("serving", serving), ("protocols", protocols),
-            ("folder", folder),
+            ("folder", folder), ("family", family),
             ("shortrun", shortrun), ("detection", detection), ("step_time", steptime),
             ("gan", gan), ("seeds", seeds), ("precision", precision))
 

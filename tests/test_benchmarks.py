@@ -9,7 +9,10 @@ import sys
 from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-from benchmarks import folder, foundation, precision, report, serving, steptime  # noqa: E402
+from benchmarks import family, folder, foundation, precision, report, serving, steptime  # noqa: E402,I001
+from tests.data import image_folders  # noqa: E402
+from tests.models.test_backbones import toy  # noqa: E402,F401  (the fixture)
+from zoo.models import backbones  # noqa: E402
 
 
 def test_seconds_to_accuracy_counts_training_time_up_to_the_first_epoch_at_target():
@@ -51,6 +54,31 @@ def test_shrunk_folder_keeps_the_layout_and_aspect_and_leaves_out_what_is_not_a_
   assert sorted(os.listdir(shrunk)) == ["train", "val"]  # The README is not copied.
   # A second call finds the copy and leaves it as it is.
   assert folder.shrunk_folder(str(source), str(tmp_path / "work"), 20) == shrunk
+
+
+def test_family_trains_exports_and_times_each_backbone_from_its_start(toy, tmp_path,
+                                                                      monkeypatch):
+  """The family table on a toy backbone with "ImageNet" weights and its twin without (from
+  scratch): each trained, exported (SavedModel, int8, ONNX) and timed file by file."""
+  import dataclasses
+  monkeypatch.setitem(backbones.REGISTRY, "toy_scratch",
+                      dataclasses.replace(backbones.REGISTRY["toy"], name="toy_scratch",
+                                          imagenet=None))
+  monkeypatch.setattr(report, "median_ms", lambda fn, runs: (fn(), 1.5)[1])  # One call.
+  root = image_folders.write_splits(tmp_path / "shapes", splits=(("train", 4), ("val", 2)))
+  overrides = ["folder_image_shape=32,32,3", "train_epochs=1", "min_train_steps=0",
+               "freeze_epochs=0", "batch_size=4", "eval_batch_size=4", "log_images=0"]
+  rows = [family.family_row(name, str(root), str(tmp_path / "work"),
+                            data_dir=str(tmp_path / "tfds"), overrides=overrides)
+          for name in ("toy", "toy_scratch")]
+  assert [r["init_from"] for r in rows] == ["imagenet", "none"]
+  for r in rows:
+    assert {"keras", "saved_model", "onnx"} <= set(r["files"]), r["files"]
+    assert all(f["bytes"] is None or f["bytes"] > 0 for f in r["files"].values())
+  text = family.family_report(rows, command="python scripts/benchmark.py --family=x",
+                              folder_note="the folder `x`:")
+  assert "| `toy` | imagenet | 32x32 |" in text and "| `toy_scratch` | none | 32x32 |" in text
+  assert "1.5 ms" in text and "SavedModel size" in text and "int8 TFLite latency" in text
 
 
 def test_precision_report_compares_each_policy_with_float32_and_says_there_is_no_gpu():

@@ -27,7 +27,8 @@ def export_rows(version_dir: str, *, data_dir, manual_dir=None, runs: int = 200)
   card = runtime.read_card(version_dir)
   task = tasks.for_card(card)
   config = TrainConfig.from_dict(card["training"]["config"])
-  builder = data.prepare_builder(config.dataset, data_dir=data_dir, manual_dir=manual_dir)
+  # A folder's dataset as the run prepared it (its image shape and resize), else by name.
+  builder = data.builder_for(config, data_dir=data_dir, manual_dir=manual_dir)
   example = task.example_input(config, builder)
   rows = []
   info = data.dataset_info(builder)

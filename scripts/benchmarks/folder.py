@@ -35,7 +35,8 @@ def run_folder_recipe(entry: str, folder: str, workdir: str, *, data_dir, overri
   best = max(range(len(accuracies)), key=accuracies.__getitem__)
   # The epochs trained: more than train_epochs where min_train_steps asked for more.
   epochs = rundir.read_json(run_dir, rundir.RUN_CARD).get("train_epochs", config.train_epochs)
-  return {"recipe": name, "entry": entry, "overrides": list(overrides), "epochs": epochs,
+  return {"recipe": name, "entry": entry, "run_dir": run_dir,
+          "overrides": list(overrides), "epochs": epochs,
           "init_from": config.init_from, "freeze_epochs": config.freeze_epochs,
           "image_shape": list(config.folder_image_shape), "resize": config.folder_resize,
           "final_accuracy": metrics["accuracy"], "best_accuracy": accuracies[best],
