@@ -11,7 +11,6 @@ from tests.conftest import REPO
 sys.path.insert(0, str(REPO / "scripts"))
 from benchmarks import family, folder, foundation, precision, report, serving, steptime  # noqa: E402,I001
 from tests.data import image_folders  # noqa: E402
-from tests.models.test_backbones import toy  # noqa: E402,F401  (the fixture)
 from zoo.models import backbones  # noqa: E402
 
 
@@ -38,18 +37,29 @@ def test_run_recipe_refuses_a_run_directory_that_would_resume(tmp_path):
                           target=0.99, train_epochs=1, mixed_precision="bfloat16")
 
 
-def test_shrunk_folder_keeps_the_layout_and_aspect_and_leaves_out_what_is_not_a_photo(
+def test_shrunk_folder_keeps_the_layout_aspect_and_orientation_and_leaves_out_what_is_not_a_photo(
     tmp_path):
   from PIL import Image
   source = tmp_path / "photos"
   for split, name, size in [("train", "ant", (100, 60)), ("val", "bee", (40, 120))]:
     (source / split / name).mkdir(parents=True)
     Image.new("RGB", size, (200, 30, 30)).save(source / split / name / "a.jpg")
+  # Same stem, other format: a second photo, not a copy over the first.
+  Image.new("RGB", (60, 60), (30, 30, 200)).save(source / "train" / "ant" / "a.png")
+  # Stored 100 x 60, shown upright (EXIF orientation 6: turn 90 degrees) as 60 x 100.
+  exif = Image.Exif()
+  exif[0x0112] = 6
+  Image.new("RGB", (100, 60)).save(source / "train" / "ant" / "turned.jpg", exif=exif)
   (source / "README.md").write_text("not a photo")
   shrunk = folder.shrunk_folder(str(source), str(tmp_path / "work"), 20)
-  with Image.open(os.path.join(shrunk, "train", "ant", "a.png")) as image:
+  with Image.open(os.path.join(shrunk, "train", "ant", "a.jpg.png")) as image:
     assert image.size == (33, 20)  # Shorter side 20, aspect 5:3 kept.
-  with Image.open(os.path.join(shrunk, "val", "bee", "a.png")) as image:
+    assert image.getpixel((10, 10))[0] > 150  # The red JPEG, not the blue PNG.
+  with Image.open(os.path.join(shrunk, "train", "ant", "a.png.png")) as image:
+    assert image.size == (20, 20) and image.getpixel((10, 10))[2] > 150
+  with Image.open(os.path.join(shrunk, "train", "ant", "turned.jpg.png")) as image:
+    assert image.size == (20, 33)  # Upright, as the folder reader would see it.
+  with Image.open(os.path.join(shrunk, "val", "bee", "a.jpg.png")) as image:
     assert image.size == (20, 60)
   assert sorted(os.listdir(shrunk)) == ["train", "val"]  # The README is not copied.
   # A second call finds the copy and leaves it as it is.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 import keras
-from PIL import Image
+from PIL import Image, ImageOps
 
 from benchmarks import report
 from zoo import callbacks as zoo_callbacks
@@ -53,12 +53,12 @@ def shrunk_folder(folder: str, workdir: str, side: int) -> str:
     out_dir = os.path.join(target, os.path.relpath(root, folder))
     os.makedirs(out_dir, exist_ok=True)
     for name in sorted(files):
-      out = os.path.join(out_dir, os.path.splitext(name)[0] + ".png")
+      out = os.path.join(out_dir, name + ".png")
       if os.path.exists(out):
         continue
       try:
         with Image.open(os.path.join(root, name)) as image:
-          image = image.convert("RGB")
+          image = ImageOps.exif_transpose(image).convert("RGB")
           scale = side / min(image.size)
           image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                        Image.Resampling.LANCZOS).save(out + ".part", format="PNG")
