@@ -180,8 +180,8 @@ flags.DEFINE_string("family", None, "Instead of the foundation benchmark: train,
 flags.DEFINE_list("family_backbones", None, "Backbones for --family (default: every one in "
                   "zoo.models.backbones).")
 flags.DEFINE_multi_string("family_set", [], "field=value overrides of every --family run.")
-flags.DEFINE_string("family_section", "The backbone family: ants and bees", "BENCHMARKS.md "
-                    "section the --family table goes to.")
+flags.DEFINE_string("family_section", None, "BENCHMARKS.md section the --family table goes "
+                    "to (default: \"The backbone family: <the folder's name>\").")
 flags.DEFINE_string("folder_section", "Your own images (folder)", "BENCHMARKS.md section "
                     "the --folder table goes to (e.g. 'Starting from trained weights: ants "
                     "and bees' for a fine-tuned recipe beside its --init_from=none twin).")

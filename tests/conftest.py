@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from tests.models.toy_backbone import toy  # noqa: F401  (a fixture: the family's toy backbone)
 from zoo.data import tfds_input
 
 # Two logical CPU devices stand in for two GPUs, so `--strategy=mirrored` runs with two

@@ -70,4 +70,6 @@ def main(flags, workdir: str, command: str) -> tuple[str, str]:
                      overrides=flags.family_set)
           for name in flags.family_backbones or backbones.names()]
   report.save_json(workdir, "family.json", rows)
-  return flags.family_section, family_report(rows, command=command, folder_note=folder_note)
+  section = (flags.family_section
+             or f"The backbone family: {os.path.basename(os.path.normpath(flags.family))}")
+  return section, family_report(rows, command=command, folder_note=folder_note)
