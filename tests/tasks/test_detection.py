@@ -79,6 +79,22 @@ def test_evaluate_run_matches_training_metrics(detector_run):
   assert os.path.exists(rundir.eval_path(detector_run["dir"], "test[:64]"))
 
 
+def test_evaluating_one_model_again_with_other_nms_knobs_uses_those_knobs(detector_run):
+  """The serving functions are cached per model: a second evaluation of the same Keras
+  model with another `max_detections` must not reuse the first one's NMS."""
+  config, task = detector_run["config"], detection.TASK
+  builder = data.prepare_builder(config.dataset, **detector_run["kwargs"])
+  model = keras.saving.load_model(os.path.join(detector_run["dir"], rundir.CHECKPOINT))
+  split = "test[:16]"
+  many = task.evaluate(model, config, builder, split)
+  one = task.evaluate(model, config.replace(task_kwargs={**config.task_kwargs,
+                                                         "max_detections": 1}),
+                      builder, split)
+  assert one["map_50"] < many["map_50"]  # One box an image cannot find ~2 digits a canvas.
+  assert task.evaluate(model, config, builder, split) == many  # And back.
+  assert task.inference_model(model, config, None).nms["max_detections"] == 100
+
+
 @pytest.fixture(scope="module")
 def exported(detector_run, tmp_path_factory):
   root = tmp_path_factory.mktemp("exports")

@@ -17,6 +17,7 @@ evaluator on each file" (`Evaluator.compare`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import weakref
@@ -238,14 +239,17 @@ class Task:
     return signatures
 
   def keras_front(self, model: keras.Model, config, info):
-    """The task's front over the Keras model's serving functions (traced once per model)."""
-    if model not in self._keras_fronts:
+    """The task's front over the Keras model's serving functions, traced once per model and
+    config (a model evaluated again with other knobs, say NMS thresholds, is traced anew)."""
+    cached = self._keras_fronts.get(model)
+    if cached is None or cached[0] != config:
       functions = {name: tf.function(s.fn, input_signature=s.input_signature)
                    for name, s in self.signatures(model, config, info).items()}
       card = {"task": self.name, "name": config.recipe or config.model,
               **self.card_fields(model, config, info)}
-      self._keras_fronts[model] = self.front(runtime.FunctionBackend(functions), card)
-    return self._keras_fronts[model]
+      cached = self._keras_fronts[model] = (
+          copy.deepcopy(config), self.front(runtime.FunctionBackend(functions), card))
+    return cached[1]
 
   def evaluate(self, model: keras.Model, config, builder, split: str) -> dict:
     """The task's metrics of a Keras model on `split`, through its serving functions."""

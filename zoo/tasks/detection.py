@@ -31,6 +31,7 @@ Front: `Detector` (`detect`, `detect_files`).
 
 from __future__ import annotations
 
+import copy
 import weakref
 from typing import Optional, Sequence
 
@@ -330,10 +331,13 @@ class Detection(base.Task):
     return detector.backbone_layers_to_level(model, level)
 
   def inference_model(self, model, config, info) -> InferenceModel:
-    """The one `InferenceModel` of a trained model (built on first use)."""
-    if model not in self._inference_models:
-      self._inference_models[model] = InferenceModel(model, config, info)
-    return self._inference_models[model]
+    """The one `InferenceModel` of a trained model and config (built on first use; built
+    anew when the config changes, e.g. its NMS knobs)."""
+    cached = self._inference_models.get(model)
+    if cached is None or cached[0] != config:
+      cached = self._inference_models[model] = (copy.deepcopy(config),
+                                                InferenceModel(model, config, info))
+    return cached[1]
 
   def card_fields(self, model, config, info):
     inference = self.inference_model(model, config, info)
