@@ -80,6 +80,7 @@ def test_the_wheel_holds_the_presets_and_stays_small(installed):
       for relative in listed["files"]:
         assert f"zoo/_shipped/{name}/{version}/{relative}" in names
   assert "zoo/presets.json" in names and "zoo/serving/static/index.html" in names
+  assert "zoo/imagenet_classes.json" in names  # zoo.imagenet's class names.
 
 
 def test_load_and_predict_by_name_from_another_folder(installed):
