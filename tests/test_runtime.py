@@ -86,3 +86,57 @@ def test_a_front_for_a_task_without_files_says_which_script_to_use():
   with pytest.raises(errors.InvalidValueError, match=r"is a generation model; it takes no "
                                                      r"image files"):
     runtime.Predictor(backend, card).run_files(["x.png"], {})
+
+
+def test_a_classifier_lists_its_top_k_likeliest_first_with_ties_in_class_order():
+  from zoo.tasks import classification
+  table = np.array([[0.1, 0.4, 0.1, 0.4], [0.7, 0.1, 0.15, 0.05]], np.float32)
+  backend = runtime.FunctionBackend({"serving_default": lambda images: {
+      "probabilities": table[:len(images)]}})
+  card = {"task": "classification", "image_shape": [2, 2, 1], "labels": ["a", "b", "c", "d"]}
+  model = classification.Classifier(backend, card)
+  images = np.zeros((2, 2, 2, 1), np.uint8)
+  out = model.predict(images, top_k=3)
+  np.testing.assert_array_equal(out["top_k_classes"], [[1, 3, 0], [0, 2, 1]])
+  np.testing.assert_allclose(out["top_k_probabilities"], [[0.4, 0.4, 0.1], [0.7, 0.15, 0.1]])
+  assert out["top_k_labels"] == [["b", "d", "a"], ["a", "c", "b"]]
+  assert list(out["classes"]) == [1, 0]  # The answer is the first of the top k.
+  assert "top_k_classes" not in model.predict(images)
+  assert model.default_top_k() == 4  # Five, or every class of a model with fewer.
+  for bad in (0, 5, 2.5, True, "3"):
+    with pytest.raises(errors.InvalidValueError,
+                       match=r"`top_k`: expected a whole number from 1 to 4 \(this model's "
+                             r"classes\)\. Received: "):
+      model.predict(images, top_k=bad)
+
+
+def test_zoo_predict_prints_the_top_5_and_refuses_a_top_k_out_of_range(tmp_path):
+  import json
+  import subprocess
+  import sys
+  from PIL import Image
+  digit = np.zeros((28, 28), np.uint8)
+  digit[6:22, 13:16] = 255  # A one.
+  Image.fromarray(digit).save(tmp_path / "one.png")
+
+  def predict(*flags):
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "predict.py"),
+                           f"--model={MNIST_CNN}", *flags, str(tmp_path / "one.png")],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+
+  proc = predict()
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  result, = json.loads(proc.stdout)["results"]
+  ranked = result["top_k"]
+  assert len(ranked) == 5 and ranked[0]["label"] == result["label"] == "1"
+  assert ranked[0]["probability"] == result["probability"]
+  assert [r["probability"] for r in ranked] == sorted((r["probability"] for r in ranked),
+                                                      reverse=True)
+  proc = predict("--top_k=11")  # 0, 2.5, ...: the unit test above.
+  assert proc.returncode == 2 and proc.stdout == ""
+  assert "error: Invalid value for --top_k: expected a whole number from 1 to 10" in proc.stderr
+  proc = subprocess.run([sys.executable, str(REPO / "scripts" / "predict.py"), "--top_k=3",
+                         f"--model={REPO / 'saved_models' / 'detector_mnist'}",
+                         str(tmp_path / "one.png")],
+                        capture_output=True, text=True, cwd=REPO, timeout=300)
+  assert proc.returncode == 2 and "--top_k is for classifiers" in proc.stderr

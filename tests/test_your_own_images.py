@@ -61,7 +61,8 @@ def test_load_predict_and_serve_answer_with_the_folders_class_names(folder_model
   # Turning digit centring off changes nothing for a folder's model (it never centres).
   alone = zoo.load(path).predict_files(files[:1], center_digits=False)[0]
   assert alone.pop("probability") == pytest.approx(loaded[0]["probability"], abs=1e-6)
-  assert alone == {k: v for k, v in loaded[0].items() if k != "probability"}
+  assert [r["label"] for r in alone.pop("top_k")] == [r["label"] for r in loaded[0]["top_k"]]
+  assert alone == {k: v for k, v in loaded[0].items() if k not in ("probability", "top_k")}
 
   proc = subprocess.run([sys.executable, str(REPO / "scripts" / "predict.py"),
                          f"--model={path}", *files],

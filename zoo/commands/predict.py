@@ -1,12 +1,17 @@
 r"""Classifies (or detects objects in) image files with an exported model; prints JSON.
 
   zoo-predict --model=saved_models/mnist_cnn digit.png other.jpg
+  zoo-predict --model=mnist_cnn --top_k=3 digit.png
   zoo-predict --model=saved_models/mnist_cnn/3/model_int8.tflite digit.png
   zoo-predict --model=saved_models/detector_mnist canvas.png \
       --output_dir=predictions
 
 Detectors: each file's boxes with labels and scores (>= --min_score) in the JSON, and
 drawn on the image: <output_dir>/<name>_detections.png beside <name>_detections.json.
+
+Classifiers: each file's answer (`class`, `label`, `probability`) and its `top_k` likeliest
+classes with their probabilities, likeliest first (--top_k; without it 5, or every class of
+a model with fewer).
 
 The JSON says which version and file were loaded. A dark digit on light paper is inverted
 to MNIST's light-on-dark first (each result says `inverted`; --noauto_invert turns it off),
@@ -37,6 +42,9 @@ flags.DEFINE_bool("center_digits", True, "Models whose card says photo_preproces
                   "--nocenter_digits resizes the whole file.")
 flags.DEFINE_string("output_dir", "predictions", "Detectors: where the drawn PNG and the "
                     "JSON of each file are written.")
+flags.DEFINE_integer("top_k", None, "Classifiers: how many of the likeliest classes each "
+                     "file lists, from 1 to the model's number of classes (default: 5, or "
+                     "every class if fewer).")
 flags.DEFINE_float("min_score", 0.3, "Detectors: the lowest score reported and drawn.")
 flags.mark_flag_as_required("model")
 FLAGS = flags.FLAGS
@@ -47,10 +55,19 @@ def main(argv):
   if not files:
     raise errors.UsageError("Expected one or more image files after the flags.")
   front = zoo.load(FLAGS.model)
+  if FLAGS.top_k is not None:  # A flag out of range is a usage error (exit 2), before work.
+    if front.card.get("task") != "classification":
+      raise errors.UsageError(f"--top_k is for classifiers; {FLAGS.model!r} is a "
+                              f"{front.card.get('task')} model.")
+    try:
+      front.check_top_k(FLAGS.top_k, what="--top_k")
+    except errors.InvalidValueError as e:
+      raise errors.UsageError(str(e)) from None
   # The task's front says what a file gets: a classification, or boxes drawn and saved.
   results = front.run_files(files, {"auto_invert": FLAGS.auto_invert,
                                     "center_digits": FLAGS.center_digits,
                                     "min_score": FLAGS.min_score,
+                                    "top_k": FLAGS.top_k,
                                     "output_dir": FLAGS.output_dir})
   print(json.dumps({"model": FLAGS.model, "loaded": front.source, "kind": front.kind,
                     "results": results}, indent=2))

@@ -76,14 +76,39 @@ class Classifier(runtime.Predictor):
           f"dataset). Received: dtype={np.asarray(images).dtype}")
     return runtime.check_array("images", images, np.uint8, self.image_shape)
 
-  def predict(self, images) -> dict:
+  def check_top_k(self, top_k, what: str = "`top_k`") -> int:
+    """`top_k` as an int from 1 to the number of classes, or one clear error naming `what`."""
+    count = len(self.class_names)
+    if (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer))
+        or not 1 <= top_k <= count):
+      raise errors.InvalidValueError(
+          f"Invalid value for {what}: expected a whole number from 1 to {count} (this "
+          f"model's classes). Received: {top_k!r}")
+    return int(top_k)
+
+  def default_top_k(self) -> int:
+    """What `zoo-predict` lists without `--top_k`: 5 classes, or every one if fewer."""
+    return min(5, len(self.class_names))
+
+  def predict(self, images, top_k: int | None = None) -> dict:
     """uint8 images [N, H, W, C] (pixels 0-255 as the dataset stores them) -> `probabilities`
-    float32 [N, K], `classes` int64 [N] (index into `class_names`), `labels` (N class names)."""
+    float32 [N, K], `classes` int64 [N] (index into `class_names`), `labels` (N class names)
+    and, with `top_k`, the `top_k` likeliest classes of each image, likeliest first (ties in
+    class order): `top_k_classes` int64 [N, top_k], `top_k_probabilities` float32
+    [N, top_k], `top_k_labels` (N lists of names)."""
+    if top_k is not None:
+      top_k = self.check_top_k(top_k)
     probabilities = self.backend.run(images=self._check(images))["probabilities"]
     probabilities = probabilities.astype(np.float32)
     classes = np.argmax(probabilities, axis=-1).astype(np.int64)
-    return {"probabilities": probabilities, "classes": classes,
-            "labels": [self.class_names[c] for c in classes]}
+    out = {"probabilities": probabilities, "classes": classes,
+           "labels": [self.class_names[c] for c in classes]}
+    if top_k is not None:
+      ranked = np.argsort(-probabilities, axis=-1, kind="stable")[:, :top_k].astype(np.int64)
+      out.update(top_k_classes=ranked,
+                 top_k_probabilities=np.take_along_axis(probabilities, ranked, axis=-1),
+                 top_k_labels=[[self.class_names[c] for c in row] for row in ranked])
+    return out
 
   @property
   def has_features(self) -> bool:
@@ -99,7 +124,7 @@ class Classifier(runtime.Predictor):
     return self.backend.run("features", images=self._check(images))
 
   def predict_files(self, paths: Sequence[str], auto_invert: bool = True,
-                    center_digits: bool = True) -> list[dict]:
+                    center_digits: bool = True, top_k: int = 1) -> list[dict]:
     """Classifies image files (PNG/JPEG/GIF/BMP, any size, gray or RGB), prepared as the
     SavedModel's `serve_image_bytes` prepares them (`zoo.data.images.prepare_image_bytes`
     with the card's `photo_preprocessing`).
@@ -111,12 +136,17 @@ class Classifier(runtime.Predictor):
       center_digits: for a model whose card says `photo_preprocessing: mnist_digit`, crop
         each file to its ink and centre it as MNIST's digits are
         (`zoo.data.images.center_digit`); False resizes the whole file instead.
+      top_k: how many of the likeliest classes each result lists (1 to the number of
+        classes).
 
     Returns one dict per path, in order: `{"file", "class", "label", "probability",
-    "low_confidence", "inverted", "centered", "preprocessing"}` (`low_confidence`: the
-    probability is below the card's `low_confidence_below`) or, for a missing, unreadable
-    or non-image file, `{"file", "error"}`; the other files are still classified.
+    "top_k", "low_confidence", "inverted", "centered", "preprocessing"}` (`top_k`: a list
+    of `{"class", "label", "probability"}`, likeliest first, the first being the answer;
+    `low_confidence`: the probability is below the card's `low_confidence_below`) or, for a
+    missing, unreadable or non-image file, `{"file", "error"}`; the other files are still
+    classified.
     """
+    top_k = self.check_top_k(top_k)
     preprocessing = self.photo_preprocessing
     if preprocessing == "mnist_digit" and not center_digits:
       preprocessing = "resize"
@@ -136,17 +166,23 @@ class Classifier(runtime.Predictor):
       results.append({"file": path, "inverted": decoded[1], "centered": decoded[2],
                       "preprocessing": preprocessing})
     if images:
-      out = self.predict(np.stack(images))
+      out = self.predict(np.stack(images), top_k=top_k)
       for i, row in enumerate(where):
         c = int(out["classes"][i])
         probability = float(out["probabilities"][i, c])
+        ranked = [{"class": int(k), "label": label, "probability": float(p)}
+                  for k, label, p in zip(out["top_k_classes"][i], out["top_k_labels"][i],
+                                         out["top_k_probabilities"][i])]
         results[row].update({"class": c, "label": out["labels"][i], "probability": probability,
+                             "top_k": ranked,
                              "low_confidence": probability < self.low_confidence_below})
     return results
 
   def run_files(self, paths, options):
+    top_k = options.get("top_k")
     return self.predict_files(paths, auto_invert=options.get("auto_invert", True),
-                              center_digits=options.get("center_digits", True))
+                              center_digits=options.get("center_digits", True),
+                              top_k=self.default_top_k() if top_k is None else top_k)
 
 
 def feature_model(model: keras.Model) -> keras.Model:
