@@ -56,3 +56,27 @@ def test_fid_of_few_samples_in_their_own_space_is_the_full_computation(samples):
   full = quality.frechet_distance(quality.gaussian_statistics(fake), stats)
   assert quality.frechet_distance_to(fake, stats) == pytest.approx(full, rel=1e-6)
   assert quality.frechet_distance_to(real[:samples], stats) < full  # Real reads closer.
+
+
+
+def test_the_reference_covariances_root_is_computed_once_and_gives_the_same_fid(monkeypatch):
+  rng = np.random.default_rng(1)
+  real = quality.gaussian_statistics(rng.normal(size=(400, 30)) @ rng.normal(size=(30, 30)))
+  fakes = [quality.gaussian_statistics(rng.normal(size=(300, 30)) * s) for s in (1.0, 2.0)]
+  sqrt_psd = quality._sqrt_psd
+
+  def textbook(a, b):  # Tr((S_a S_b)^(1/2)) through S_a's root, computed afresh.
+    root_a = sqrt_psd(a[1])
+    cross = np.sqrt(np.clip(np.linalg.eigvalsh(root_a @ b[1] @ root_a), 0, None)).sum()
+    return np.sum((a[0] - b[0]) ** 2) + np.trace(a[1]) + np.trace(b[1]) - 2 * cross
+
+  roots = []
+  monkeypatch.setattr(quality, "_sqrt_psd", lambda m: roots.append(m) or sqrt_psd(m))
+  for fake in fakes + fakes:
+    assert quality.frechet_distance(fake, real) == pytest.approx(textbook(fake, real),
+                                                                 rel=1e-9)
+  assert len(roots) == 1 and roots[0] is real[1]  # Four FIDs, one root: the reference's.
+  copy = (real[0], real[1].copy())  # Another array, equal values: a root of its own.
+  assert quality.frechet_distance(fakes[0], copy) == pytest.approx(
+      quality.frechet_distance(fakes[0], real), rel=1e-12)
+  assert len(roots) == 2

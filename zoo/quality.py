@@ -25,6 +25,7 @@ Method:
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Optional
 
 import numpy as np
@@ -49,15 +50,37 @@ def _sqrt_psd(matrix: np.ndarray) -> np.ndarray:
   return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
 
+# The square root of the last few reference covariances (the real images' statistics, the
+# same matrix for every FID of a run or a test): {id: (weak reference, root)}.
+_ROOTS: dict = {}
+_MAX_ROOTS = 4
+
+
+def _cached_sqrt_psd(matrix: np.ndarray) -> np.ndarray:
+  """`_sqrt_psd(matrix)`, kept while `matrix` (the same array object) lives: statistics
+  are never changed in place, so the object stands for its values."""
+  entry = _ROOTS.get(id(matrix))
+  if entry is not None and entry[0]() is matrix:
+    return entry[1]
+  if len(_ROOTS) >= _MAX_ROOTS:  # A dead entry first, else the oldest.
+    dead = [k for k, (ref, _) in _ROOTS.items() if ref() is None]
+    _ROOTS.pop(dead[0] if dead else next(iter(_ROOTS)))
+  root = _sqrt_psd(matrix)
+  _ROOTS[id(matrix)] = (weakref.ref(matrix), root)
+  return root
+
+
 def frechet_distance(stats_a, stats_b) -> float:
   """FID between two (mean, covariance) pairs.
 
-  Tr((S_a S_b)^(1/2)) = Tr((S_a^(1/2) S_b S_a^(1/2))^(1/2)), and the inner matrix is
-  symmetric positive semi-definite, so only `eigh` is needed (no complex sqrtm).
+  Tr((S_a S_b)^(1/2)) = Tr((S_b^(1/2) S_a S_b^(1/2))^(1/2)), and the inner matrix is
+  symmetric positive semi-definite, so only `eigh` is needed (no complex sqrtm). S_b is
+  the reference (the real images'), the same for every FID of a run: its root is computed
+  once and kept (`_cached_sqrt_psd`), so each further FID is one `eigvalsh`.
   """
   (mu_a, s_a), (mu_b, s_b) = stats_a, stats_b
-  root_a = _sqrt_psd(s_a)
-  cross = np.linalg.eigvalsh(root_a @ s_b @ root_a)
+  root_b = _cached_sqrt_psd(s_b)
+  cross = np.linalg.eigvalsh(root_b @ s_a @ root_b)
   trace_cross = np.sum(np.sqrt(np.clip(cross, 0, None)))
   return float(np.sum((mu_a - mu_b) ** 2) + np.trace(s_a) + np.trace(s_b) - 2 * trace_cross)
 
