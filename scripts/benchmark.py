@@ -74,6 +74,12 @@ trains `image_classifier` once per backbone of the family (`--set=backbone=NAME`
 scratch where it has no ImageNet weights), exports each (SavedModel, int8 TFLite, ONNX) and
 reports accuracy, training time, file sizes and one-photo latencies. About 40 minutes.
 
+  python scripts/benchmark.py --zeroshot=../shared/data/hymenoptera
+
+reads ants and bees with the family's ImageNet networks as they are (no training), each photo
+scored among ImageNet's 1,000 classes as "ant" or "bee": top-1 and top-5, the photo fitting
+chosen on train/ and val/ read once. About 5 minutes.
+
   python scripts/benchmark.py --seeds=0,1,2 --manual_dir=../shared/data/mnist
 
 trains `mnist_cnn` and `mnist_mlp` (--seed_recipes) once per seed, reports each recipe's test
@@ -97,7 +103,7 @@ from absl import flags
 
 # One module per BENCHMARKS.md section, in scripts/benchmarks/ beside this script.
 from benchmarks import (detection, exported, family, folder, foundation, gan, precision,
-                        protocols, report, seeds, serving, shortrun, steptime)
+                        protocols, report, seeds, serving, shortrun, steptime, zeroshot)
 from zoo import flags as zoo_flags
 
 zoo_flags.define_data_flags()
@@ -180,6 +186,15 @@ flags.DEFINE_string("family", None, "Instead of the foundation benchmark: train,
 flags.DEFINE_list("family_backbones", None, "Backbones for --family (default: every one in "
                   "zoo.models.backbones).")
 flags.DEFINE_multi_string("family_set", [], "field=value overrides of every --family run.")
+flags.DEFINE_string("zeroshot", None, "Instead of the foundation benchmark: the family's "
+                    "ImageNet networks, untrained, on FOLDER's train/ and val/ photos whose "
+                    "classes are ImageNet's (--zeroshot_classes): top-1, top-5.")
+flags.DEFINE_list("zeroshot_classes", ["ants:ant", "bees:bee"], "--zeroshot: folder class:"
+                  "ImageNet class name (zoo.imagenet) pairs.")
+flags.DEFINE_list("zeroshot_backbones", None, "--zeroshot: backbones (default: every one with "
+                  "ImageNet weights).")
+flags.DEFINE_string("zeroshot_section", "ImageNet classifiers zero-shot: ants and bees",
+                    "BENCHMARKS.md section the --zeroshot table goes to.")
 flags.DEFINE_string("family_section", None, "BENCHMARKS.md section the --family table goes "
                     "to (default: \"The backbone family: <the folder's name>\").")
 flags.DEFINE_string("folder_section", "Your own images (folder)", "BENCHMARKS.md section "
@@ -193,7 +208,7 @@ FLAGS = flags.FLAGS
 
 # The flag that asks for each section (in this order of precedence); none: foundation.
 SECTIONS = (("exported", exported), ("serving", serving), ("protocols", protocols),
-            ("folder", folder), ("family", family),
+            ("folder", folder), ("family", family), ("zeroshot", zeroshot),
             ("shortrun", shortrun), ("detection", detection), ("step_time", steptime),
             ("gan", gan), ("seeds", seeds), ("precision", precision))
 

@@ -1,6 +1,7 @@
 """The arithmetic and file handling behind BENCHMARKS.md."""
 
 import keras
+import numpy as np
 import pytest
 
 import os
@@ -148,3 +149,32 @@ def test_serving_benchmark_loads_the_server_with_wrk_and_reports_every_row():
              for r in row["runs"])
   report = serving.serving_report(row, command="python scripts/benchmark.py --serving=...")
   assert report.count("| on |") == 2 and "the requests/s of batching off" in report
+
+
+def test_zeroshot_scores_top1_top5_and_between_the_folders_classes():
+  from benchmarks import zeroshot
+  logits = np.full((3, 1000), -5.0, np.float32)
+  logits[0, 310] = 9  # An ant read as "ant".
+  logits[1, [1, 2, 3, 4, 309]] = [9, 8, 7, 6, 5]  # A bee fifth, and above "ant".
+  logits[2, [0, 310, 309]] = [9, 8, -6]  # A bee read as a tench, then "ant"; "bee" last.
+  items = [("a.jpg", 310), ("b.jpg", 309), ("c.jpg", 309)]
+  assert zeroshot.measure(logits, items, [310, 309]) == {
+      "photos": 3, "top1": 1 / 3, "top5": 2 / 3, "between": 2 / 3}
+
+
+def test_zeroshot_fits_a_photo_by_the_zoos_crop_and_the_references_padded_crop():
+  import tensorflow as tf
+  from benchmarks import zeroshot
+  image = np.zeros((100, 200, 3), np.uint8)
+  image[:, 50:150] = 255  # A white centre square the width of the shorter side.
+  image[40:60, 90:110] = 0  # And a black dot in its middle.
+  whole = zeroshot.fit(tf.constant(image), 32, "crop").numpy()
+  padded = zeroshot.fit(tf.constant(image), 32, "crop_padding").numpy()
+  assert whole.shape == padded.shape == (32, 32, 3) and whole.dtype == np.float32
+  assert 0 <= whole.min() and whole.max() <= 1 and padded.max() <= 1
+  # The padded crop keeps the centre 32/64 of the side: the dot is twice as wide.
+  dark = lambda x: int((x[16, :, 0] < 0.5).sum())
+  assert abs(dark(padded) - 2 * dark(whole)) <= 2, (dark(padded), dark(whole))
+  assert whole[16, 0, 0] > 0.9  # The crop at the aspect is the white square, edge to edge.
+  with pytest.raises(ValueError, match="expected one of"):
+    zeroshot.fit(tf.constant(image), 32, "stretch")
