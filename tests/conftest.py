@@ -1,6 +1,8 @@
 """Shared fixtures. Tests never touch the network: real data comes from ../shared/data/mnist,
 everything else from `tfds.testing.mock_data` or data the tests make."""
 
+import contextlib
+import fcntl
 import os
 import pathlib
 import tempfile
@@ -53,24 +55,41 @@ def mock_mnist():
     yield
 
 
+@contextlib.contextmanager
+def _one_worker_at_a_time(data_dir: str):
+  """Held while a TFDS folder is prepared: under pytest-xdist (`-n 2`) the workers share one
+  data_dir, the first prepares each dataset and the others then find it prepared (two
+  processes writing one TFDS folder at once would race)."""
+  os.makedirs(data_dir, exist_ok=True)
+  with open(os.path.join(data_dir, ".prepare.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    yield
+
+
 @pytest.fixture(scope="session")
 def real_mnist_data_dir(tmp_path_factory):
-  """A TFDS data_dir with the real MNIST, prepared once per session from ../shared/data/mnist
-  (about 25 s). Set ZOO_TEST_DATA_DIR to reuse a prepared one across sessions."""
+  """A TFDS data_dir with the real MNIST, prepared once per test session from
+  ../shared/data/mnist (about 25 s), shared by the xdist workers. Set ZOO_TEST_DATA_DIR to
+  reuse a prepared one across sessions."""
   if not (MNIST_DIR / "train-images-idx3-ubyte.gz").exists():
     pytest.fail(f"Real MNIST files not found in {MNIST_DIR}: the tests expect ../shared/data/mnist "
                 "beside the repo (or ZOO_MNIST_DIR).")
-  data_dir = os.environ.get("ZOO_TEST_DATA_DIR") or str(tmp_path_factory.mktemp("tfds"))
-  # Under pytest-xdist (`-n 2`) each worker prepares its own copy: two processes writing one
-  # TFDS folder at once would race.
-  data_dir = os.path.join(data_dir, os.environ.get("PYTEST_XDIST_WORKER", ""))
-  tfds_input.prepare_builder("mnist", data_dir=data_dir, manual_dir=str(MNIST_DIR))
+  data_dir = os.environ.get("ZOO_TEST_DATA_DIR")
+  if not data_dir:
+    # Under xdist each worker's base temp is <session>/popen-gwN: the session's folder is
+    # shared by its workers and by no other session.
+    base = tmp_path_factory.getbasetemp()
+    data_dir = str((base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
+                   / "real_mnist_tfds")
+  with _one_worker_at_a_time(data_dir):
+    tfds_input.prepare_builder("mnist", data_dir=data_dir, manual_dir=str(MNIST_DIR))
   return data_dir
 
 
 @pytest.fixture(scope="session")
 def real_mnist_detection_data_dir(real_mnist_data_dir):
   """The same data_dir with `mnist_detection` prepared from the real MNIST files (~20 s)."""
-  tfds_input.prepare_builder("mnist_detection", data_dir=real_mnist_data_dir,
-                             manual_dir=str(MNIST_DIR))
+  with _one_worker_at_a_time(real_mnist_data_dir):
+    tfds_input.prepare_builder("mnist_detection", data_dir=real_mnist_data_dir,
+                               manual_dir=str(MNIST_DIR))
   return real_mnist_data_dir
