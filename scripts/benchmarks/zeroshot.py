@@ -80,6 +80,7 @@ def measure(logits: np.ndarray, items, class_indexes: list[int]) -> dict:
 
 
 def main(flags, workdir: str, command: str) -> tuple[str, str]:
+  os.makedirs(workdir, exist_ok=True)
   classes = dict(pair.split(":", 1) for pair in flags.zeroshot_classes)
   index = {name: i for i, name in enumerate(imagenet.class_names())}
   class_indexes = [index[name] for name in classes.values()]
