@@ -181,7 +181,10 @@ def test_killed_worker_stops_its_peer_clearly_and_both_resume(
   start = lambda i: cluster.start(model_dir, data_dir=real_mnist_data_dir, ports=ports,
                                   index=i, name=f"worker{i}_{len(cluster.procs)}")
   chief, other = start(0), start(1)
-  _wait_for_backup_epoch(str(model_dir), 1, [chief, other])
+  # Both workers' backups of epoch 1 (each writes its own; on a loaded machine the second
+  # can land more than a second after the chief's).
+  for run_dir in _worker_dirs(model_dir):
+    _wait_for_backup_epoch(run_dir, 1, [chief, other])
   time.sleep(1.0)  # Into the next epoch (about 5 s each).
   cluster.kill(other)
   started = time.monotonic()
